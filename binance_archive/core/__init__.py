@@ -41,5 +41,6 @@ __all__ = [
     "plan",
     "utc_today",
     "validate_selection",
+    "url_for_key",
     "validate_symbol",
 ]

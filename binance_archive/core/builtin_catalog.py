@@ -9,7 +9,7 @@ import datetime as dt
 
 from binance_archive.core.catalog import Availability
 from binance_archive.core.datatypes import DataType as T
-from binance_archive.core.intervals import Interval as I  # noqa: E741
+from binance_archive.core.intervals import Interval as I
 from binance_archive.core.markets import Market as M
 from binance_archive.core.periods import Period as P
 
@@ -25,9 +25,7 @@ _KLINE_NOTE = "daily 3d, 1w and 1mo files exist for some symbols only"
 def _futures(market: M) -> list[Availability]:
     cm = market is M.FUTURES_CM
     kline_types = (T.KLINES, T.INDEX_PRICE_KLINES, T.MARK_PRICE_KLINES, T.PREMIUM_INDEX_KLINES)
-    entries = [
-        Availability(market, t, {P.DAILY: _FUTURES, P.MONTHLY: _FUTURES}, note=_KLINE_NOTE) for t in kline_types
-    ]
+    entries = [Availability(market, t, {P.DAILY: _FUTURES, P.MONTHLY: _FUTURES}, note=_KLINE_NOTE) for t in kline_types]
     entries += [
         Availability(market, T.TRADES, _BOTH),
         Availability(market, T.AGG_TRADES, _BOTH),

@@ -36,6 +36,12 @@ def _date_or_none(value: object) -> dt.date | None:
     raise ConfigurationError(f"invalid date {value!r} in the catalog; write YYYY-MM-DD")
 
 
+def _flag(value: object, what: str) -> bool:
+    if not isinstance(value, bool):  # bool("false") is True: refuse rather than guess
+        raise ConfigurationError(f"{what} must be true or false, not {value!r}")
+    return value
+
+
 @attrs.frozen
 class Availability:
     """What the archive holds for one market and data type.
@@ -111,16 +117,20 @@ class Availability:
             intervals={Period.parse(p): tuple(Interval.parse(i) for i in ivs) for p, ivs in periods.items()},
             first_date=_date_or_none(data.get("first_date")),
             last_date=_date_or_none(data.get("last_date")),
-            retired=bool(data.get("retired", False)),
+            retired=_flag(data.get("retired", False), f"{market.value} {data_type.value}: retired"),
             note=str(data.get("note", "")),
         )
+
+
+def _entries(value: Iterable[Availability]) -> tuple[Availability, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
 class Catalog:
     """The availability matrix: one :class:`Availability` per market and data type."""
 
-    entries: tuple[Availability, ...] = attrs.field(converter=tuple)
+    entries: tuple[Availability, ...] = attrs.field(converter=_entries)
     _index: dict[tuple[Market, DataType], Availability] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -185,6 +195,13 @@ class Catalog:
 
     @classmethod
     def from_dict(cls, data: object) -> Catalog:
+        catalog = cls._from_dict(data)
+        if not catalog.entries:
+            raise ConfigurationError("the catalog has no entries: it names no market and data type")
+        return catalog
+
+    @classmethod
+    def _from_dict(cls, data: object) -> Catalog:
         if isinstance(data, Mapping) and "entries" in data:
             fmt = data.get("format", CATALOG_FORMAT)
             if fmt != CATALOG_FORMAT:

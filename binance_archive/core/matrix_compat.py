@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from binance_archive.core.catalog import Availability, _date_or_none
+from binance_archive.core.catalog import Availability, _date_or_none, _flag
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
@@ -56,7 +56,7 @@ def _entry(market: Market, data_type: DataType, spec: Mapping[str, Any], where: 
         intervals,
         first_date=_date_or_none(spec.get("first_date", spec.get("start_date"))),
         last_date=_date_or_none(spec.get("last_date", spec.get("end_date"))),
-        retired=bool(spec.get("retired", False)),
+        retired=_flag(spec.get("retired", False), f"{where}: retired"),
         note=str(spec.get("note", spec.get("description", ""))),
     )
 
@@ -100,12 +100,12 @@ def _check_patterns(spec: Mapping[str, Any], market: Market, data_type: DataType
             continue
         if not isinstance(pattern, str) or "{symbol}" not in pattern.lower():
             raise ConfigurationError(f"{where}: {field} {pattern!r} must contain {{symbol}}")
-        if ("{interval}" in pattern) != data_type.has_interval:
+        if ("{interval}" in pattern.lower()) != data_type.has_interval:
             expected = "contains" if data_type.has_interval else "does not contain"
             raise ConfigurationError(
                 f"{where}: {field} {pattern!r} disagrees with the archive, whose {data_type.value} layout "
                 f"{expected} {{interval}}"
             )
     url_pattern = spec.get("url_pattern")
-    if isinstance(url_pattern, str) and market.value not in url_pattern and "{market}" not in url_pattern:
+    if isinstance(url_pattern, str) and market.value not in url_pattern and "{market}" not in url_pattern.lower():
         raise ConfigurationError(f"{where}: url_pattern {url_pattern!r} names neither {market.value!r} nor {{market}}")

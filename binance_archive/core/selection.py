@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal, TypeVar
 
 import attrs
@@ -49,25 +49,53 @@ def parse_date(value: object, *, what: str = "date", end_of_month: bool = False)
     raise ConfigurationError(f"invalid {what} {value!r}; write YYYY-MM-DD (or YYYY-MM for a whole month)")
 
 
-def _tuple_of(parse: object) -> object:
-    def convert(value: object) -> tuple[object, ...]:
-        if value is None:
-            return ()
-        items: Iterable[object] = [value] if isinstance(value, str | Market | DataType | Interval) else value  # type: ignore[assignment]
-        out: list[object] = []
-        for item in items:
-            parsed = parse(item)  # type: ignore[operator]
-            if parsed not in out:
-                out.append(parsed)
-        return tuple(out)
+def _items(value: object) -> list[object]:
+    if value is None:
+        return []
+    if isinstance(value, str | Market | DataType | Interval | Period):
+        return [value]
+    if isinstance(value, Iterable):
+        return list(value)
+    return [value]
 
-    return convert
+
+def _unique(parse: Callable[[object], _T], value: object) -> tuple[_T, ...]:
+    out: list[_T] = []
+    for item in _items(value):
+        parsed = parse(item)
+        if parsed not in out:
+            out.append(parsed)
+    return tuple(out)
+
+
+def _markets(value: object) -> tuple[Market, ...]:
+    return _unique(Market.parse, value)
+
+
+def _data_types(value: object) -> tuple[DataType, ...]:
+    return _unique(DataType.parse, value)
+
+
+def _symbols(value: object) -> tuple[str, ...]:
+    return _unique(normalize_symbol, value)  # type: ignore[arg-type]
+
+
+def _intervals(value: object) -> tuple[Interval, ...]:
+    return _unique(Interval.parse, value)
+
+
+def _start(value: object) -> dt.date | None:
+    return parse_date(value, what="start date")
+
+
+def _end(value: object) -> dt.date | None:
+    return parse_date(value, what="end date", end_of_month=True)
 
 
 def _periods(value: object) -> PeriodsSpec:
     if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
         return AUTO
-    periods = _tuple_of(Period.parse)(value)  # type: ignore[operator]
+    periods = _unique(Period.parse, value)
     if not periods:
         return AUTO
     return tuple(p for p in Period if p in periods)
@@ -89,14 +117,12 @@ class Selection:
         periods: ``"auto"`` (whole months as monthly files, the rest as daily files), or daily and/or monthly.
     """
 
-    markets: tuple[Market, ...] = attrs.field(converter=_tuple_of(Market.parse))  # type: ignore[misc]
-    data_types: tuple[DataType, ...] = attrs.field(converter=_tuple_of(DataType.parse))  # type: ignore[misc]
-    symbols: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of(normalize_symbol))  # type: ignore[misc]
-    intervals: tuple[Interval, ...] = attrs.field(default=(), converter=_tuple_of(Interval.parse))  # type: ignore[misc]
-    start: dt.date | None = attrs.field(default=None, converter=lambda v: parse_date(v, what="start date"))
-    end: dt.date | None = attrs.field(
-        default=None, converter=lambda v: parse_date(v, what="end date", end_of_month=True)
-    )
+    markets: tuple[Market, ...] = attrs.field(converter=_markets)
+    data_types: tuple[DataType, ...] = attrs.field(converter=_data_types)
+    symbols: tuple[str, ...] = attrs.field(default=(), converter=_symbols)
+    intervals: tuple[Interval, ...] = attrs.field(default=(), converter=_intervals)
+    start: dt.date | None = attrs.field(default=None, converter=_start)
+    end: dt.date | None = attrs.field(default=None, converter=_end)
     periods: PeriodsSpec = attrs.field(default=AUTO, converter=_periods)
 
     def __attrs_post_init__(self) -> None:

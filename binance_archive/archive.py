@@ -1,0 +1,508 @@
+"""The engine: plan -> skip what is stored -> fetch -> verify -> store -> report.
+
+An :class:`Archive` joins one transport and one storage. ``download`` consumes the plan as a stream with a
+fixed number of workers, so memory stays flat however many files a selection names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from binance_archive.backends import Body, Storage, Transport
+from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
+from binance_archive.core.checksum import MAX_SIDECAR_BYTES, parse_checksum
+from binance_archive.core.datatypes import DataType
+from binance_archive.core.files import ArchiveFile
+from binance_archive.core.listing import ListedObject
+from binance_archive.core.markets import Market
+from binance_archive.core.periods import Period
+from binance_archive.core.planning import Shard, files_of_month, parse_shard, plan, utc_today, validate_selection
+from binance_archive.core.selection import Selection
+from binance_archive.discovery import first_date, list_objects, list_symbols
+from binance_archive.errors import (
+    ConfigurationError,
+    FileMissingError,
+    RetryableError,
+    StorageError,
+    TransportError,
+    VerificationError,
+)
+from binance_archive.events import Event, EventKind, ProgressCallback
+from binance_archive.plugins import BackendRegistry, make_plugin_manager
+from binance_archive.report import FileOutcome, Outcome, Report
+from binance_archive.retry import RetryPolicy
+
+__all__ = ["Archive"]
+
+log = logging.getLogger(__name__)
+
+Detail = Literal["all", "problems"]
+_T = TypeVar("_T")
+
+
+class Archive:
+    """A mirror of the archive: one transport to fetch from, one storage to keep the files in.
+
+    Use it as an async context manager (or just ``await archive.download(...)``, which opens and closes
+    the backends around itself)::
+
+        async with Archive("./binance-data") as archive:
+            report = await archive.download(
+                Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1m",
+                          start="2024-01-01", end="2024-03-15")
+            )
+
+    Args:
+        storage: where the mirror goes: a folder, a URL (``s3://bucket/prefix``) or a Storage instance.
+        transport: how files are fetched: a name (``http``, or any installed plugin's) or an instance.
+        transport_options: keyword options for the transport's constructor.
+        storage_options: keyword options for the storage's constructor.
+        base_url: where the archive's files are (passed to the transport as ``base_url``).
+        listing_url: the S3 listing of the archive (passed to the transport as ``listing_url``).
+        concurrency: files in flight at once (default: the transport's preference, 64 for HTTP).
+        retry: the retry policy for transient failures.
+        catalog: the availability matrix to plan against.
+        progress: a callable receiving every progress :class:`~binance_archive.events.Event`.
+        plugins: extra plugin objects to register (third parties normally use entry points).
+        entry_points: load plugins from the ``binance_archive`` entry-point group.
+
+    Raises:
+        ConfigurationError: for an unknown backend or option, before any I/O.
+    """
+
+    def __init__(
+        self,
+        storage: str | os.PathLike[str] | Storage = "binance-data",
+        *,
+        transport: str | Transport = "http",
+        transport_options: Mapping[str, Any] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        base_url: str | None = None,
+        listing_url: str | None = None,
+        concurrency: int | None = None,
+        retry: RetryPolicy | None = None,
+        catalog: Catalog = DEFAULT_CATALOG,
+        progress: ProgressCallback | None = None,
+        plugins: Iterable[object] = (),
+        entry_points: bool = True,
+    ) -> None:
+        self.registry = BackendRegistry.from_plugin_manager(
+            make_plugin_manager(entry_points=entry_points, plugins=plugins)
+        )
+        options = dict(transport_options or {})
+        if base_url is not None:
+            options.setdefault("base_url", base_url)
+        if listing_url is not None:
+            options.setdefault("listing_url", listing_url)
+        self.transport = self.registry.transport(transport, options)
+        self.storage = self.registry.storage(storage, storage_options)
+        if concurrency is not None and concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency or self.transport.default_concurrency
+        size_for = getattr(self.transport, "size_for", None)
+        if callable(size_for):
+            size_for(self.concurrency)
+        self.retry = retry or RetryPolicy()
+        self.catalog = catalog
+        self.progress = progress
+        self._opened = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _open(self) -> None:
+        if self._opened == 0:
+            await self.transport.open()
+            try:
+                await self.storage.open()
+            except BaseException:
+                await self.transport.close()
+                raise
+        self._opened += 1
+
+    async def _close(self) -> None:
+        self._opened -= 1
+        if self._opened == 0:
+            try:
+                await self.storage.close()
+            finally:
+                await self.transport.close()
+
+    async def _session(self) -> _Opened:
+        await self._open()
+        return _Opened(self)
+
+    # -- discovery -----------------------------------------------------------------------------------------
+
+    async def symbols(
+        self, market: Market | str, data_type: DataType | str, period: Period | str | None = None
+    ) -> list[str]:
+        """The symbols that have files of ``data_type`` in ``market``, from the archive's listing.
+
+        Raises:
+            ConfigurationError: for an unknown market, data type or period, or a type the market lacks.
+            TransportError: when the listing cannot be read.
+        """
+        m, t = Market.parse(market), DataType.parse(data_type)
+        p = Period.parse(period) if period is not None else None
+        self.catalog.lookup(m, t)
+        async with await self._session():
+            return await list_symbols(self.transport, self.catalog, m, t, p)
+
+    async def list_files(self, prefix: str) -> AsyncIterator[ListedObject]:
+        """Every object under ``prefix`` in the archive's listing, with size, ETag and LastModified."""
+        async with await self._session():
+            async for obj in list_objects(self.transport, prefix):
+                yield obj
+
+    # -- download ------------------------------------------------------------------------------------------
+
+    async def download(
+        self,
+        selection: Selection,
+        *,
+        force: bool = False,
+        refresh: bool = False,
+        today: dt.date | None = None,
+        shard: Shard | str | None = None,
+        progress: ProgressCallback | None = None,
+        detail: Detail = "all",
+        fallback: bool = True,
+    ) -> Report:
+        """Mirror every file of ``selection``: skip what is stored, fetch, verify, store, and report.
+
+        Args:
+            selection: what to mirror. No symbols means every symbol the listing shows; no start date
+                means from each series' first file.
+            force: download again even what is already stored.
+            refresh: compare each stored file's sidecar with the archive's and download those that changed
+                (Binance re-uploads fixed files); the report keeps the replaced checksum.
+            today: the UTC date to plan for (default: today).
+            shard: ``(k, n)`` or ``"k/n"``: only shard k of n of the plan.
+            progress: a callable for progress events (in addition to the archive's own).
+            detail: ``"all"`` keeps an outcome for every file not skipped; ``"problems"`` only for missing
+                and failed files (for very large runs).
+            fallback: when a monthly file is missing, download the daily files of its month instead.
+
+        Raises:
+            ConfigurationError: for an invalid selection, before any I/O.
+        """
+        validate_selection(selection, self.catalog)
+        parsed_shard = parse_shard(shard)
+        today = today or utc_today()
+        run = _Run(self, force=force, refresh=refresh, today=today, progress=progress, detail=detail, fallback=fallback)
+        async with await self._session():
+            files = self._planned(selection, today, parsed_shard)
+            await run.execute(files)
+        return run.report
+
+    async def _planned(self, selection: Selection, today: dt.date, shard: Shard | None) -> AsyncIterator[ArchiveFile]:
+        """The plan, with symbols and start dates taken from the listing where the selection leaves them out."""
+        if selection.symbols and selection.start is not None:
+            for file in plan(selection, today=today, catalog=self.catalog, shard=shard):
+                yield file
+            return
+        for market in selection.markets:
+            for data_type in selection.data_types:
+                symbols = selection.symbols or tuple(
+                    await list_symbols(self.transport, self.catalog, market, data_type)
+                )
+                log.info("%s %s: %d symbols", market.value, data_type.value, len(symbols))
+                for symbol in symbols:
+                    for interval in selection.intervals_for(data_type):
+                        start = selection.start
+                        if start is None:
+                            start = await first_date(self.transport, self.catalog, market, data_type, symbol, interval)
+                            if start is None:
+                                log.info(
+                                    "no files for %s %s %s %s", market.value, data_type.value, symbol, interval or ""
+                                )
+                                continue
+                        if selection.end is not None and start > selection.end:
+                            continue
+                        one = selection.with_(
+                            markets=(market,),
+                            data_types=(data_type,),
+                            symbols=(symbol,),
+                            intervals=(interval,) if interval else (),
+                            start=start,
+                        )
+                        for file in plan(one, today=today, catalog=self.catalog, shard=shard):
+                            yield file
+
+
+class _Opened:
+    """``async with await archive._session()``: keeps the backends open for one call."""
+
+    def __init__(self, archive: Archive) -> None:
+        self._archive = archive
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._archive._close()
+
+
+class _Run:
+    """One download: the workers, the report, and the per-file pipeline."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        *,
+        force: bool,
+        refresh: bool,
+        today: dt.date,
+        progress: ProgressCallback | None,
+        detail: Detail,
+        fallback: bool,
+    ) -> None:
+        self.transport = archive.transport
+        self.storage = archive.storage
+        self.retry = archive.retry
+        self.concurrency = archive.concurrency
+        self.force = force
+        self.refresh = refresh
+        self.today = today
+        self.fallback = fallback
+        self.keep_successes = detail == "all"
+        self.callbacks = [cb for cb in (archive.progress, progress) if cb is not None]
+        self.report = Report()
+        # Daily files standing in for a missing monthly file: workers take these before the plan's next file.
+        self.extra: collections.deque[ArchiveFile] = collections.deque()
+
+    def emit(self, kind: EventKind, file: ArchiveFile, nbytes: int = 0, error: str | None = None) -> None:
+        if self.callbacks:
+            event = Event(kind, file, nbytes, error)
+            for callback in self.callbacks:
+                callback(event)
+
+    async def execute(self, files: AsyncIterator[ArchiveFile]) -> None:
+        started = time.perf_counter()
+        queue: asyncio.Queue[ArchiveFile | None] = asyncio.Queue(maxsize=2 * self.concurrency)
+
+        async def produce() -> None:
+            async for file in files:
+                await queue.put(file)
+            for _ in range(self.concurrency):
+                await queue.put(None)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                for _ in range(self.concurrency):
+                    group.create_task(self._worker(queue))
+        finally:
+            self.report.duration = time.perf_counter() - started
+            log.info("download finished: %s", self.report.summary())
+
+    async def _worker(self, queue: asyncio.Queue[ArchiveFile | None]) -> None:
+        while True:
+            if self.extra:
+                file: ArchiveFile | None = self.extra.popleft()
+            else:
+                file = await queue.get()
+                if file is None:
+                    while self.extra:  # fallbacks queued after the plan ran out
+                        await self._one(self.extra.popleft())
+                    return
+            assert file is not None
+            await self._one(file)
+
+    async def _one(self, file: ArchiveFile) -> None:
+        self.emit(EventKind.PLANNED, file)
+        previous: str | None = None
+        if self.refresh and not self.force:
+            previous = await self._stored_digest(file)
+            if previous is not None:
+                # Only the upstream sidecar is fetched to learn whether Binance replaced the file.
+                upstream = await self._with_retries(file, lambda attempt: self._upstream_digest(file))
+                if isinstance(upstream, FileOutcome):
+                    self._record(upstream, file)
+                    return
+                if upstream == previous:
+                    await self._skip(file)
+                    return
+                log.info("%s changed upstream: %s -> %s", file.key, previous, upstream)
+        elif not self.force and await self._is_stored(file):
+            await self._skip(file)
+            return
+        self.emit(EventKind.STARTED, file)
+        outcome = await self._with_retries(file, lambda attempt: self._fetch(file, previous, attempt))
+        assert isinstance(outcome, FileOutcome)
+        self._record(outcome, file)
+
+    async def _skip(self, file: ArchiveFile) -> None:
+        stat = await self.storage.stat(file.key)
+        self._record(FileOutcome(file.key, Outcome.SKIPPED, stat.size if stat else 0), file)
+
+    async def _upstream_digest(self, file: ArchiveFile) -> str:
+        content = await self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES)
+        return parse_checksum(content, filename=file.filename)
+
+    async def _is_stored(self, file: ArchiveFile) -> bool:
+        """A file is stored when its sidecar (written last, as the commit marker) and a non-empty zip are."""
+        if await self.storage.stat(file.checksum_key) is None:
+            return False
+        stat = await self.storage.stat(file.key)
+        return stat is not None and stat.size > 0
+
+    async def _stored_digest(self, file: ArchiveFile) -> str | None:
+        """The digest of the stored sidecar, or ``None`` when the file is not (completely) stored."""
+        if not await self._is_stored(file):
+            return None
+        try:
+            content = await self.storage.read_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES)
+            return parse_checksum(content)
+        except (StorageError, VerificationError):
+            return None
+
+    def _record(self, outcome: FileOutcome, file: ArchiveFile) -> None:
+        keep = self.keep_successes or outcome.outcome in (Outcome.MISSING, Outcome.FAILED)
+        if outcome.outcome is Outcome.SKIPPED:
+            keep = False
+        self.report.add(outcome, keep=keep)
+        kind = {
+            Outcome.DOWNLOADED: EventKind.DONE,
+            Outcome.SKIPPED: EventKind.SKIPPED,
+            Outcome.MISSING: EventKind.MISSING,
+            Outcome.FAILED: EventKind.FAILED,
+        }[outcome.outcome]
+        self.emit(kind, file, outcome.bytes, outcome.error)
+
+    async def _with_retries(self, file: ArchiveFile, attempt_once: Callable[[int], Awaitable[_T]]) -> _T | FileOutcome:
+        """Run ``attempt_once`` until it succeeds, or return the outcome that ends the file (missing, failed)."""
+        attempt = 0
+        verify_failures = 0
+        while True:
+            attempt += 1
+            try:
+                return await attempt_once(attempt)
+            except FileMissingError as exc:
+                return self._missing(file, attempt, exc)
+            except RetryableError as exc:
+                if attempt >= self.retry.attempts:
+                    return FileOutcome(
+                        file.key, Outcome.FAILED, error=f"gave up after {attempt} tries: {exc}", attempts=attempt
+                    )
+                delay = self.retry.delay(attempt, exc.retry_after)
+                log.debug("retrying %s in %.2fs: %s", file.key, delay, exc)
+                self.emit(EventKind.RETRY, file, error=str(exc))
+                await asyncio.sleep(delay)
+            except VerificationError as exc:
+                verify_failures += 1
+                if verify_failures >= self.retry.verify_attempts or attempt >= self.retry.attempts:
+                    return FileOutcome(file.key, Outcome.FAILED, error=f"verification failed: {exc}", attempts=attempt)
+                self.emit(EventKind.RETRY, file, error=str(exc))
+            except (TransportError, StorageError) as exc:
+                return FileOutcome(file.key, Outcome.FAILED, error=str(exc), attempts=attempt)
+
+    def _missing(self, file: ArchiveFile, attempt: int, exc: FileMissingError) -> FileOutcome:
+        if self.fallback and file.period is Period.MONTHLY and file.data_type is not DataType.FUNDING_RATE:
+            days = list(files_of_month(file, today=self.today))
+            if days:
+                self.extra.extend(days)
+                return FileOutcome(
+                    file.key,
+                    Outcome.MISSING,
+                    error=f"not in the archive; fetching its {len(days)} daily files instead",
+                    attempts=attempt,
+                )
+        return FileOutcome(file.key, Outcome.MISSING, error="not in the archive", attempts=attempt)
+
+    async def _fetch(self, file: ArchiveFile, previous: str | None, attempt: int) -> FileOutcome:
+        """One try: sidecar and zip fetched concurrently, the zip hashed as it streams into storage."""
+        sidecar = asyncio.ensure_future(self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES))
+        try:
+            async with self.transport.get(file.key) as body:
+                expected, size = await self._store_verified(file, body, sidecar, previous)
+            sidecar_bytes = sidecar.result()
+        except FileMissingError:
+            if sidecar.done() and sidecar.exception() is None:
+                # The sidecar exists but the zip does not: an archive inconsistency, not a missing date.
+                raise TransportError(f"{file.key} is missing but its .CHECKSUM exists") from None
+            raise
+        finally:
+            if not sidecar.done():
+                sidecar.cancel()
+            await asyncio.gather(sidecar, return_exceptions=True)  # never leave it unretrieved
+        # The sidecar goes last: its presence marks a complete, verified file.
+        await self.storage.put_bytes(file.checksum_key, sidecar_bytes)
+        return FileOutcome(
+            file.key,
+            Outcome.DOWNLOADED,
+            size,
+            sha256=expected,
+            attempts=attempt,
+            previous_sha256=previous if previous != expected else None,
+        )
+
+    async def _expected_digest(self, file: ArchiveFile, sidecar: asyncio.Future[bytes]) -> str:
+        try:
+            content = await sidecar
+        except FileMissingError:
+            raise TransportError(f"{file.checksum_key} is missing: the file cannot be verified") from None
+        return parse_checksum(content, filename=file.filename)
+
+    async def _store_verified(
+        self, file: ArchiveFile, body: Body, sidecar: asyncio.Future[bytes], previous: str | None
+    ) -> tuple[str, int]:
+        if previous is not None or self.force:
+            # Unmark the old copy first: a crash between zip and sidecar must not pair new bytes with an old
+            # sidecar (or old bytes with a new one).
+            await self.storage.delete(file.checksum_key)
+        if body.local_path is not None:
+            return await self._adopt_local(file, body, sidecar)
+        digest = hashlib.sha256()
+        size = 0
+        async with self.storage.writer(file.key) as writer:
+            async for chunk in body.chunks():
+                digest.update(chunk)
+                size += len(chunk)
+                await writer.write(chunk)
+                self.emit(EventKind.BYTES, file, len(chunk))
+            expected = await self._expected_digest(file, sidecar)
+            actual = digest.hexdigest()
+            if actual != expected:
+                raise VerificationError(f"{file.key}: SHA-256 {actual} does not match the sidecar's {expected}")
+            await writer.commit()
+        return expected, size
+
+    async def _adopt_local(self, file: ArchiveFile, body: Body, sidecar: asyncio.Future[bytes]) -> tuple[str, int]:
+        assert body.local_path is not None
+        path = body.local_path
+        size, actual = await asyncio.to_thread(_hash_file, path)
+        self.emit(EventKind.BYTES, file, size)
+        expected = await self._expected_digest(file, sidecar)
+        if actual != expected:
+            raise VerificationError(f"{file.key}: SHA-256 {actual} does not match the sidecar's {expected}")
+        await self.storage.put_file(file.key, path)
+        return expected, size
+
+
+def _hash_file(path: os.PathLike[str]) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()

@@ -1,0 +1,269 @@
+"""The contract every transport and storage implements: two small async base classes.
+
+A **transport** fetches objects of the archive (by key) and lists prefixes; a **storage** keeps the mirror.
+The engine (:class:`binance_archive.Archive`) sits between them: it asks the transport for a file's bytes,
+hashes them while they pass, and hands them to the storage, which publishes them under their final key only
+when the engine commits a verified file.
+
+Backends translate the errors of their own libraries into :mod:`binance_archive.errors` at their boundary:
+
+- a transport raises :class:`~binance_archive.errors.FileMissingError` for an object that does not exist,
+  :class:`~binance_archive.errors.RetryableError` for anything worth another try (5xx, 429, timeouts,
+  resets, truncated bodies) and :class:`~binance_archive.errors.TransportError` for the rest;
+- a storage raises :class:`~binance_archive.errors.StorageError`.
+
+Both are async context managers; the engine enters them once per :class:`~binance_archive.Archive`.
+Third parties subclass these, register the class through the ``register_transports`` or
+``register_storages`` hook, and ship it through the ``binance_archive`` entry-point group (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import os
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self
+
+import attrs
+
+from binance_archive.core.listing import ListingPage
+from binance_archive.errors import StorageError, TransportError, VerificationError
+
+__all__ = ["Body", "Storage", "StoredObject", "Transport", "Writer"]
+
+CHUNK_SIZE = 256 * 1024
+
+
+class Body(abc.ABC):
+    """The bytes of one fetched object: a stream of chunks, and perhaps a file already on local disk.
+
+    ``local_path`` lets a transport that stages files on disk (s5cmd, a local mirror) hand the file to a
+    storage that can adopt it without another copy (a hard link); the engine still hashes it.
+    """
+
+    size: int | None = None
+    """The object's size where the transport knows it (Content-Length), else ``None``."""
+
+    local_path: Path | None = None
+    """A local file holding exactly these bytes, if there is one."""
+
+    @abc.abstractmethod
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The object's bytes, in order. Raises RetryableError when the stream breaks off."""
+
+
+class FileBody(Body):
+    """A body read from a local file (used by transports that stage or mirror files on disk)."""
+
+    def __init__(self, path: Path, *, chunk_size: int = CHUNK_SIZE) -> None:
+        self.local_path = path
+        self.size = path.stat().st_size
+        self._chunk_size = chunk_size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        import aiofiles
+
+        assert self.local_path is not None
+        async with aiofiles.open(self.local_path, "rb") as handle:
+            while chunk := await handle.read(self._chunk_size):
+                yield chunk
+
+
+class Transport(abc.ABC):
+    """Fetches objects of the archive by key, and lists its prefixes.
+
+    Subclasses set :attr:`name`, take their options as keyword arguments of ``__init__`` (the CLI passes
+    ``--transport-option KEY=VALUE`` through), and implement :meth:`get` (and :meth:`list` where they can).
+    """
+
+    name: ClassVar[str]
+    """The name users choose the transport by (``--transport NAME``)."""
+
+    default_concurrency: ClassVar[int] = 64
+    """How many files the engine keeps in flight when the user does not say."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> AbstractAsyncContextManager[Body]:
+        """Open the object ``key`` (e.g. ``data/spot/daily/klines/...zip``) for reading.
+
+        The context manager yields a :class:`Body` and releases the connection or staged file on exit.
+
+        Raises:
+            FileMissingError: the archive has no such object.
+            RetryableError: a transient failure; the engine retries.
+            TransportError: any other failure.
+        """
+
+    async def get_bytes(self, key: str, *, max_size: int) -> bytes:
+        """The whole (small) object ``key``; used for ``.CHECKSUM`` sidecars.
+
+        Raises:
+            VerificationError: when the object is larger than ``max_size`` (it is not read further).
+        """
+        data = bytearray()
+        async with self.get(key) as body:
+            if body.size is not None and body.size > max_size:
+                raise VerificationError(f"{key} is {body.size} bytes; at most {max_size} expected")
+            async for chunk in body.chunks():
+                data += chunk
+                if len(data) > max_size:
+                    raise VerificationError(f"{key} is larger than the {max_size} bytes expected")
+        return bytes(data)
+
+    def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
+        """The pages of the listing of ``prefix`` (S3 semantics: with a delimiter, sub-folders come as prefixes).
+
+        Raises:
+            TransportError: this transport cannot list (the default).
+        """
+        raise TransportError(
+            f"the {self.name!r} transport cannot list the archive; name the symbols and a start date, "
+            "or use a transport that can list (http)"
+        )
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Acquire resources (sessions, processes). Called once, when the engine enters the transport."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Release everything :meth:`open` acquired."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+@attrs.frozen
+class StoredObject:
+    """What a storage knows of a stored object."""
+
+    key: str
+    size: int
+    modified: dt.datetime | None = None
+
+
+class Writer(abc.ABC):
+    """Receives one object's bytes; nothing is visible under the final key until :meth:`commit`."""
+
+    @abc.abstractmethod
+    async def write(self, chunk: bytes) -> None:
+        """Append ``chunk``."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Publish the bytes written so far under the final key, atomically."""
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Discard everything written; the final key is left as it was. Safe to call more than once."""
+
+
+class Storage(abc.ABC):
+    """Keeps the mirror: objects stored under the archive's own keys (``data/spot/daily/...``).
+
+    Writes are atomic: a reader never sees a partial object under its final key. The engine stores a
+    file's ``.CHECKSUM`` sidecar last, as the marker of a complete, verified file.
+    """
+
+    name: ClassVar[str]
+    """The name users choose the storage by."""
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """URL schemes that select this storage (``s3`` for ``s3://bucket/prefix``)."""
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> Storage:
+        """Build the storage for ``url`` (a path or a URL of one of :attr:`schemes`)."""
+        return cls(url, **options)  # type: ignore[call-arg]
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the mirror is, for messages (a path or a URL without credentials)."""
+
+    @abc.abstractmethod
+    async def stat(self, key: str) -> StoredObject | None:
+        """The stored object ``key``, or ``None`` when there is none."""
+
+    @abc.abstractmethod
+    def writer(self, key: str) -> AbstractAsyncContextManager[Writer]:
+        """A :class:`Writer` for ``key``; leaving the context without :meth:`Writer.commit` aborts it."""
+
+    @abc.abstractmethod
+    def read(self, key: str) -> AsyncIterator[bytes]:
+        """The stored bytes of ``key`` in chunks (for verification).
+
+        Raises:
+            StorageError: when there is no such object.
+        """
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "data/") -> AsyncIterator[StoredObject]:
+        """Every stored object under ``prefix`` (temporary files excluded)."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` if it exists."""
+
+    async def read_bytes(self, key: str, *, max_size: int) -> bytes:
+        """The whole (small) stored object ``key``."""
+        data = bytearray()
+        async for chunk in self.read(key):
+            data += chunk
+            if len(data) > max_size:
+                raise StorageError(f"{key} in {self.location} is larger than the {max_size} bytes expected")
+        return bytes(data)
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small object atomically."""
+        async with self.writer(key) as writer:
+            await writer.write(data)
+            await writer.commit()
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Store the local file ``path`` (already verified) under ``key``, atomically.
+
+        Storages override this to adopt the file cheaply (a hard link, a multipart upload); the default
+        copies it through :meth:`writer`.
+        """
+        async with self.writer(key) as writer:
+            async for chunk in FileBody(path).chunks():
+                await writer.write(chunk)
+            await writer.commit()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Acquire resources. Called once, when the engine enters the storage."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Release everything :meth:`open` acquired."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+@asynccontextmanager
+async def body_of_file(path: Path) -> AsyncIterator[Body]:
+    """A :class:`FileBody` as the context manager :meth:`Transport.get` returns."""
+    try:
+        body = FileBody(path)
+    except FileNotFoundError:
+        from binance_archive.errors import FileMissingError
+
+        raise FileMissingError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise TransportError(f"cannot read {path}: {os.strerror(exc.errno or 0)}") from exc
+    yield body

@@ -1,0 +1,272 @@
+"""The ``binance-archive`` command: plan, download, symbols (and more, see ``binance-archive --help``).
+
+Exit status: 0 success; 1 some files failed (missing files are not failures); 2 bad usage or configuration;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from binance_archive.core import AUTO, Selection, parse_date, parse_shard, plan
+from binance_archive.core.datatypes import DataType
+from binance_archive.core.intervals import Interval
+from binance_archive.core.markets import Market
+from binance_archive.errors import BinanceArchiveError, ConfigurationError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+_EPILOG_PLAN = """examples:
+  binance-archive plan --market spot --data-type klines --symbol BTCUSDT --interval 1m \\
+      --start 2024-01-01 --end 2024-03-15
+  binance-archive plan --market um --data-type fundingRate --symbol BTCUSDT --start 2023-01 --shard 0/4
+"""
+
+_EPILOG_DOWNLOAD = """examples:
+  binance-archive download --market spot --data-type klines --symbol BTCUSDT --interval 1h \\
+      --start 2024-01-01 --to ./binance-data
+  binance-archive download --market um --data-type metrics --start 2024-06-01 --to s3://bucket/prefix --json
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors with exit status 2 and a hint, never a traceback."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _split(values: Sequence[str] | None) -> list[str]:
+    """Repeatable options also take comma-separated lists: ``--symbol BTCUSDT,ETHUSDT``."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+
+
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection (options repeat, or take comma-separated lists)")
+    group.add_argument(
+        "--market", action="append", metavar="M", help=f"market: {', '.join(m.value for m in Market)} (or um, cm)"
+    )
+    group.add_argument("--data-type", action="append", metavar="T", help="data type, e.g. klines, aggTrades, metrics")
+    group.add_argument("--symbol", action="append", metavar="S", help="symbol, e.g. BTCUSDT (none: all, from the listing)")
+    group.add_argument(
+        "--interval", action="append", metavar="I", help=f"kline interval: {', '.join(i.value for i in Interval)}"
+    )
+    group.add_argument("--start", metavar="DATE", help="first day, YYYY-MM-DD or YYYY-MM (none: the first file)")
+    group.add_argument("--end", metavar="DATE", help="last day, inclusive (default: yesterday, UTC)")
+    group.add_argument(
+        "--period",
+        action="append",
+        metavar="P",
+        help="auto (default: whole months monthly, the rest daily), daily, or monthly",
+    )
+    group.add_argument("--today", metavar="DATE", help="plan as if today (UTC) were DATE")
+    group.add_argument("--shard", metavar="K/N", help="take shard K (0-based) of N, to split a plan across machines")
+
+
+def _selection(args: argparse.Namespace, *, need_symbols: bool) -> Selection:
+    markets, types = _split(args.market), _split(args.data_type)
+    if not markets:
+        raise ConfigurationError(f"--market is required; valid markets: {', '.join(m.value for m in Market)}")
+    if not types:
+        raise ConfigurationError(f"--data-type is required; valid data types: {', '.join(t.value for t in DataType)}")
+    symbols = _split(args.symbol)
+    if need_symbols and not symbols:
+        raise ConfigurationError("--symbol is required here (download discovers symbols from the listing)")
+    periods = _split(args.period) or [AUTO]
+    if AUTO in periods and len(periods) > 1:
+        raise ConfigurationError("--period auto cannot be combined with daily or monthly")
+    return Selection(
+        markets=markets,
+        data_types=types,
+        symbols=symbols,
+        intervals=_split(args.interval),
+        start=args.start,
+        end=args.end,
+        periods=AUTO if periods == [AUTO] else periods,
+    )
+
+
+def _today(args: argparse.Namespace) -> dt.date | None:
+    return parse_date(args.today, what="--today date")
+
+
+def _options(values: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values that read as JSON (numbers, true/false, lists) are decoded."""
+    options: dict[str, Any] = {}
+    for item in values or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(f"invalid {what} {item!r}; write KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+# -- commands -------------------------------------------------------------------------------------------------
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    selection = _selection(args, need_symbols=True)
+    if selection.start is None:
+        raise ConfigurationError("--start is required for plan (download finds it from the listing)")
+    files = plan(selection, today=_today(args), shard=parse_shard(args.shard))
+    write = out.write
+    for file in files:
+        write(file.key + "\n")
+    return EXIT_OK
+
+
+def _archive(args: argparse.Namespace, progress: Callable[..., None] | None = None) -> Any:
+    from binance_archive.archive import Archive
+
+    return Archive(
+        getattr(args, "to", None) or "binance-data",
+        transport=args.transport,
+        transport_options=_options(args.transport_option, "--transport-option"),
+        storage_options=_options(getattr(args, "storage_option", None), "--storage-option"),
+        base_url=args.base_url,
+        listing_url=args.listing_url,
+        concurrency=getattr(args, "concurrency", None),
+        progress=progress,
+    )
+
+
+def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.progress import TerminalProgress
+
+    selection = _selection(args, need_symbols=False)
+    shard = parse_shard(args.shard)
+    today = _today(args)
+    bar = TerminalProgress(sys.stderr) if not (args.quiet or args.json) and sys.stderr.isatty() else None
+    archive = _archive(args, bar)
+
+    async def run() -> Any:
+        return await archive.download(selection, force=args.force, refresh=args.refresh, today=today, shard=shard)
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        out.write(report.to_json() + "\n")
+    elif not args.quiet:
+        out.write(report.summary() + "\n")
+        for failure in report.failures[:20]:
+            out.write(f"  failed: {failure.key}: {failure.error}\n")
+        if report.failed > 20:
+            out.write(f"  ... and {report.failed - 20} more failures (--json lists them all)\n")
+        out.write(f"mirror: {archive.storage.location}\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
+    archive = _archive(args)
+    symbols = asyncio.run(archive.symbols(args.market, args.data_type, args.period))
+    for symbol in symbols:
+        out.write(symbol + "\n")
+    return EXIT_OK
+
+
+# -- parser ---------------------------------------------------------------------------------------------------
+
+
+def _add_transport(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("transport")
+    group.add_argument("--transport", default="http", metavar="NAME", help="how to fetch files (default: http)")
+    group.add_argument("--base-url", metavar="URL", help="where the archive's files are (default: data.binance.vision)")
+    group.add_argument("--listing-url", metavar="URL", help="the archive's S3 listing URL")
+    group.add_argument(
+        "--transport-option", action="append", metavar="KEY=VALUE", help="an option of the transport (repeatable)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from binance_archive import __version__
+
+    parser = _Parser(
+        prog="binance-archive",
+        description="Mirror Binance's public market-data archive (data.binance.vision), verified file by file.",
+        epilog="exit status: 0 ok, 1 some files failed (missing ones are not failures), 2 bad usage, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser(
+        "plan",
+        help="print the keys a selection covers, one a line",
+        epilog=_EPILOG_PLAN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_selection(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser(
+        "download",
+        help="download, verify and store a selection",
+        epilog=_EPILOG_DOWNLOAD,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_selection(p)
+    _add_transport(p)
+    p.add_argument("--to", metavar="PATH_OR_URL", default="binance-data", help="where the mirror goes")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
+    p.add_argument("--concurrency", type=int, metavar="N", help="files in flight at once (default: 64)")
+    p.add_argument("--force", action="store_true", help="download again what is already stored")
+    p.add_argument("--refresh", action="store_true", help="re-download files Binance has replaced since")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("symbols", help="list the symbols the archive has for a market and data type")
+    p.add_argument("--market", required=True, metavar="M")
+    p.add_argument("--data-type", required=True, metavar="T")
+    p.add_argument("--period", metavar="P", help="daily or monthly (default: both)")
+    _add_transport(p)
+    p.set_defaults(func=cmd_symbols)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        status: int = args.func(args, out or sys.stdout)
+        return status
+    except ConfigurationError as exc:
+        sys.stderr.write(f"binance-archive: error: {exc}\n")
+        return EXIT_USAGE
+    except BinanceArchiveError as exc:
+        sys.stderr.write(f"binance-archive: {exc}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        sys.stderr.write("binance-archive: interrupted; files in flight were discarded, a re-run resumes\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `binance-archive plan ... | head`: stop quietly, and keep Python from complaining
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""The plugin manager and the backend registry: from a name, URL or instance to a transport or storage.
+
+A manager is built per :class:`~binance_archive.Archive` (never at import time), so two archives in one
+process can see different plugins, and tests can build one with or without entry points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+import attrs
+import pluggy
+
+from binance_archive import hookspecs
+from binance_archive.backends import Storage, Transport
+from binance_archive.errors import ConfigurationError, PluginError
+
+__all__ = ["BLOCK_ENV", "BUILTIN_PLUGINS", "BackendRegistry", "make_plugin_manager"]
+
+log = logging.getLogger(__name__)
+
+BLOCK_ENV = "BINANCE_ARCHIVE_DISABLE_PLUGINS"
+"""Comma-separated names of external plugins (entry-point names) not to load."""
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "binance_archive.transports.http",
+    "binance_archive.storages.local",
+)
+"""Modules of the built-in backends, registered through the same hooks as third-party plugins."""
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def make_plugin_manager(
+    *, entry_points: bool = True, plugins: Iterable[object] = (), blocked: Iterable[str] | None = None
+) -> pluggy.PluginManager:
+    """Build a plugin manager with the built-ins, ``plugins`` and (unless disabled) the entry points.
+
+    Args:
+        entry_points: load third-party plugins from the ``binance_archive`` entry-point group.
+        plugins: extra plugin objects or modules to register (tests, embedding applications).
+        blocked: entry-point names not to load; default from the ``BINANCE_ARCHIVE_DISABLE_PLUGINS`` variable.
+
+    Raises:
+        PluginError: when a plugin fails to load or implements a hook that does not exist (a misspelling).
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    for plugin in plugins:
+        pm.register(plugin)
+    if blocked is None:
+        blocked = [b.strip() for b in os.environ.get(BLOCK_ENV, "").split(",") if b.strip()]
+    for name in blocked:
+        pm.set_blocked(name)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        except Exception as exc:  # a broken third-party plugin must say which one it is
+            raise PluginError(f"a binance_archive plugin failed to load: {exc!r}") from exc
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc} (valid hooks: register_transports, register_storages)") from exc
+    return pm
+
+
+@attrs.define
+class BackendRegistry:
+    """Transport and storage classes by name (and storages by URL scheme), collected from the hooks."""
+
+    transports: dict[str, type[Transport]] = attrs.Factory(dict)
+    storages: dict[str, type[Storage]] = attrs.Factory(dict)
+    schemes: dict[str, type[Storage]] = attrs.Factory(dict)
+
+    @classmethod
+    def from_plugin_manager(cls, pm: pluggy.PluginManager) -> BackendRegistry:
+        registry = cls()
+        for classes in pm.hook.register_transports():
+            for transport in classes:
+                registry.add_transport(transport)
+        for classes in pm.hook.register_storages():
+            for storage in classes:
+                registry.add_storage(storage)
+        return registry
+
+    def add_transport(self, transport: type[Transport]) -> None:
+        if not (isinstance(transport, type) and issubclass(transport, Transport)):
+            raise PluginError(f"{transport!r} is not a subclass of binance_archive.Transport")
+        self.transports.setdefault(transport.name, transport)
+
+    def add_storage(self, storage: type[Storage]) -> None:
+        if not (isinstance(storage, type) and issubclass(storage, Storage)):
+            raise PluginError(f"{storage!r} is not a subclass of binance_archive.Storage")
+        self.storages.setdefault(storage.name, storage)
+        for scheme in storage.schemes:
+            self.schemes.setdefault(scheme, storage)
+
+    def transport(self, spec: str | Transport, options: Mapping[str, Any] | None = None) -> Transport:
+        """A transport from an instance or a name (with its options).
+
+        Raises:
+            ConfigurationError: for an unknown name (listing the installed ones) or an unknown option.
+        """
+        if isinstance(spec, Transport):
+            if options:
+                raise ConfigurationError("transport options go to the transport's constructor, not with an instance")
+            return spec
+        cls = self.transports.get(spec)
+        if cls is None:
+            raise ConfigurationError(
+                f"unknown transport {spec!r}; installed transports: {', '.join(sorted(self.transports))}"
+            )
+        transport: Transport = _construct(cls, "transport", {}, options or {})
+        return transport
+
+    def storage(self, spec: str | os.PathLike[str] | Storage, options: Mapping[str, Any] | None = None) -> Storage:
+        """A storage from an instance, a URL (``s3://bucket/prefix``), a path, or ``name:location``.
+
+        Raises:
+            ConfigurationError: for an unknown scheme or name (listing the installed ones), or a bad option.
+        """
+        if isinstance(spec, Storage):
+            if options:
+                raise ConfigurationError("storage options go to the storage's constructor, not with an instance")
+            return spec
+        text = os.fspath(spec) if isinstance(spec, PurePath | os.PathLike) else str(spec)
+        match = _SCHEME.match(text)
+        if match:
+            scheme = match.group(1).lower()
+            cls = self.schemes.get(scheme)
+            if cls is None:
+                raise ConfigurationError(
+                    f"no storage handles {scheme}:// URLs; installed schemes: {', '.join(sorted(self.schemes))}"
+                )
+        else:
+            cls = self.storages["local"]
+        storage: Storage = _construct(cls, "storage", {"url": text}, options or {})
+        return storage
+
+
+def _construct(cls: type[Any], kind: str, positional: dict[str, Any], options: Mapping[str, Any]) -> Any:
+    """Instantiate a backend, turning a bad option into an error that lists the valid ones."""
+    # Options are the constructor's keyword-only parameters, whichever way the backend is built.
+    params = inspect.signature(cls).parameters
+    accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    valid = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = [k for k in options if k not in valid]
+    if unknown and not accepts_any:
+        raise ConfigurationError(
+            f"unknown {kind} option(s) {', '.join(unknown)} for {cls.name!r}; "
+            f"valid options: {', '.join(valid) or 'none'}"
+        )
+    try:
+        if "url" in positional:
+            return cls.from_url(positional["url"], **options)
+        return cls(**options)
+    except TypeError as exc:
+        raise ConfigurationError(f"invalid {kind} options for {cls.name!r}: {exc}") from None

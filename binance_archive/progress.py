@@ -1,0 +1,76 @@
+"""Progress display for terminals: one status line, redrawn at most ten times a second."""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from binance_archive.events import Event, EventKind
+
+__all__ = ["Counter", "TerminalProgress"]
+
+
+class Counter:
+    """Counts a run's events; the base of every progress display."""
+
+    def __init__(self, total: int | None = None) -> None:
+        self.total = total
+        self.done = self.skipped = self.missing = self.failed = self.retries = 0
+        self.bytes = 0
+        self.started = time.monotonic()
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.missing + self.failed
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind is EventKind.BYTES:
+            self.bytes += event.bytes
+        elif kind is EventKind.DONE:
+            self.done += 1
+        elif kind is EventKind.SKIPPED:
+            self.skipped += 1
+        elif kind is EventKind.MISSING:
+            self.missing += 1
+        elif kind is EventKind.FAILED:
+            self.failed += 1
+        elif kind is EventKind.RETRY:
+            self.retries += 1
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = (self.done + self.skipped) / elapsed
+        count = f"{self.finished}/{self.total}" if self.total else f"{self.finished}"
+        bar = ""
+        if self.total:
+            width = 24
+            filled = min(width, int(width * self.finished / self.total))
+            bar = "[" + "#" * filled + "." * (width - filled) + "] "
+        return (
+            f"{bar}{count} files  {self.bytes / 1e6:.1f} MB  {rate:.0f} files/s  "
+            f"{self.done} new {self.skipped} skipped {self.missing} missing {self.failed} failed"
+        )
+
+
+class TerminalProgress(Counter):
+    """A status line on a terminal (the CLI shows it on stderr when stderr is a terminal)."""
+
+    def __init__(self, stream: TextIO, total: int | None = None, *, interval: float = 0.1) -> None:
+        super().__init__(total)
+        self._stream = stream
+        self._interval = interval
+        self._last = 0.0
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self._stream.write("\r\x1b[2K" + self.line())
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Draw the final line and end it."""
+        self._stream.write("\r\x1b[2K" + self.line() + "\n")
+        self._stream.flush()

@@ -1,0 +1,116 @@
+"""The report of a run: counts, bytes, duration and per-file outcomes, JSON-serialisable through cattrs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from typing import Any
+
+import attrs
+import cattrs
+
+__all__ = ["FileOutcome", "Outcome", "Report"]
+
+
+class Outcome(enum.Enum):
+    """What became of one planned file."""
+
+    DOWNLOADED = "downloaded"
+    SKIPPED = "skipped"
+    MISSING = "missing"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class FileOutcome:
+    """One file's outcome.
+
+    Attributes:
+        key: the file's key.
+        outcome: downloaded, skipped, missing or failed.
+        bytes: the zip's size where known.
+        sha256: the verified digest (downloaded files).
+        error: why it failed (failed files), or what is missing.
+        attempts: how many times it was fetched.
+        previous_sha256: the digest stored before a refresh replaced it.
+    """
+
+    key: str
+    outcome: Outcome
+    bytes: int = 0
+    sha256: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    previous_sha256: str | None = None
+
+
+@attrs.define
+class Report:
+    """What a download did. ``ok`` is true when nothing failed (missing files are not failures)."""
+
+    downloaded: int = 0
+    skipped: int = 0
+    missing: int = 0
+    failed: int = 0
+    bytes: int = 0
+    """Bytes of zips downloaded in this run."""
+    started_at: dt.datetime = attrs.Factory(lambda: dt.datetime.now(dt.UTC))
+    duration: float = 0.0
+    """Seconds from start to end."""
+    outcomes: list[FileOutcome] = attrs.Factory(list)
+    """Per-file outcomes: every file but the skipped ones (kept only as a count), or only the problems."""
+
+    @property
+    def total(self) -> int:
+        return self.downloaded + self.skipped + self.missing + self.failed
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    @property
+    def failures(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.outcome is Outcome.FAILED]
+
+    def add(self, outcome: FileOutcome, *, keep: bool = True) -> None:
+        """Count ``outcome`` (and keep it in :attr:`outcomes` when ``keep``)."""
+        match outcome.outcome:
+            case Outcome.DOWNLOADED:
+                self.downloaded += 1
+                self.bytes += outcome.bytes
+            case Outcome.SKIPPED:
+                self.skipped += 1
+            case Outcome.MISSING:
+                self.missing += 1
+            case Outcome.FAILED:
+                self.failed += 1
+        if keep:
+            self.outcomes.append(outcome)
+
+    def summary(self) -> str:
+        """One line for people."""
+        rate = self.downloaded / self.duration if self.duration > 0 else 0.0
+        return (
+            f"{self.downloaded} downloaded, {self.skipped} skipped, {self.missing} missing, {self.failed} failed; "
+            f"{self.bytes / 1e6:.1f} MB in {self.duration:.1f} s ({rate:.0f} files/s)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = _converter.unstructure(self)
+        data["ok"] = self.ok
+        data["total"] = self.total
+        return data
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        fields = {f.name for f in attrs.fields(cls)}
+        return _converter.structure({k: v for k, v in data.items() if k in fields}, cls)
+
+
+_converter = cattrs.Converter()
+_converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
+_converter.register_structure_hook(dt.datetime, lambda v, _: dt.datetime.fromisoformat(v))
