@@ -330,23 +330,29 @@ class _Run:
     async def _one(self, file: ArchiveFile) -> None:
         self.emit(EventKind.PLANNED, file)
         previous: str | None = None
+        sidecar: bytes | None = None
         if self.refresh and not self.force:
             previous = await self._stored_digest(file)
             if previous is not None:
                 # Only the upstream sidecar is fetched to learn whether Binance replaced the file.
-                upstream = await self._with_retries(file, lambda attempt: self._upstream_digest(file))
+                upstream = await self._with_retries(file, lambda attempt: self._upstream_sidecar(file))
                 if isinstance(upstream, FileOutcome):
                     self._record(upstream, file)
                     return
-                if upstream == previous:
+                sidecar, digest = upstream
+                if digest == previous:
                     await self._skip(file)
                     return
-                log.info("%s changed upstream: %s -> %s", file.key, previous, upstream)
+                log.info("%s changed upstream: %s -> %s", file.key, previous, digest)
         elif not self.force and await self._is_stored(file):
             await self._skip(file)
             return
         self.emit(EventKind.STARTED, file)
-        outcome = await self._with_retries(file, lambda attempt: self._fetch(file, previous, attempt))
+        outcome = await self._with_retries(
+            # The first try reuses the sidecar a refresh just fetched; a retry fetches it afresh.
+            file,
+            lambda attempt: self._fetch(file, previous, attempt, sidecar if attempt == 1 else None),
+        )
         assert isinstance(outcome, FileOutcome)
         self._record(outcome, file)
 
@@ -354,9 +360,9 @@ class _Run:
         stat = await self.storage.stat(file.key)
         self._record(FileOutcome(file.key, Outcome.SKIPPED, stat.size if stat else 0), file)
 
-    async def _upstream_digest(self, file: ArchiveFile) -> str:
+    async def _upstream_sidecar(self, file: ArchiveFile) -> tuple[bytes, str]:
         content = await self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES)
-        return parse_checksum(content, filename=file.filename)
+        return content, parse_checksum(content, filename=file.filename)
 
     async def _is_stored(self, file: ArchiveFile) -> bool:
         """A file is stored when its sidecar (written last, as the commit marker) and a non-empty zip are."""
@@ -428,9 +434,16 @@ class _Run:
                 )
         return FileOutcome(file.key, Outcome.MISSING, error="not in the archive", attempts=attempt)
 
-    async def _fetch(self, file: ArchiveFile, previous: str | None, attempt: int) -> FileOutcome:
+    async def _fetch(
+        self, file: ArchiveFile, previous: str | None, attempt: int, known_sidecar: bytes | None = None
+    ) -> FileOutcome:
         """One try: sidecar and zip fetched concurrently, the zip hashed as it streams into storage."""
-        sidecar = asyncio.ensure_future(self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES))
+        sidecar: asyncio.Future[bytes]
+        if known_sidecar is not None:
+            sidecar = asyncio.get_running_loop().create_future()
+            sidecar.set_result(known_sidecar)
+        else:
+            sidecar = asyncio.ensure_future(self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES))
         try:
             async with self.transport.get(file.key) as body:
                 expected, size = await self._store_verified(file, body, sidecar, previous)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from binance_archive.core import AUTO, Selection, parse_date, parse_shard, plan
+from binance_archive.core import AUTO, DEFAULT_CATALOG, Catalog, Selection, parse_date, parse_shard, plan
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
@@ -71,6 +71,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         help="auto (default: whole months monthly, the rest daily), daily, or monthly",
     )
     group.add_argument("--today", metavar="DATE", help="plan as if today (UTC) were DATE")
+    group.add_argument("--catalog", metavar="FILE", help="plan against this catalog JSON (see 'catalog --format json')")
     group.add_argument("--shard", metavar="K/N", help="take shard K (0-based) of N, to split a plan across machines")
 
 
@@ -95,6 +96,11 @@ def _selection(args: argparse.Namespace, *, need_symbols: bool) -> Selection:
         end=args.end,
         periods=AUTO if periods == [AUTO] else periods,
     )
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    path = getattr(args, "catalog", None)
+    return Catalog.load(path) if path else DEFAULT_CATALOG
 
 
 def _today(args: argparse.Namespace) -> dt.date | None:
@@ -123,7 +129,7 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     selection = _selection(args, need_symbols=True)
     if selection.start is None:
         raise ConfigurationError("--start is required for plan (download finds it from the listing)")
-    files = plan(selection, today=_today(args), shard=parse_shard(args.shard))
+    files = plan(selection, today=_today(args), shard=parse_shard(args.shard), catalog=_catalog(args))
     write = out.write
     for file in files:
         write(file.key + "\n")
@@ -142,6 +148,7 @@ def _archive(args: argparse.Namespace, progress: Callable[..., None] | None = No
         listing_url=args.listing_url,
         concurrency=getattr(args, "concurrency", None),
         progress=progress,
+        catalog=_catalog(args),
     )
 
 
@@ -179,6 +186,12 @@ def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
     symbols = asyncio.run(archive.symbols(args.market, args.data_type, args.period))
     for symbol in symbols:
         out.write(symbol + "\n")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = _catalog(args)
+    out.write(catalog.to_json() + "\n" if args.format == "json" else catalog.to_markdown())
     return EXIT_OK
 
 
@@ -239,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", metavar="P", help="daily or monthly (default: both)")
     _add_transport(p)
     p.set_defaults(func=cmd_symbols)
+
+    p = sub.add_parser(
+        "catalog",
+        help="print the availability matrix (edit the JSON and pass it back with --catalog)",
+    )
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.add_argument("--catalog", metavar="FILE", help="show this catalog instead of the built-in one")
+    p.set_defaults(func=cmd_catalog)
     return parser
 
 

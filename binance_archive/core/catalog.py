@@ -213,6 +213,40 @@ class Catalog:
             return cls(entries_from_availability_matrix(data))
         raise ConfigurationError("a catalog is a JSON object with 'entries' (or an 'availability_matrix')")
 
+    def to_markdown(self) -> str:
+        """The catalog as a Markdown table (docs/catalog.md is generated from this)."""
+        rows = [
+            "| market | data type | daily | monthly | first date | last date | notes |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in self.entries:
+
+            def cell(period: Period, entry: Availability = e) -> str:
+                if period not in entry.intervals:
+                    return "-"
+                return " ".join(i.value for i in entry.intervals[period]) or "yes"
+
+            notes = ("**retired** " if e.retired else "") + e.note
+            rows.append(
+                f"| {e.market.value} | {e.data_type.value} | {cell(Period.DAILY)} | {cell(Period.MONTHLY)} | "
+                f"{e.first_date or ''} | {e.last_date or ''} | {notes.strip()} |"
+            )
+        return "\n".join(rows) + "\n"
+
+    @classmethod
+    def load(cls, path: str) -> Catalog:
+        """Load a catalog from a JSON file.
+
+        Raises:
+            ConfigurationError: when the file cannot be read or is not a catalog.
+        """
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the catalog {path!r}: {exc.strerror}") from None
+        return cls.from_json(text)
+
     def replace(self, entries: Iterable[Availability]) -> Catalog:
         """A catalog with ``entries`` added or replacing those of the same market and data type."""
         new = {(e.market, e.data_type): e for e in entries}

@@ -179,10 +179,15 @@ def _series(
 def _days(
     market: Market, data_type: DataType, symbol: str, interval: Interval | None, first: dt.date, last: dt.date
 ) -> Iterator[ArchiveFile]:
-    day = first
-    while day <= last:
-        yield ArchiveFile(market, data_type, symbol, Period.DAILY, day, interval)
-        day += _ONE_DAY
+    # The hot loop of planning: the key's prefix is built once per run of days, and files are made
+    # through the trusted constructor (the selection was validated up front).
+    prefix = ArchiveFile(market, data_type, symbol, Period.DAILY, first, interval).name_prefix
+    make = ArchiveFile._trusted
+    daily = Period.DAILY
+    fromordinal = dt.date.fromordinal
+    for ordinal in range(first.toordinal(), last.toordinal() + 1):
+        day = fromordinal(ordinal)
+        yield make(market, data_type, symbol, daily, day, interval, f"{prefix}{day.isoformat()}.zip")
 
 
 def files_of_month(monthly: ArchiveFile, *, today: dt.date | None = None) -> Iterator[ArchiveFile]:

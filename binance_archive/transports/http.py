@@ -64,10 +64,10 @@ class _ResponseBody(Body):
             async for chunk in self._response.content.iter_chunked(_READ_SIZE):
                 received += len(chunk)
                 yield chunk
+        except TimeoutError:  # before ClientConnectionError: aiohttp's read timeouts are both
+            raise RetryableError(f"reading {self._url} timed out after {received} bytes") from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             raise RetryableError(f"the body of {self._url} broke off after {received} bytes: {exc}") from None
-        except TimeoutError:
-            raise RetryableError(f"reading {self._url} timed out after {received} bytes") from None
         if self.size is not None and received != self.size:
             raise RetryableError(f"{self._url} was truncated: {received} of {self.size} bytes")
 
@@ -150,10 +150,10 @@ class HttpTransport(Transport):
                 if status != 200:
                     raise TransportError(f"HTTP {status} for {shown}")
                 yield response
+        except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
+            raise RetryableError(f"timed out waiting for {shown}") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise RetryableError(f"connection failed for {shown}: {exc.__class__.__name__}: {exc}") from None
-        except TimeoutError:
-            raise RetryableError(f"timed out waiting for {shown}") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"request for {shown} failed: {exc.__class__.__name__}") from None
 
@@ -198,6 +198,8 @@ async def _read_limited(response: aiohttp.ClientResponse, max_size: int, url: st
             data += chunk
             if len(data) > max_size:
                 raise VerificationError(f"{url} is larger than the {max_size} bytes expected")
+    except TimeoutError:
+        raise RetryableError(f"reading {url} timed out") from None
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
         raise RetryableError(f"the body of {url} broke off: {exc}") from None
     if response.content_length is not None and len(data) != response.content_length:

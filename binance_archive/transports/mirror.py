@@ -1,0 +1,263 @@
+"""The mirror transport: reads a folder laid out like the archive (a LocalStorage mirror or a shared copy).
+
+Files are handed to the storage as they are on disk (``Body.local_path``), so a local storage on the same
+file system adopts them with a hard link instead of a copy. The listing follows S3's semantics over the
+folder tree, so discovery (symbols, first dates) works as it does against the real bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import unquote, urlsplit
+
+from binance_archive.backends import Body, FileBody, Transport
+from binance_archive.core.listing import ListedObject, ListingPage
+from binance_archive.errors import ConfigurationError, FileMissingError, TransportError, VerificationError
+from binance_archive.hookspecs import hookimpl
+from binance_archive.storages.local import TEMP_PREFIX
+
+__all__ = ["MirrorTransport"]
+
+log = logging.getLogger(__name__)
+
+_MAX_PAGE = 1000
+
+
+def _root_of(location: str | os.PathLike[str]) -> Path:
+    """A folder from a path or a ``file://`` URL."""
+    text = os.fspath(location)
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme != "file":
+            raise ConfigurationError(
+                f"the mirror transport reads a local folder, not {parts.scheme}:// URLs; "
+                "give a path or a file:// URL (use the http transport for web servers)"
+            )
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigurationError(f"file:// URLs must name a local path, not the host {parts.netloc!r}")
+        text = unquote(parts.path)
+    if not text:
+        raise ConfigurationError("the mirror transport needs a folder: pass base_url='/path' or root='/path'")
+    return Path(text).expanduser()
+
+
+def _is_temporary(name: str) -> bool:
+    return name.startswith(TEMP_PREFIX)
+
+
+class MirrorTransport(Transport):
+    """Reads the archive from a local folder that holds it in its own layout (``ROOT/data/spot/...``).
+
+    Use it to build a mirror from another mirror (a shared copy on a network file system, a disk shipped
+    around) without touching the network: ``Archive("./mine", transport="mirror", base_url="/shared/binance")``.
+    On the same file system as a local storage, files are hard-linked rather than copied. Every file is
+    still verified against its ``.CHECKSUM`` sidecar.
+
+    Args:
+        base_url: the mirror's folder, as a path or a ``file://`` URL (what ``Archive(base_url=...)`` passes).
+        root: the same, under a plainer name; give one of the two.
+        page_size: the most entries a listing page holds (S3's 1000 by default).
+    """
+
+    name: ClassVar[str] = "mirror"
+    default_concurrency: ClassVar[int] = 32
+
+    def __init__(
+        self,
+        *,
+        base_url: str | os.PathLike[str] | None = None,
+        root: str | os.PathLike[str] | None = None,
+        page_size: int = _MAX_PAGE,
+    ) -> None:
+        if base_url is not None and root is not None and _root_of(base_url) != _root_of(root):
+            raise ConfigurationError("give the mirror's folder once: base_url or root, not both")
+        location = root if root is not None else base_url
+        if location is None:
+            raise ConfigurationError("the mirror transport needs a folder: pass base_url='/path' or root='/path'")
+        self.root = _root_of(location)
+        if not 1 <= page_size <= _MAX_PAGE:
+            raise ConfigurationError(f"page_size must be between 1 and {_MAX_PAGE}, got {page_size}")
+        self.page_size = page_size
+
+    def __repr__(self) -> str:
+        return f"MirrorTransport(root={str(self.root)!r})"
+
+    async def open(self) -> None:
+        if not self.root.is_dir():
+            raise ConfigurationError(f"the mirror folder {self.root} does not exist or is not a folder")
+
+    def path_of(self, key: str) -> Path:
+        """The path of ``key`` under the root.
+
+        Raises:
+            TransportError: for a key that would leave the root (absolute, ``..``, empty segments, NUL).
+        """
+        parts = key.split("/")
+        if not key or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+            raise TransportError(f"refusing key {key!r}: it would leave the mirror {self.root}")
+        return self.root.joinpath(*parts)
+
+    def _regular_file(self, key: str) -> Path:
+        path = self.path_of(key)
+        if _is_temporary(path.name):
+            raise FileMissingError(f"file not found in the mirror: {key}")
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise FileMissingError(f"file not found in the mirror: {path}") from None
+        except OSError as exc:
+            raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise FileMissingError(f"not a file in the mirror: {path}")
+        return path
+
+    @asynccontextmanager
+    async def get(self, key: str) -> AsyncIterator[Body]:
+        path = self._regular_file(key)
+        try:
+            body = FileBody(path)
+        except FileNotFoundError:
+            raise FileMissingError(f"file not found in the mirror: {path}") from None
+        except OSError as exc:
+            raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
+        yield body  # the file belongs to the mirror: nothing to clean up
+
+    async def get_bytes(self, key: str, *, max_size: int) -> bytes:
+        path = self._regular_file(key)
+        try:
+            with open(path, "rb") as handle:  # noqa: ASYNC230 - sidecars are ~100 bytes: no thread hop
+                data = handle.read(max_size + 1)
+        except FileNotFoundError:
+            raise FileMissingError(f"file not found in the mirror: {path}") from None
+        except OSError as exc:
+            raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
+        if len(data) > max_size:
+            raise VerificationError(f"{key} is larger than the {max_size} bytes expected")
+        return data
+
+    async def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
+        """The listing of ``prefix`` with S3's semantics: keys in byte order, pages of ``page_size`` entries.
+
+        With ``delimiter="/"`` only the prefix's own folder is read, and sub-folders holding files come as
+        ``prefixes``; with no delimiter the whole subtree is walked, one folder at a time in a thread.
+        """
+        if prefix.startswith("/") or ".." in prefix.split("/"):
+            raise TransportError(f"refusing prefix {prefix!r}: it would leave the mirror {self.root}")
+        entries = _Entries(self.root, prefix, delimiter)
+        page: list[tuple[str, ListedObject | None]] = []
+        pending: tuple[str, ListedObject | None] | None = None
+        while True:
+            batch = await asyncio.to_thread(entries.take, self.page_size + 1)
+            for entry in batch:
+                if pending is not None:
+                    page.append(pending)
+                pending = entry
+                if len(page) == self.page_size:
+                    yield _page(page, truncated=True)
+                    page = []
+            if len(batch) < self.page_size + 1:
+                break
+        if pending is not None:
+            page.append(pending)
+        yield _page(page, truncated=False)
+
+
+def _page(entries: list[tuple[str, ListedObject | None]], *, truncated: bool) -> ListingPage:
+    prefixes = tuple(key for key, obj in entries if obj is None)
+    objects = tuple(obj for _, obj in entries if obj is not None)
+    marker = entries[-1][0] if truncated and entries else None
+    return ListingPage(prefixes, objects, truncated, marker)
+
+
+class _Entries:
+    """The entries of a listing in key order, produced lazily (a folder at a time) in a worker thread.
+
+    An entry is ``(key, ListedObject)`` for an object or ``(prefix, None)`` for a common prefix. A
+    depth-first walk that sorts each folder's entries by ``name`` for files and ``name + "/"`` for folders
+    yields keys in the same order as S3's byte-wise sort (UTF-8 keeps code point order).
+    """
+
+    def __init__(self, root: Path, prefix: str, delimiter: str | None) -> None:
+        self.root = root
+        self.prefix = prefix
+        self.delimiter = delimiter or None
+        folder, _, self.start = prefix.rpartition("/")
+        self.folder = f"{folder}/" if folder else ""
+        self._iterator = self._walk()
+        self._last_prefix: str | None = None
+
+    def take(self, count: int) -> list[tuple[str, ListedObject | None]]:
+        out: list[tuple[str, ListedObject | None]] = []
+        for entry in self._iterator:
+            out.append(entry)
+            if len(out) == count:
+                break
+        return out
+
+    def _walk(self) -> Iterator[tuple[str, ListedObject | None]]:
+        for key, obj, is_dir in self._tree(self.folder, top=True):
+            if self.delimiter is None:
+                if not is_dir:
+                    yield key, obj
+                continue
+            rest = key[len(self.prefix) :]
+            cut = rest.find(self.delimiter)
+            if cut >= 0:
+                common = self.prefix + rest[: cut + len(self.delimiter)]
+                if common != self._last_prefix:
+                    self._last_prefix = common
+                    yield common, None
+            elif not is_dir:
+                yield key, obj
+
+    def _tree(self, folder: str, *, top: bool) -> Iterator[tuple[str, ListedObject | None, bool]]:
+        """Every file under ``folder`` (a key prefix ending in "/"), in key order.
+
+        With the "/" delimiter, sub-folders are yielded (as ``is_dir``) instead of walked when they hold files.
+        """
+        for name, st in _scan(self.root / folder if folder else self.root):
+            if top and not name.startswith(self.start):
+                continue
+            key = folder + name
+            if stat.S_ISDIR(st.st_mode):
+                if self.delimiter == "/":
+                    if _holds_files(self.root / key):
+                        yield key + "/", None, True
+                else:
+                    yield from self._tree(key + "/", top=False)
+            elif stat.S_ISREG(st.st_mode):
+                modified = dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).replace(microsecond=0)
+                yield key, ListedObject(key=key, size=st.st_size, etag="", last_modified=modified), False
+
+
+def _scan(folder: Path) -> list[tuple[str, os.stat_result]]:
+    """A folder's entries (temporary files left out), sorted as S3 sorts their keys."""
+    try:
+        with os.scandir(folder) as it:
+            found = [(e.name, e.stat()) for e in it if not _is_temporary(e.name)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise TransportError(f"cannot list {folder}: {exc.strerror}") from exc
+    return sorted(found, key=lambda item: item[0] + "/" if stat.S_ISDIR(item[1].st_mode) else item[0])
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` has a file anywhere below it (S3 has no empty folders); stops at the first."""
+    for name, st in _scan(folder):
+        if stat.S_ISREG(st.st_mode) or (stat.S_ISDIR(st.st_mode) and _holds_files(folder / name)):
+            return True
+    return False
+
+
+@hookimpl
+def register_transports() -> list[type[Transport]]:
+    return [MirrorTransport]

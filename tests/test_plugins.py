@@ -1,0 +1,84 @@
+"""The plugin system: built-ins through the hooks, selection by name/URL/instance, loud failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from binance_archive import Archive, ConfigurationError, PluginError
+from binance_archive.backends import Body, Transport
+from binance_archive.errors import FileMissingError
+from binance_archive.hookspecs import hookimpl
+from binance_archive.plugins import BackendRegistry, make_plugin_manager
+from binance_archive.storages.local import LocalStorage
+from binance_archive.transports.http import HttpTransport
+
+
+class _Nothing(Transport):
+    name = "nothing"
+
+    @asynccontextmanager
+    async def get(self, key: str) -> AsyncIterator[Body]:
+        raise FileMissingError(key)
+        yield  # pragma: no cover
+
+
+class _Plugin:
+    @hookimpl
+    def register_transports(self) -> list[type[Transport]]:
+        return [_Nothing]
+
+
+def test_builtins_register_through_the_hooks() -> None:
+    registry = BackendRegistry.from_plugin_manager(make_plugin_manager(entry_points=False))
+    assert registry.transports["http"] is HttpTransport
+    assert registry.storages["local"] is LocalStorage and registry.schemes["file"] is LocalStorage
+
+
+def test_plugin_manager_is_built_per_archive(tmp_path: Path) -> None:
+    one = Archive(tmp_path, plugins=[_Plugin()], entry_points=False)
+    assert isinstance(one.registry.transport("nothing"), _Nothing)
+    two = Archive(tmp_path, entry_points=False)
+    assert "nothing" not in two.registry.transports
+
+
+def test_misspelled_hook_fails_loudly() -> None:
+    class Misspelled:
+        @hookimpl
+        def register_transport(self) -> list[type[Transport]]:  # missing the final "s"
+            return []
+
+    with pytest.raises(PluginError, match="register_transport"):
+        make_plugin_manager(entry_points=False, plugins=[Misspelled()])
+
+
+def test_unknown_names_list_the_available_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="unknown transport 'carrier-pigeon'; installed transports: .*http"):
+        Archive(tmp_path, transport="carrier-pigeon")
+    with pytest.raises(ConfigurationError, match=r"no storage handles gs:// URLs; installed schemes: .*file"):
+        Archive("gs://bucket/prefix")
+    with pytest.raises(ConfigurationError, match="valid options: .*read_timeout"):
+        Archive(tmp_path, transport_options={"read_timeot": 3})
+
+
+def test_backends_by_instance_url_and_path(tmp_path: Path) -> None:
+    transport = HttpTransport(base_url="http://127.0.0.1:1")
+    archive = Archive(tmp_path / "a", transport=transport)
+    assert archive.transport is transport and isinstance(archive.storage, LocalStorage)
+    assert Archive(f"file://{tmp_path}/b").storage.location == f"{tmp_path}/b"  # type: ignore[attr-defined]
+    storage = LocalStorage(tmp_path / "c")
+    assert Archive(storage).storage is storage
+
+
+def test_invalid_urls_are_refused_before_io(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="expected an http:// or https:// URL"):
+        Archive(tmp_path, base_url="ftp://example.com")
+
+
+def test_blocked_plugins_are_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BINANCE_ARCHIVE_DISABLE_PLUGINS", "some-plugin, other")
+    pm = make_plugin_manager()
+    assert pm.is_blocked("some-plugin") and pm.is_blocked("other")
