@@ -34,6 +34,7 @@ from binance_archive.errors import (
 )
 
 if TYPE_CHECKING:
+    from binance_archive.api import download, verify
     from binance_archive.archive import Archive
     from binance_archive.backends import Storage, Transport
     from binance_archive.report import FileOutcome, Report
@@ -65,7 +66,9 @@ __all__ = [
     "TransportError",
     "VerificationError",
     "__version__",
+    "download",
     "plan",
+    "verify",
 ]
 
 # Names served on first access, so that `import binance_archive` stays as light as the core.
@@ -75,6 +78,8 @@ _LAZY = {
     "Storage": "binance_archive.backends",
     "Report": "binance_archive.report",
     "FileOutcome": "binance_archive.report",
+    "download": "binance_archive.api",
+    "verify": "binance_archive.api",
 }
 
 

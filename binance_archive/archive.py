@@ -40,6 +40,7 @@ from binance_archive.events import Event, EventKind, ProgressCallback
 from binance_archive.plugins import BackendRegistry, make_plugin_manager
 from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.retry import RetryPolicy
+from binance_archive.verification import VerifyReport, verify_storage
 
 __all__ = ["Archive"]
 
@@ -172,11 +173,32 @@ class Archive:
             async for obj in list_objects(self.transport, prefix):
                 yield obj
 
+    # -- verification --------------------------------------------------------------------------------------
+
+    async def verify(
+        self,
+        *,
+        prefix: str = "data/",
+        selections: Iterable[Selection] = (),
+        today: dt.date | None = None,
+    ) -> VerifyReport:
+        """Re-hash the stored mirror against its stored sidecars; name corrupt, missing, unverified and orphan files.
+
+        Args:
+            prefix: only keys under this prefix.
+            selections: also report every file these selections plan that is not stored as missing.
+            today: the UTC date the selections are planned for.
+        """
+        async with await self._session():
+            return await verify_storage(
+                self.storage, prefix=prefix, selections=selections, today=today, catalog=self.catalog
+            )
+
     # -- download ------------------------------------------------------------------------------------------
 
     async def download(
         self,
-        selection: Selection,
+        selection: Selection | Iterable[Selection],
         *,
         force: bool = False,
         refresh: bool = False,
@@ -189,8 +211,8 @@ class Archive:
         """Mirror every file of ``selection``: skip what is stored, fetch, verify, store, and report.
 
         Args:
-            selection: what to mirror. No symbols means every symbol the listing shows; no start date
-                means from each series' first file.
+            selection: what to mirror (or several selections, mirrored in one run). No symbols means
+                every symbol the listing shows; no start date means from each series' first file.
             force: download again even what is already stored.
             refresh: compare each stored file's sidecar with the archive's and download those that changed
                 (Binance re-uploads fixed files); the report keeps the replaced checksum.
@@ -204,14 +226,38 @@ class Archive:
         Raises:
             ConfigurationError: for an invalid selection, before any I/O.
         """
-        validate_selection(selection, self.catalog)
+        selections = (selection,) if isinstance(selection, Selection) else tuple(selection)
+        for one in selections:
+            validate_selection(one, self.catalog)
         parsed_shard = parse_shard(shard)
         today = today or utc_today()
         run = _Run(self, force=force, refresh=refresh, today=today, progress=progress, detail=detail, fallback=fallback)
         async with await self._session():
-            files = self._planned(selection, today, parsed_shard)
-            await run.execute(files)
+            await run.execute(self._planned_all(selections, today, parsed_shard))
         return run.report
+
+    def download_sync(self, selection: Selection | Iterable[Selection], **kwargs: Any) -> Report:
+        """:meth:`download` for scripts without an event loop (it runs one).
+
+        Raises:
+            RuntimeError: when called inside a running event loop (a notebook, an async app): there,
+                ``await archive.download(...)`` instead.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.download(selection, **kwargs))
+        raise RuntimeError(
+            "download_sync() cannot run inside a running event loop (a notebook or an async application); "
+            "use `await archive.download(...)` there"
+        )
+
+    async def _planned_all(
+        self, selections: tuple[Selection, ...], today: dt.date, shard: Shard | None
+    ) -> AsyncIterator[ArchiveFile]:
+        for selection in selections:
+            async for file in self._planned(selection, today, shard):
+                yield file
 
     async def _planned(self, selection: Selection, today: dt.date, shard: Shard | None) -> AsyncIterator[ArchiveFile]:
         """The plan, with symbols and start dates taken from the listing where the selection leaves them out."""

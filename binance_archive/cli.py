@@ -16,6 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+import attrs
+
+from binance_archive.config import RunConfig, collection_result, load_config
 from binance_archive.core import AUTO, DEFAULT_CATALOG, Catalog, Selection, parse_date, parse_shard, plan
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
@@ -58,7 +61,9 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
         "--market", action="append", metavar="M", help=f"market: {', '.join(m.value for m in Market)} (or um, cm)"
     )
     group.add_argument("--data-type", action="append", metavar="T", help="data type, e.g. klines, aggTrades, metrics")
-    group.add_argument("--symbol", action="append", metavar="S", help="symbol, e.g. BTCUSDT (none: all, from the listing)")
+    group.add_argument(
+        "--symbol", action="append", metavar="S", help="symbol, e.g. BTCUSDT (none: all, from the listing)"
+    )
     group.add_argument(
         "--interval", action="append", metavar="I", help=f"kline interval: {', '.join(i.value for i in Interval)}"
     )
@@ -141,7 +146,7 @@ def _archive(args: argparse.Namespace, progress: Callable[..., None] | None = No
 
     return Archive(
         getattr(args, "to", None) or "binance-data",
-        transport=args.transport,
+        transport=args.transport or "http",
         transport_options=_options(args.transport_option, "--transport-option"),
         storage_options=_options(getattr(args, "storage_option", None), "--storage-option"),
         base_url=args.base_url,
@@ -152,33 +157,133 @@ def _archive(args: argparse.Namespace, progress: Callable[..., None] | None = No
     )
 
 
+def _config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration: from --config, or from the command line's options; the command line wins."""
+    if args.config:
+        given = [o for o in ("market", "data_type", "symbol", "interval", "start", "end", "period") if getattr(args, o)]
+        if given:
+            raise ConfigurationError(
+                f"--config holds the selection; remove --{given[0].replace('_', '-')} (or drop --config)"
+            )
+        config = load_config(args.config)
+    else:
+        config = RunConfig(selections=(_selection(args, need_symbols=False),), catalog=_catalog(args))
+    changes: dict[str, Any] = {}
+    for option, field in (("to", "to"), ("transport", "transport"), ("base_url", "base_url"),
+                          ("listing_url", "listing_url"), ("concurrency", "concurrency")):  # fmt: skip
+        value = getattr(args, option, None)
+        if value is not None:
+            changes[field] = value
+    for flag in ("force", "refresh"):
+        if getattr(args, flag):
+            changes[flag] = True
+    if args.transport_option:
+        changes["transport_options"] = {
+            **config.transport_options,
+            **_options(args.transport_option, "--transport-option"),
+        }
+    if args.storage_option:
+        changes["storage_options"] = {**config.storage_options, **_options(args.storage_option, "--storage-option")}
+    if args.today:
+        changes["today"] = _today(args)
+    if args.shard:
+        changes["shard"] = parse_shard(args.shard)
+    if args.catalog and args.config:
+        changes["catalog"] = _catalog(args)
+    return attrs.evolve(config, **changes)
+
+
+def _planned_total(config: RunConfig) -> int | None:
+    """The number of files, for the progress bar, when it is cheap to know (symbols and start given)."""
+    total = 0
+    for selection in config.selections:
+        if not selection.symbols or selection.start is None:
+            return None
+        for _ in plan(selection, today=config.today, catalog=config.catalog, shard=config.shard):
+            total += 1
+            if total > 5_000_000:  # counting costs about a second a million: not worth more
+                return None
+    return total
+
+
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     from binance_archive.progress import TerminalProgress
 
-    selection = _selection(args, need_symbols=False)
-    shard = parse_shard(args.shard)
-    today = _today(args)
-    bar = TerminalProgress(sys.stderr) if not (args.quiet or args.json) and sys.stderr.isatty() else None
-    archive = _archive(args, bar)
-
-    async def run() -> Any:
-        return await archive.download(selection, force=args.force, refresh=args.refresh, today=today, shard=shard)
-
+    config = _config(args)
+    show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
+    bar = TerminalProgress(sys.stderr, _planned_total(config)) if show_bar else None
+    archive = config.archive(progress=bar)
     try:
-        report = asyncio.run(run())
+        report = asyncio.run(config.run(archive))
     finally:
         if bar is not None:
             bar.close()
     if args.json:
-        out.write(report.to_json() + "\n")
+        document = collection_result(report, config) if config.legacy else report.to_dict()
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     elif not args.quiet:
-        out.write(report.summary() + "\n")
-        for failure in report.failures[:20]:
-            out.write(f"  failed: {failure.key}: {failure.error}\n")
-        if report.failed > 20:
-            out.write(f"  ... and {report.failed - 20} more failures (--json lists them all)\n")
-        out.write(f"mirror: {archive.storage.location}\n")
+        _print_summary(report, archive.storage.location, out)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_summary(report: Any, location: str, out: TextIO) -> None:
+    rows = [
+        ("downloaded", report.downloaded),
+        ("skipped (already stored)", report.skipped),
+        ("missing upstream", report.missing),
+        ("failed", report.failed),
+    ]
+    for label, count in rows:
+        out.write(f"  {label:<26}{count:>10}\n")
+    rate = report.downloaded / report.duration if report.duration > 0 else 0.0
+    out.write(f"  {'bytes downloaded':<26}{report.bytes / 1e6:>9.1f} MB\n")
+    out.write(f"  {'time':<26}{report.duration:>9.1f} s ({rate:.0f} files/s)\n")
+    for failure in report.failures[:20]:
+        out.write(f"failed: {failure.key}: {failure.error}\n")
+    if report.failed > 20:
+        out.write(f"... and {report.failed - 20} more failures (--json lists them all)\n")
+    out.write(f"mirror: {location}\n")
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.archive import Archive
+
+    archive = Archive(args.location, storage_options=_options(args.storage_option, "--storage-option"))
+    report = asyncio.run(archive.verify(prefix=args.prefix))
+    if args.json:
+        out.write(report.to_json() + "\n")
+    else:
+        for problem in report.problems:
+            out.write(
+                f"{problem.kind.value}: {problem.key}" + (f" ({problem.detail})" if problem.detail else "") + "\n"
+            )
+        out.write(report.summary() + "\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.plugins import BackendRegistry, make_plugin_manager
+
+    registry = BackendRegistry.from_plugin_manager(make_plugin_manager())
+    out.write("transports:\n")
+    for name, cls in sorted(registry.transports.items()):
+        out.write(f"  {name:<10} {_first_line(cls.__doc__)}  [{cls.__module__}]\n")
+    out.write("storages:\n")
+    for name, storage in sorted(registry.storages.items()):
+        schemes = ", ".join(f"{s}://" for s in storage.schemes)
+        line = f"  {name:<10} {_first_line(storage.__doc__)}  [{storage.__module__}]"
+        out.write(line + (f" ({schemes})" if schemes else "") + "\n")
+    return EXIT_OK
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0]
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.demo import run_demo
+
+    return run_demo(args.to, out=out, quiet=args.quiet, keep_upstream=args.keep_upstream)
 
 
 def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
@@ -200,7 +305,7 @@ def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
 
 def _add_transport(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("transport")
-    group.add_argument("--transport", default="http", metavar="NAME", help="how to fetch files (default: http)")
+    group.add_argument("--transport", metavar="NAME", help="how to fetch files (default: http; see 'backends')")
     group.add_argument("--base-url", metavar="URL", help="where the archive's files are (default: data.binance.vision)")
     group.add_argument("--listing-url", metavar="URL", help="the archive's S3 listing URL")
     group.add_argument(
@@ -237,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection(p)
     _add_transport(p)
-    p.add_argument("--to", metavar="PATH_OR_URL", default="binance-data", help="where the mirror goes")
+    p.add_argument("--config", metavar="FILE", help="read the selection and settings from a TOML or JSON file")
+    p.add_argument("--to", metavar="PATH_OR_URL", help="where the mirror goes (default: ./binance-data)")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
     p.add_argument("--concurrency", type=int, metavar="N", help="files in flight at once (default: 64)")
     p.add_argument("--force", action="store_true", help="download again what is already stored")
@@ -252,6 +358,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", metavar="P", help="daily or monthly (default: both)")
     _add_transport(p)
     p.set_defaults(func=cmd_symbols)
+
+    p = sub.add_parser(
+        "verify",
+        help="re-hash a stored mirror against its sidecars; name corrupt, missing and orphan files",
+        epilog="examples:\n  binance-archive verify ./binance-data\n  binance-archive verify s3://bucket/prefix --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("location", metavar="PATH_OR_URL", help="the mirror's folder or URL")
+    p.add_argument("--prefix", default="data/", help="only keys under this prefix (default: data/)")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("backends", help="list the installed transports and storages (plugins included)")
+    p.set_defaults(func=cmd_backends)
+
+    p = sub.add_parser(
+        "demo",
+        help="download a realistic selection from the built-in fake archive on loopback",
+        epilog="examples:\n  binance-archive demo\n  binance-archive demo --to /tmp/demo-mirror",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--to", metavar="PATH", default="binance-demo", help="where the mirror goes (default: ./binance-demo)"
+    )
+    p.add_argument("--keep-upstream", action="store_true", help="keep the generated fake archive next to the mirror")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "catalog",

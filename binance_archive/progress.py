@@ -7,7 +7,7 @@ from typing import TextIO
 
 from binance_archive.events import Event, EventKind
 
-__all__ = ["Counter", "TerminalProgress"]
+__all__ = ["Counter", "NotebookProgress", "TerminalProgress"]
 
 
 class Counter:
@@ -74,3 +74,42 @@ class TerminalProgress(Counter):
         """Draw the final line and end it."""
         self._stream.write("\r\x1b[2K" + self.line() + "\n")
         self._stream.flush()
+
+
+class NotebookProgress(Counter):
+    """A progress bar in a Jupyter notebook (needs IPython, which every notebook has).
+
+    ``await archive.download(selection, progress=NotebookProgress())``
+    """
+
+    def __init__(self, total: int | None = None, *, interval: float = 0.25) -> None:
+        super().__init__(total)
+        try:
+            from IPython.display import HTML, display
+        except ImportError:
+            from binance_archive.errors import ConfigurationError
+
+            raise ConfigurationError("NotebookProgress needs IPython: it is meant for Jupyter notebooks") from None
+        self._html = HTML
+        self._handle = display(HTML(self.html()), display_id=True)
+        self._interval = interval
+        self._last = 0.0
+
+    def html(self) -> str:
+        """The bar as HTML: a ``<progress>`` element (when the total is known) and the status line."""
+        bar = (
+            f'<progress value="{self.finished}" max="{self.total}" style="width:40%"></progress> ' if self.total else ""
+        )
+        return f"<div>{bar}<code>{self.line()}</code></div>"
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        now = time.monotonic()
+        if now - self._last >= self._interval or (self.total and self.finished >= self.total):
+            self._last = now
+            self.close()
+
+    def close(self) -> None:
+        """Draw the current state."""
+        if self._handle is not None:
+            self._handle.update(self._html(self.html()))

@@ -56,11 +56,11 @@ def test_misspelled_hook_fails_loudly() -> None:
 
 
 def test_unknown_names_list_the_available_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="unknown transport 'carrier-pigeon'; installed transports: .*http"):
+    with pytest.raises(ConfigurationError, match=r"unknown transport 'carrier-pigeon'; installed transports: .*http"):
         Archive(tmp_path, transport="carrier-pigeon")
     with pytest.raises(ConfigurationError, match=r"no storage handles gs:// URLs; installed schemes: .*file"):
         Archive("gs://bucket/prefix")
-    with pytest.raises(ConfigurationError, match="valid options: .*read_timeout"):
+    with pytest.raises(ConfigurationError, match=r"valid options: .*read_timeout"):
         Archive(tmp_path, transport_options={"read_timeot": 3})
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -42,6 +43,10 @@ def _flag(value: object, what: str) -> bool:
     return value
 
 
+def _frozen_intervals(value: Mapping[Period, Iterable[Interval]]) -> Mapping[Period, tuple[Interval, ...]]:
+    return MappingProxyType({period: tuple(intervals) for period, intervals in value.items()})
+
+
 @attrs.frozen
 class Availability:
     """What the archive holds for one market and data type.
@@ -58,7 +63,8 @@ class Availability:
 
     market: Market
     data_type: DataType
-    intervals: Mapping[Period, tuple[Interval, ...]]
+    # A read-only copy of its own (entries never share or expose a mutable dict), left out of the hash.
+    intervals: Mapping[Period, tuple[Interval, ...]] = attrs.field(converter=_frozen_intervals, hash=False)
     first_date: dt.date | None = None
     last_date: dt.date | None = None
     retired: bool = False

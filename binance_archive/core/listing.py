@@ -32,7 +32,8 @@ class ListingPage:
     objects: tuple[ListedObject, ...]
     is_truncated: bool
     next_marker: str | None
-    """For v1, the marker of the next page (``NextMarker``, else the last key); for v2 the continuation token."""
+    """For v1, the marker of the next page (``NextMarker``, else the last key); for v2 the continuation token
+    (``None`` when a truncated v2 page sends none: a v2 token cannot be guessed)."""
 
 
 def _text(element: ET.Element, name: str) -> str | None:
@@ -79,7 +80,8 @@ def parse_listing(content: bytes) -> ListingPage:
         )
     truncated = (_text(root, "IsTruncated") or "false").lower() == "true"
     next_marker = _text(root, "NextContinuationToken") or _text(root, "NextMarker")
-    if truncated and not next_marker:
+    is_v2 = _text(root, "KeyCount") is not None or _text(root, "ContinuationToken") is not None
+    if truncated and not next_marker and not is_v2:
         # v1 without a delimiter sends no NextMarker: the next page starts after the last key or prefix.
         last = [o.key for o in objects] + list(prefixes)
         next_marker = max(last) if last else None

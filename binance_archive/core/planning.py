@@ -43,11 +43,14 @@ def parse_shard(value: object) -> Shard | None:
             k, n = int(k_text), int(n_text)
         else:
             k, n = value  # type: ignore[misc]
-            k, n = int(k), int(n)
+            if not all(type(x) is int for x in (k, n)):  # no floats or bools: (0.5, 2) is a mistake
+                raise TypeError
     except (ValueError, TypeError):
         raise ConfigurationError(f"invalid shard {value!r}; write K/N with 0 <= K < N, e.g. 0/4") from None
-    if not (n >= 1 and 0 <= k < n):
-        raise ConfigurationError(f"invalid shard {value!r}; K must be in 0..{max(n, 1) - 1} for N={n}")
+    if n < 1:
+        raise ConfigurationError(f"invalid shard {value!r}; N must be at least 1")
+    if not 0 <= k < n:
+        raise ConfigurationError(f"invalid shard {value!r}; K must be in 0..{n - 1} for N={n}")
     return k, n
 
 

@@ -95,7 +95,12 @@ def _end(value: object) -> dt.date | None:
 def _periods(value: object) -> PeriodsSpec:
     if value is None or (isinstance(value, str) and value.strip().lower() == AUTO):
         return AUTO
-    periods = _unique(Period.parse, value)
+    items = _items(value)
+    if any(isinstance(i, str) and i.strip().lower() == AUTO for i in items):
+        if len(items) > 1:
+            raise ConfigurationError("the period 'auto' cannot be combined with daily or monthly")
+        return AUTO
+    periods = _unique(Period.parse, items)
     if not periods:
         return AUTO
     return tuple(p for p in Period if p in periods)

@@ -17,7 +17,6 @@ MAX_SYMBOL_LENGTH = 64
 _EXTRA_ALLOWED = frozenset("_-.")
 
 
-@functools.lru_cache(maxsize=65_536)
 def validate_symbol(symbol: str) -> str:
     """Return ``symbol`` unchanged if it is safe to use as a folder and file name.
 
@@ -27,6 +26,11 @@ def validate_symbol(symbol: str) -> str:
     """
     if not isinstance(symbol, str):
         raise ConfigurationError(f"a symbol must be a string, not {type(symbol).__name__}")
+    return _validate(symbol)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _validate(symbol: str) -> str:
     if not symbol:
         raise ConfigurationError("a symbol must not be empty")
     if len(symbol) > MAX_SYMBOL_LENGTH:

@@ -12,7 +12,12 @@ TODAY = dt.date(2026, 11, 22)
 # Two symbols of 1h klines across a whole month and some days (auto: monthly + daily files), and a
 # monthly-only type: 2 x (1 monthly + 10 daily) + 2 monthly = 24 files.
 SELECTION = Selection(
-    markets="spot", data_types="klines", symbols=("BTCUSDT", "ETHUSDT"), intervals="1h", start="2024-01-01", end="2024-02-10"
+    markets="spot",
+    data_types="klines",
+    symbols=("BTCUSDT", "ETHUSDT"),
+    intervals="1h",
+    start="2024-01-01",
+    end="2024-02-10",
 )
 FUNDING = Selection(markets="um", data_types="fundingRate", symbols="BTCUSDT", start="2024-01-01", end="2024-02-10")
 

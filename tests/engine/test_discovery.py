@@ -16,7 +16,9 @@ SYMBOLS = ["ADAUSDT", "BNBUSDT", "BTCUSDT", "DOGEUSDT", "ETHUSDT", "SOLUSDT", "X
 async def test_symbols_across_several_listing_pages(tmp_path: Path) -> None:
     build_archive(
         tmp_path,
-        planned(Selection(markets="spot", data_types="aggTrades", symbols=SYMBOLS, start="2024-03-01", end="2024-03-02")),
+        planned(
+            Selection(markets="spot", data_types="aggTrades", symbols=SYMBOLS, start="2024-03-01", end="2024-03-02")
+        ),
         max_rows=3,
     )
     async with FakeArchiveServer(tmp_path, page_size=2) as server:
@@ -41,9 +43,7 @@ async def test_selection_without_symbols_or_start_uses_the_listing(tmp_path: Pat
     build_archive(upstream, planned(early, late), max_rows=3)
     async with FakeArchiveServer(upstream, page_size=3) as server:
         archive = Archive(tmp_path / "mirror", base_url=server.base_url, listing_url=server.listing_url)
-        report = await archive.download(
-            Selection(markets="um", data_types="metrics", end="2024-06-03"), today=TODAY
-        )
+        report = await archive.download(Selection(markets="um", data_types="metrics", end="2024-06-03"), today=TODAY)
     assert report.ok and report.downloaded == 7 + 3 and report.missing == 0
     stored = sorted(p.name for p in (tmp_path / "mirror").rglob("*.zip"))
     assert stored[0] == "BTCUSDT-metrics-2024-05-28.zip" and "ETHUSDT-metrics-2024-06-01.zip" in stored
@@ -51,7 +51,9 @@ async def test_selection_without_symbols_or_start_uses_the_listing(tmp_path: Pat
 
 async def test_first_date_prefers_monthly_then_daily(tmp_path: Path) -> None:
     upstream = tmp_path / "upstream"
-    sel = Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1d", start="2024-01-15", end="2024-03-05")
+    sel = Selection(
+        markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1d", start="2024-01-15", end="2024-03-05"
+    )
     build_archive(upstream, planned(sel), max_rows=2)
     async with FakeArchiveServer(upstream) as server:
         archive = Archive(tmp_path / "mirror", base_url=server.base_url, listing_url=server.listing_url)

@@ -56,7 +56,9 @@ async def test_resume_fetches_nothing_already_stored(server: FakeArchiveServer, 
     assert server.stats.requests == 0
 
 
-async def test_resume_redownloads_a_file_whose_sidecar_was_never_written(server: FakeArchiveServer, mirror: Path) -> None:
+async def test_resume_redownloads_a_file_whose_sidecar_was_never_written(
+    server: FakeArchiveServer, mirror: Path
+) -> None:
     async with archive_for(server, mirror) as archive:
         await archive.download(SELECTION, today=TODAY)
         victim = planned(SELECTION)[3]
@@ -85,7 +87,9 @@ async def test_missing_date_is_missing_not_failed(server: FakeArchiveServer, tre
 
 
 async def test_missing_monthly_file_falls_back_to_daily_files(tmp_path: Path, mirror: Path) -> None:
-    selection = Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-02", end="2024-02")
+    selection = Selection(
+        markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-02", end="2024-02"
+    )
     monthly = planned(selection)
     assert [f.period.value for f in monthly] == ["monthly"]
     days = planned(selection.with_(periods="daily"))
