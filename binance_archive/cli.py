@@ -352,7 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("symbols", help="list the symbols the archive has for a market and data type")
+    p = sub.add_parser(
+        "symbols",
+        help="list the symbols the archive has for a market and data type",
+        epilog="examples:\n  binance-archive symbols --market um --data-type fundingRate\n"
+        "  binance-archive symbols --market spot --data-type klines --period monthly",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--market", required=True, metavar="M")
     p.add_argument("--data-type", required=True, metavar="T")
     p.add_argument("--period", metavar="P", help="daily or monthly (default: both)")
@@ -371,7 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("backends", help="list the installed transports and storages (plugins included)")
+    p = sub.add_parser(
+        "backends",
+        help="list the installed transports and storages (plugins included)",
+        epilog="examples:\n  binance-archive backends\n"
+        "  BINANCE_ARCHIVE_DISABLE_PLUGINS=name binance-archive backends   # without one plugin",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.set_defaults(func=cmd_backends)
 
     p = sub.add_parser(
@@ -390,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "catalog",
         help="print the availability matrix (edit the JSON and pass it back with --catalog)",
+        epilog="examples:\n  binance-archive catalog\n  binance-archive catalog --format json > my-catalog.json\n"
+        "  binance-archive plan --catalog my-catalog.json --market spot --data-type trades \\\n"
+        "      --symbol BTCUSDT --start 2024-01",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
     p.add_argument("--catalog", metavar="FILE", help="show this catalog instead of the built-in one")

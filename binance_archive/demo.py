@@ -52,9 +52,9 @@ async def _demo(mirror: Path, out: TextIO, *, quiet: bool, keep_upstream: bool) 
             say(f"serving it at {server.base_url} (listing {server.listing_url})")
             say(f"downloading {len(selections)} selections into {mirror} ...")
             bar = TerminalProgress(sys.stderr, len(files)) if not quiet and sys.stderr.isatty() else None
-            archive = Archive(mirror, base_url=server.base_url, listing_url=server.listing_url, progress=bar)
+            archive = Archive(mirror, base_url=server.base_url, listing_url=server.listing_url)
             async with archive:
-                report = await archive.download(selections, today=today)
+                report = await archive.download(selections, today=today, progress=bar)
                 if bar is not None:
                     bar.close()
                 say(report.summary())
@@ -78,7 +78,8 @@ def _describe(mirror: Path) -> str:
     folders = sorted({p.parent for p in mirror.rglob("*.zip")})
     for path in folders[:10]:
         count = sum(1 for _ in path.glob("*.zip"))
-        lines.append(f"  {path.relative_to(mirror)}/  ({count} zips, each with its .CHECKSUM)")
+        zips = "1 zip" if count == 1 else f"{count} zips"
+        lines.append(f"  {path.relative_to(mirror)}/  ({zips}, each with its .CHECKSUM)")
     if len(folders) > 10:
         lines.append(f"  ... and {len(folders) - 10} more folders")
     return "\n".join(lines)

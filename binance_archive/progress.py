@@ -79,21 +79,21 @@ class TerminalProgress(Counter):
 class NotebookProgress(Counter):
     """A progress bar in a Jupyter notebook (needs IPython, which every notebook has).
 
-    ``await archive.download(selection, progress=NotebookProgress())``
+    ``await archive.download(selection, progress=NotebookProgress(total))``. Outside a notebook, IPython
+    prints the status line as text instead.
     """
 
     def __init__(self, total: int | None = None, *, interval: float = 0.25) -> None:
         super().__init__(total)
         try:
-            from IPython.display import HTML, display
+            from IPython.display import display
         except ImportError:
             from binance_archive.errors import ConfigurationError
 
             raise ConfigurationError("NotebookProgress needs IPython: it is meant for Jupyter notebooks") from None
-        self._html = HTML
-        self._handle = display(HTML(self.html()), display_id=True)
         self._interval = interval
         self._last = 0.0
+        self._handle = display(_Snapshot(self), display_id=True)  # type: ignore[no-untyped-call]
 
     def html(self) -> str:
         """The bar as HTML: a ``<progress>`` element (when the total is known) and the status line."""
@@ -112,4 +112,18 @@ class NotebookProgress(Counter):
     def close(self) -> None:
         """Draw the current state."""
         if self._handle is not None:
-            self._handle.update(self._html(self.html()))
+            self._handle.update(_Snapshot(self))
+
+
+class _Snapshot:
+    """What IPython displays: HTML in a notebook, the status line anywhere else."""
+
+    def __init__(self, progress: NotebookProgress) -> None:
+        self._html = progress.html()
+        self._text = progress.line()
+
+    def _repr_html_(self) -> str:
+        return self._html
+
+    def __repr__(self) -> str:
+        return self._text
