@@ -31,7 +31,10 @@ BLOCK_ENV = "BINANCE_ARCHIVE_DISABLE_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "binance_archive.transports.http",
+    "binance_archive.transports.mirror",
+    "binance_archive.transports.s5cmd",
     "binance_archive.storages.local",
+    "binance_archive.storages.s3",
 )
 """Modules of the built-in backends, registered through the same hooks as third-party plugins."""
 

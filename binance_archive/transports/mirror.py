@@ -58,8 +58,9 @@ class MirrorTransport(Transport):
 
     Use it to build a mirror from another mirror (a shared copy on a network file system, a disk shipped
     around) without touching the network: ``Archive("./mine", transport="mirror", base_url="/shared/binance")``.
-    On the same file system as a local storage, files are hard-linked rather than copied. Every file is
-    still verified against its ``.CHECKSUM`` sidecar.
+    On the same file system as a local storage, files are hard-linked rather than copied (safe: a local
+    storage replaces files by renaming, never rewrites them in place, so the two trees cannot change each
+    other). Every file is still verified against its ``.CHECKSUM`` sidecar.
 
     Args:
         base_url: the mirror's folder, as a path or a ``file://`` URL (what ``Archive(base_url=...)`` passes).
@@ -240,9 +241,16 @@ class _Entries:
 
 def _scan(folder: Path) -> list[tuple[str, os.stat_result]]:
     """A folder's entries (temporary files left out), sorted as S3 sorts their keys."""
+    found: list[tuple[str, os.stat_result]] = []
     try:
         with os.scandir(folder) as it:
-            found = [(e.name, e.stat()) for e in it if not _is_temporary(e.name)]
+            for entry in it:
+                if _is_temporary(entry.name):
+                    continue
+                try:
+                    found.append((entry.name, entry.stat()))  # follows links: a shared copy may use them
+                except FileNotFoundError:
+                    continue  # removed meanwhile, or a dangling link
     except (FileNotFoundError, NotADirectoryError):
         return []
     except OSError as exc:

