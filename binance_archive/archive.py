@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -21,12 +23,13 @@ from binance_archive.backends import Body, Storage, Transport
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
 from binance_archive.core.checksum import MAX_SIDECAR_BYTES, parse_checksum
 from binance_archive.core.datatypes import DataType
-from binance_archive.core.files import ArchiveFile
+from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.core.listing import ListedObject
 from binance_archive.core.markets import Market
 from binance_archive.core.periods import Period
 from binance_archive.core.planning import Shard, files_of_month, parse_shard, plan, utc_today, validate_selection
 from binance_archive.core.selection import Selection
+from binance_archive.core.symbols import validate_symbol
 from binance_archive.discovery import first_date, list_objects, list_symbols
 from binance_archive.errors import (
     ConfigurationError,
@@ -42,11 +45,15 @@ from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.retry import RetryPolicy
 from binance_archive.verification import VerifyReport, verify_storage
 
-__all__ = ["Archive"]
+__all__ = ["MAX_CONCURRENCY", "Archive"]
 
 log = logging.getLogger(__name__)
 
 Detail = Literal["all", "problems"]
+MAX_CONCURRENCY = 10_000
+"""The most files in flight an Archive accepts."""
+_LISTINGS_KEPT = 16  # listings of sidecars a refresh keeps (each at most a year of one series: ~370 entries)
+_MAX_LISTED_SIDECARS = 1000
 _T = TypeVar("_T")
 
 
@@ -108,6 +115,10 @@ class Archive:
         self.storage = self.registry.storage(storage, storage_options)
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        if concurrency is not None and concurrency > MAX_CONCURRENCY:
+            # Each slot is a worker task (and up to two connections): a typo such as 1000000 would take
+            # gigabytes and minutes before the first request.
+            raise ConfigurationError(f"concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}")
         self.concurrency = concurrency or self.transport.default_concurrency
         size_for = getattr(self.transport, "size_for", None)
         if callable(size_for):
@@ -190,9 +201,13 @@ class Archive:
             today: the UTC date the selections are planned for.
         """
         async with await self._session():
-            return await verify_storage(
-                self.storage, prefix=prefix, selections=selections, today=today, catalog=self.catalog
-            )
+            try:
+                return await verify_storage(
+                    self.storage, prefix=prefix, selections=selections, today=today, catalog=self.catalog
+                )
+            except BaseExceptionGroup as errors:
+                # A folder it may not read, say: raised as the StorageError it is, not as a task group's.
+                raise _first_leaf(errors) from None
 
     # -- download ------------------------------------------------------------------------------------------
 
@@ -267,15 +282,21 @@ class Archive:
             return
         for market in selection.markets:
             for data_type in selection.data_types:
-                symbols = selection.symbols or tuple(
-                    await list_symbols(self.transport, self.catalog, market, data_type)
+                symbols = selection.symbols or _safe_symbols(
+                    await self._listing(
+                        functools.partial(list_symbols, self.transport, self.catalog, market, data_type)
+                    )
                 )
                 log.info("%s %s: %d symbols", market.value, data_type.value, len(symbols))
                 for symbol in symbols:
                     for interval in selection.intervals_for(data_type):
                         start = selection.start
                         if start is None:
-                            start = await first_date(self.transport, self.catalog, market, data_type, symbol, interval)
+                            start = await self._listing(
+                                functools.partial(
+                                    first_date, self.transport, self.catalog, market, data_type, symbol, interval
+                                )
+                            )
                             if start is None:
                                 log.info(
                                     "no files for %s %s %s %s", market.value, data_type.value, symbol, interval or ""
@@ -292,6 +313,20 @@ class Archive:
                         )
                         for file in plan(one, today=today, catalog=self.catalog, shard=shard):
                             yield file
+
+    async def _listing(self, read: Callable[[], Awaitable[_T]]) -> _T:
+        """Read the listing with the retry policy: a 503 or a reset on one listing page must not end the run."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await read()
+            except RetryableError as exc:
+                if attempt >= self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt, exc.retry_after)
+                log.debug("retrying the listing in %.2fs: %s", delay, exc)
+                await asyncio.sleep(delay)
 
 
 class _Opened:
@@ -334,6 +369,9 @@ class _Run:
         self.report = Report()
         # Daily files standing in for a missing monthly file: workers take these before the plan's next file.
         self.extra: collections.deque[ArchiveFile] = collections.deque()
+        # For refresh: the listing of sidecars, by scope (see _listing_vouches).
+        self.use_listing = True
+        self.listings: dict[str, asyncio.Future[dict[str, ListedObject] | None]] = {}
 
     def emit(self, kind: EventKind, file: ArchiveFile, nbytes: int = 0, error: str | None = None) -> None:
         if self.callbacks:
@@ -356,7 +394,13 @@ class _Run:
                 group.create_task(produce())
                 for _ in range(self.concurrency):
                     group.create_task(self._worker(queue))
+        except BaseExceptionGroup as errors:
+            # An error that ends the run (the listing the plan needs cannot be read, the storage cannot be
+            # inspected) is raised as itself: callers catch the library's exceptions, never a task group's.
+            raise _first_leaf(errors) from None
         finally:
+            for task in self.listings.values():
+                task.cancel()  # only a run that ends early leaves one unfinished
             self.report.duration = time.perf_counter() - started
             log.info("download finished: %s", self.report.summary())
 
@@ -378,9 +422,13 @@ class _Run:
         previous: str | None = None
         sidecar: bytes | None = None
         if self.refresh and not self.force:
-            previous = await self._stored_digest(file)
+            previous, stored_sidecar = await self._stored_sidecar(file)
             if previous is not None:
-                # Only the upstream sidecar is fetched to learn whether Binance replaced the file.
+                # The listing vouches for an unchanged sidecar (its ETag is the MD5 of the stored bytes): one
+                # listing request covers a year of files. Where it cannot, the upstream sidecar is fetched.
+                if await self._listing_vouches(file, stored_sidecar):
+                    await self._skip(file)
+                    return
                 upstream = await self._with_retries(file, lambda attempt: self._upstream_sidecar(file))
                 if isinstance(upstream, FileOutcome):
                     self._record(upstream, file)
@@ -415,17 +463,73 @@ class _Run:
         if await self.storage.stat(file.checksum_key) is None:
             return False
         stat = await self.storage.stat(file.key)
-        return stat is not None and stat.size > 0
+        if stat is not None and stat.size > 0:
+            return True
+        # A sidecar without a (non-empty) zip beside it: the zip was lost. Unmark the file before its zip is
+        # written again, or a crash between the new zip and its sidecar would pair the new bytes with the old
+        # sidecar (a CORRUPT file under its final name if Binance replaced the file meanwhile).
+        await self.storage.delete(file.checksum_key)
+        return False
 
-    async def _stored_digest(self, file: ArchiveFile) -> str | None:
-        """The digest of the stored sidecar, or ``None`` when the file is not (completely) stored."""
+    async def _stored_sidecar(self, file: ArchiveFile) -> tuple[str | None, bytes]:
+        """The digest and bytes of the stored sidecar; ``(None, b"")`` when the file is not (completely) stored."""
         if not await self._is_stored(file):
-            return None
+            return None, b""
         try:
             content = await self.storage.read_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES)
-            return parse_checksum(content)
+            return parse_checksum(content), content
         except (StorageError, VerificationError):
-            return None
+            return None, b""
+
+    async def _listing_vouches(self, file: ArchiveFile, stored: bytes) -> bool:
+        """Whether the archive's listing shows ``file``'s sidecar with exactly the stored bytes.
+
+        S3 gives an object uploaded in one part (a sidecar is ~100 bytes) the MD5 of its bytes as ETag, so an
+        equal ETag and size mean an equal sidecar, hence an equal digest. Anything else (no listing, another
+        kind of ETag, the sidecar absent from the listing) proves nothing, and the sidecar is fetched.
+        """
+        if not self.use_listing:
+            return False
+        # One listing per series and year of daily files (at most 732 entries: one page), or per series of
+        # monthly files; the workers share it, and the last few are kept (the plan walks series in order).
+        scope = file.name_prefix + (f"{file.date.year}-" if file.period is Period.DAILY else "")
+        task = self.listings.get(scope)
+        if task is None:
+            task = asyncio.ensure_future(self._list_sidecars(scope))
+            self.listings[scope] = task
+            while len(self.listings) > _LISTINGS_KEPT:
+                self.listings.pop(next(iter(self.listings)))
+        listed = (await asyncio.shield(task) or {}).get(file.checksum_key)
+        return (
+            listed is not None
+            and listed.size == len(stored)
+            and listed.etag.lower() == hashlib.md5(stored, usedforsecurity=False).hexdigest()
+        )
+
+    async def _list_sidecars(self, scope: str) -> dict[str, ListedObject] | None:
+        """The sidecars the listing shows under ``scope``, or ``None`` when it cannot be read (then: GETs)."""
+        found: dict[str, ListedObject] = {}
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async for page in self.transport.list(scope, delimiter=None):
+                    for obj in page.objects:
+                        if obj.key.endswith(CHECKSUM_SUFFIX):
+                            found[obj.key] = obj
+                    if len(found) > _MAX_LISTED_SIDECARS:  # not a year of one series: a listing gone wrong
+                        return None
+                return found
+            except RetryableError as exc:
+                if attempt >= self.retry.attempts:
+                    return None
+                await asyncio.sleep(self.retry.delay(attempt, exc.retry_after))
+            except (TransportError, VerificationError) as exc:
+                # A transport that cannot list, or a listing that is not one: fetch each sidecar instead.
+                log.debug("refresh without the listing of %s: %s", scope, exc)
+                if not isinstance(exc, RetryableError | FileMissingError):
+                    self.use_listing = False
+                return None
 
     def _record(self, outcome: FileOutcome, file: ArchiveFile) -> None:
         keep = self.keep_successes or outcome.outcome in (Outcome.MISSING, Outcome.FAILED)
@@ -495,16 +599,29 @@ class _Run:
                 expected, size = await self._store_verified(file, body, sidecar, previous)
             sidecar_bytes = sidecar.result()
         except FileMissingError:
-            if sidecar.done() and sidecar.exception() is None:
+            # Whether the sidecar exists decides between a missing date and an archive inconsistency, so wait
+            # for its answer (it is already in flight) instead of racing it: a zip that 404s before its sidecar
+            # has answered must not be reported missing one run and failed the next.
+            sidecar_error = (await asyncio.gather(sidecar, return_exceptions=True))[0]
+            if not isinstance(sidecar_error, BaseException):
                 # The sidecar exists but the zip does not: an archive inconsistency, not a missing date.
                 raise TransportError(f"{file.key} is missing but its .CHECKSUM exists") from None
-            raise
+            if isinstance(sidecar_error, FileMissingError | asyncio.CancelledError):
+                raise
+            raise sidecar_error from None  # e.g. a 503 for the sidecar: retried, and the next try decides
         finally:
             if not sidecar.done():
                 sidecar.cancel()
             await asyncio.gather(sidecar, return_exceptions=True)  # never leave it unretrieved
         # The sidecar goes last: its presence marks a complete, verified file.
-        await self.storage.put_bytes(file.checksum_key, sidecar_bytes)
+        try:
+            await self.storage.put_bytes(file.checksum_key, sidecar_bytes)
+        except StorageError:
+            # The disk filled up between the zip and its sidecar, say: take the zip back rather than leave it
+            # under its final name without its marker (verify would call it unverified); the next run fetches it.
+            with contextlib.suppress(StorageError):
+                await self.storage.delete(file.key)
+            raise
         return FileOutcome(
             file.key,
             Outcome.DOWNLOADED,
@@ -555,6 +672,29 @@ class _Run:
             raise VerificationError(f"{file.key}: SHA-256 {actual} does not match the sidecar's {expected}")
         await self.storage.put_file(file.key, path)
         return expected, size
+
+
+def _safe_symbols(listed: Iterable[str]) -> tuple[str, ...]:
+    """The listing's symbols that can name a folder; others (``..``, control characters) are skipped, not fatal.
+
+    A listing is data from the network: one odd folder name must neither escape the storage root nor end the run.
+    """
+    safe = []
+    for symbol in listed:
+        try:
+            if validate_symbol(symbol) == symbol.strip().upper():
+                safe.append(symbol)
+                continue
+        except ConfigurationError as exc:
+            log.warning("skipping a symbol of the listing: %s", exc)
+            continue
+        log.warning("skipping the symbol %r of the listing: the archive spells symbols in upper case", symbol)
+    return tuple(safe)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _hash_file(path: os.PathLike[str]) -> tuple[int, str]:

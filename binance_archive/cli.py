@@ -49,6 +49,17 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        # argparse turns "--option=--" into an empty list instead of the string "--" (a CPython quirk); refuse it
+        # here, as a usage error naming the option, rather than let a list reach code that expects text.
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            items = value if isinstance(action, argparse._AppendAction) and isinstance(value, list) else [value]
+            if action.option_strings and any(isinstance(item, list) for item in items):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one argument, not '--'")
+        return parsed, extras
+
 
 def _split(values: Sequence[str] | None) -> list[str]:
     """Repeatable options also take comma-separated lists: ``--symbol BTCUSDT,ETHUSDT``."""

@@ -233,6 +233,9 @@ def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key) or {}
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{key} must be a table of KEY = VALUE options, not {value!r}")
+    for name in value:  # options are keyword arguments: an empty or odd name would print as nothing at all
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ConfigurationError(f"{key} has an invalid option name {name!r}")
     return dict(value)
 
 
@@ -253,6 +256,17 @@ def _selection(data: Any, where: str) -> Selection:
     for key in ("markets", "data_types"):
         if key not in data:
             raise ConfigurationError(f"{where} lacks {key!r}")
+    # Type errors name the key and the value, before the Selection sees them (it names only what it parses).
+    for key in ("markets", "data_types", "symbols", "intervals", "periods"):
+        value = data.get(key)
+        if value is not None and not (
+            isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ):
+            raise ConfigurationError(f"{where}: {key} must be a string or a list of strings, not {value!r}")
+    for key in ("start", "end"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str | dt.date):
+            raise ConfigurationError(f"{where}: {key} must be a date (YYYY-MM-DD or YYYY-MM), not {value!r}")
     try:
         return Selection(**{k: data[k] for k in SELECTION_KEYS if k in data})
     except TypeError as exc:

@@ -10,6 +10,7 @@ from typing import ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import yarl
 
 from binance_archive.backends import Body, Transport
 from binance_archive.core.files import url_for_key
@@ -36,11 +37,47 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-def _check_url(url: str, what: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(f"invalid {what} {redact(url)!r}; expected an http:// or https:// URL")
-    return url.rstrip("/")
+def _check_url(url: object, what: str) -> str:
+    if not isinstance(url, str):
+        raise ConfigurationError(f"the {what} must be an http:// or https:// URL, not {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number
+        yarl.URL(url)
+    except ValueError:
+        parts, port = None, None
+    # Refused here, before any I/O, rather than as a failure of every file: no host, white space or control
+    # characters in it, a port that is not one.
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() or not c.isprintable() for c in url)
+        or (port is not None and not 0 < port < 65536)
+    ):
+        raise ConfigurationError(f"invalid {what} {_as_typed(url)!r}; expected an http:// or https:// URL")
+    return url if parts.query else url.rstrip("/")
+
+
+def _as_typed(url: str) -> str:
+    """``url`` as the user typed it (control characters and all, for the message) less its secrets: no
+    ``user:password@`` and no query string. (``urlsplit`` would silently drop tabs and newlines.)"""
+    text = url.partition("?")[0]
+    scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
+
+
+def _split_query(url: str) -> tuple[str, str]:
+    """``(url without its query, query)``: a signed base URL keeps its signature on every request."""
+    base, _, query = url.partition("?")
+    return base.rstrip("/"), query
+
+
+def _positive(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or value == float("inf"):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -101,9 +138,20 @@ class HttpTransport(Transport):
     ) -> None:
         self.base_url = _check_url(base_url, "base URL")
         self.listing_url = _check_url(listing_url, "listing URL")
-        if connect_timeout <= 0 or read_timeout <= 0:
-            raise ConfigurationError("timeouts must be positive numbers of seconds")
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout)
+        self._base, self._base_query = _split_query(self.base_url)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=_positive(connect_timeout, "connect_timeout"),
+            sock_read=_positive(read_timeout, "read_timeout"),
+        )
+        # Options arrive from command lines and configuration files: refuse a wrong type here, naming it, rather
+        # than fail later inside aiohttp with a TypeError.
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ConfigurationError(f"limit must be a whole number of connections of at least 1, not {limit!r}")
+        if not isinstance(verify_ssl, bool):
+            raise ConfigurationError(f"verify_ssl must be true or false, not {verify_ssl!r}")
+        if user_agent is not None and not isinstance(user_agent, str):
+            raise ConfigurationError(f"user_agent must be a string, not {user_agent!r}")
         self._limit = limit
         self._verify_ssl = verify_ssl
         from binance_archive import __version__
@@ -140,7 +188,10 @@ class HttpTransport(Transport):
     async def _request(self, url: str, *, what: str) -> AsyncIterator[aiohttp.ClientResponse]:
         shown = redact(url)
         try:
-            async with self.session.get(url, allow_redirects=True) as response:
+            # An ASCII URL is sent as it is (keys are percent-encoded already, and a signed query string must keep
+            # its exact bytes); anything else (an internationalised host) is left to yarl to encode.
+            target = yarl.URL(url, encoded=True) if url.isascii() else url
+            async with self.session.get(target, allow_redirects=True) as response:
                 status = response.status
                 if status == 404:
                     raise FileMissingError(f"{what} not found: {shown}")
@@ -152,20 +203,29 @@ class HttpTransport(Transport):
                 yield response
         except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
             raise RetryableError(f"timed out waiting for {shown}") from None
+        except aiohttp.ClientSSLError as exc:  # before ClientConnectionError, which it is too: retrying cannot help
+            raise TransportError(
+                f"TLS failed for {shown}: {_tls_reason(exc)}; the server's certificate must be valid for its "
+                "host (pass verify_ssl=False only for a test server you trust)"
+            ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             raise RetryableError(f"connection failed for {shown}: {exc.__class__.__name__}: {exc}") from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"request for {shown} failed: {exc.__class__.__name__}") from None
 
+    def _url(self, key: str) -> str:
+        url = url_for_key(self._base, key)
+        return f"{url}?{self._base_query}" if self._base_query else url
+
     @asynccontextmanager
     async def get(self, key: str) -> AsyncIterator[Body]:
-        url = url_for_key(self.base_url, key)
+        url = self._url(key)
         async with self._request(url, what="file") as response:
             yield _ResponseBody(response, redact(url))
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
         # Sidecars are tiny: read them in one go rather than through the chunk iterator.
-        url = url_for_key(self.base_url, key)
+        url = self._url(key)
         async with self._request(url, what="file") as response:
             return await _read_limited(response, max_size, redact(url))
 
@@ -177,12 +237,16 @@ class HttpTransport(Transport):
                 query["delimiter"] = delimiter
             if marker:
                 query["marker"] = marker
-            url = f"{self.listing_url}?{urlencode(query)}"
+            base, signed = _split_query(self.listing_url)
+            url = f"{base}?{signed + '&' if signed else ''}{urlencode(query)}"
             async with self._request(url, what="listing") as response:
                 page = parse_listing(await _read_limited(response, _MAX_LISTING_BYTES, redact(url)))
             yield page
-            if not page.is_truncated or not page.next_marker or page.next_marker == marker:
+            if not page.is_truncated or not page.next_marker:
                 return
+            if marker is not None and page.next_marker <= marker:
+                # S3 lists in key order, so markers only grow; a listing that goes back would loop forever.
+                raise TransportError(f"the listing of {prefix!r} went back from {marker!r} to {page.next_marker!r}")
             marker = page.next_marker
 
 
@@ -205,6 +269,12 @@ async def _read_limited(response: aiohttp.ClientResponse, max_size: int, url: st
     if response.content_length is not None and len(data) != response.content_length:
         raise RetryableError(f"{url} was truncated: {len(data)} of {response.content_length} bytes")
     return bytes(data)
+
+
+def _tls_reason(exc: aiohttp.ClientSSLError) -> str:
+    """What went wrong in the TLS handshake, in words (the certificate error, not aiohttp's wrapping)."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    return getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or str(cause)
 
 
 @hookimpl

@@ -195,7 +195,10 @@ async def test_refresh_replaces_only_changed_files(server: FakeArchiveServer, tr
     assert report.downloaded == 1 and report.skipped == len(files) - 1
     (outcome,) = report.outcomes
     assert outcome.key == files[1].key and outcome.previous_sha256 == old and outcome.sha256 == new
-    assert server.stats.zip_requests == 1 and server.stats.checksum_requests == len(files)
+    # The listing vouches for the unchanged sidecars (one listing per series and year; 2 symbols x monthly and
+    # daily files here): only the changed file's sidecar and zip are fetched.
+    assert server.stats.zip_requests == 1 and server.stats.checksum_requests == 1
+    assert server.stats.listing_requests == 4
     assert (mirror / files[2].key).stat().st_mtime_ns == untouched
     assert_verified_mirror(mirror, tree, files)
 

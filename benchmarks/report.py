@@ -1,0 +1,428 @@
+"""Turning the harness's raw runs into medians, ratios, target checks, Markdown and a PNG chart."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+LABELS = {
+    "http": "binance_archive, HTTP transport",
+    "s5cmd-transport": "binance_archive, s5cmd transport",
+    "s5cmd": "plain `s5cmd run` (anchor)",
+    "sequential": "sequential, one file at a time",
+    "http-proposed": "HTTP transport + proposed changes (patched in by the harness)",
+    "s5cmd-transport-proposed": "s5cmd transport, max_processes=1 (proposed default)",
+}
+VERIFIES = {
+    "http": "yes",
+    "s5cmd-transport": "yes",
+    "s5cmd": "no",
+    "sequential": "no",
+    "http-proposed": "yes",
+    "s5cmd-transport-proposed": "yes",
+}
+ORDER = ("http", "s5cmd-transport", "s5cmd", "sequential", "http-proposed", "s5cmd-transport-proposed")
+SHORT = {
+    "http": "binance_archive (HTTP)",
+    "s5cmd-transport": "binance_archive (s5cmd)",
+    "s5cmd": "plain s5cmd run",
+    "sequential": "sequential",
+    "http-proposed": "HTTP + proposed changes",
+    "s5cmd-transport-proposed": "s5cmd transport, 1 process",
+}
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _bound(contender: str, latency_s: float, concurrency: int | None) -> float | None:
+    """Files/s that latency alone allows: requests in flight / round trips per file / latency."""
+    if latency_s <= 0:
+        return None
+    if contender in ("http", "http-proposed") and concurrency:
+        return concurrency / latency_s  # zip and sidecar in flight together: one round trip a file
+    if contender == "s5cmd":
+        return 256 / (2 * 2 * latency_s)  # 256 workers; HEAD then GET; zip and sidecar are two objects
+    if contender == "sequential":
+        return 1 / (2 * latency_s)  # zip, then sidecar
+    return None
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in results["runs"]:
+        groups[(run["workload"], run["latency_ms"], run["contender"])].append(run)
+    rows = []
+    for (workload, latency, contender), runs in groups.items():
+        if workload == "plan":
+            continue
+        worker = [r.get("worker", {}) for r in runs]
+        files = runs[0]["files"]
+        row = {
+            "workload": workload,
+            "latency_ms": latency,
+            "contender": contender,
+            "runs": len(runs),
+            "files": files,
+            "wall_s": _median([r["wall_s"] for r in runs]),
+            "files_per_s": _median([r["files"] / r["wall_s"] for r in runs]),
+            "mb_per_s": _median([r["dest"]["bytes"] / 1e6 / r["wall_s"] for r in runs]),
+            "cpu_s_per_1000": _median([r["cpu_s"] / max(1, r["files"]) * 1000 for r in runs]),
+            "maxrss_mb": _median([r["maxrss_mb"] for r in runs]),
+            "maxrss_mb_max": max(r["maxrss_mb"] for r in runs),
+            "requests_per_file": _median([r["requests"]["total"] / max(1, r["files"]) for r in runs]),
+            "requests_by_method": runs[0]["requests"].get("by_method", {}),
+            "server_cpu_s_per_1000": _median([r["requests"]["server_cpu_s"] / max(1, r["files"]) * 1000 for r in runs]),
+            "background_cpu_s": _median([r.get("background_cpu_s", 0.0) for r in runs]),
+            "engine_s": _median([w["engine_seconds"] for w in worker if "engine_seconds" in w])
+            if any("engine_seconds" in w for w in worker)
+            else None,
+            "concurrency": next((w["concurrency"] for w in worker if "concurrency" in w), None),
+            "problems": [p for r in runs for p in r.get("problems", [])],
+        }
+        bound = _bound(contender, latency / 1000, row["concurrency"])
+        row["latency_bound_files_per_s"] = bound
+        row["fraction_of_bound"] = row["files_per_s"] / bound if bound else None
+        rows.append(row)
+    anchors = {(r["workload"], r["latency_ms"]): r for r in rows if r["contender"] == "s5cmd"}
+    for row in rows:
+        anchor = anchors.get((row["workload"], row["latency_ms"]))
+        if anchor is not None:
+            row["x_s5cmd_files_per_s"] = row["files_per_s"] / anchor["files_per_s"]
+            row["x_s5cmd_mb_per_s"] = row["mb_per_s"] / anchor["mb_per_s"]
+            row["x_s5cmd_cpu_per_file"] = row["cpu_s_per_1000"] / anchor["cpu_s_per_1000"]
+    rows.sort(
+        key=lambda r: (
+            ("small", "large", "scale", "resume").index(r["workload"]),
+            r["latency_ms"],
+            ORDER.index(r["contender"]),
+        )
+    )
+    plan_runs = [r for r in results["runs"] if r["workload"] == "plan" and "worker" in r]
+    planning = None
+    if plan_runs:
+        planning = {
+            "runs": len(plan_runs),
+            "files": plan_runs[0]["worker"]["files"],
+            "keys_per_s": _median([r["worker"]["files"] / r["worker"]["engine_seconds"] for r in plan_runs]),
+            "keys_per_cpu_s": _median([r["worker"]["files"] / r["worker"]["engine_cpu_seconds"] for r in plan_runs]),
+            "maxrss_mb": _median([r["maxrss_mb"] for r in plan_runs]),
+            "background_cpu_s": _median([r.get("background_cpu_s", 0.0) for r in plan_runs]),
+        }
+    summary = {"rows": rows, "planning": planning}
+    summary["targets"] = targets(summary)
+    return summary
+
+
+def _row(summary: dict[str, Any], workload: str, latency: int, contender: str) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in summary["rows"]
+            if (r["workload"], r["latency_ms"], r["contender"]) == (workload, latency, contender)
+        ),
+        None,
+    )
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue, measured on the library as it is (and, where it applies, with the proposals)."""
+    out: list[dict[str, Any]] = []
+
+    def check(
+        name: str,
+        value: float | None,
+        goal: float,
+        *,
+        at_most: bool = False,
+        unit: str = "",
+        proposed: float | None = None,
+    ) -> None:
+        if value is None:
+            return
+        met = value <= goal if at_most else value >= goal
+        item = {"target": name, "measured": value, "goal": goal, "at_most": at_most, "unit": unit, "met": met}
+        if proposed is not None:
+            item["proposed"] = proposed
+            item["proposed_met"] = proposed <= goal if at_most else proposed >= goal
+        out.append(item)
+
+    def both(workload: str, latency: int, field: str) -> tuple[float | None, float | None]:
+        row, alt = _row(summary, workload, latency, "http"), _row(summary, workload, latency, "http-proposed")
+        return (row or {}).get(field), (alt or {}).get(field)
+
+    for latency, goal in ((50, 2.0), (0, 2.5)):
+        value, alt = both("small", latency, "x_s5cmd_files_per_s")
+        check(f"small files, {latency} ms: HTTP transport files/s vs plain s5cmd", value, goal, unit="x", proposed=alt)
+    value, alt = both("small", 50, "fraction_of_bound")
+    row = _row(summary, "small", 50, "http")
+    if row:
+        check(
+            f"small files, 50 ms: HTTP transport vs the latency bound ({row['concurrency']} / 0.05 s)",
+            value,
+            0.7,
+            unit="of bound",
+            proposed=alt,
+        )
+    value, alt = both("small", 0, "x_s5cmd_cpu_per_file")
+    check(
+        "small files, 0 ms: HTTP transport CPU-s per file vs plain s5cmd",
+        value,
+        0.4,
+        at_most=True,
+        unit="x",
+        proposed=alt,
+    )
+    for latency in (0, 50):
+        value, alt = both("large", latency, "x_s5cmd_mb_per_s")
+        check(f"large files, {latency} ms: HTTP transport MB/s vs plain s5cmd", value, 0.9, unit="x", proposed=alt)
+    for workload, field, what in (("small", "x_s5cmd_files_per_s", "files/s"), ("large", "x_s5cmd_mb_per_s", "MB/s")):
+        for latency in (0, 50):
+            row = _row(summary, workload, latency, "s5cmd-transport")
+            alt_row = _row(summary, workload, latency, "s5cmd-transport-proposed") or {}
+            if row and field in row:
+                check(
+                    f"{workload} files, {latency} ms: s5cmd transport {what} vs plain s5cmd",
+                    row[field],
+                    0.9,
+                    unit="x",
+                    proposed=alt_row.get(field),
+                )
+    planning = summary.get("planning")
+    if planning:
+        check(f"planning {planning['files'] / 1e6:.1f} M files: keys/s", planning["keys_per_s"], 300_000)
+        check("planning: peak RSS", planning["maxrss_mb"], 100, at_most=True, unit="MB")
+    row = _row(summary, "resume", 0, "http")
+    if row:
+        check(f"resume over {row['files']:,} stored files: files/s (whole process)", row["files_per_s"], 50_000)
+        if row["engine_s"]:
+            check(
+                f"resume over {row['files']:,} stored files: files/s (engine, without start-up)",
+                row["files"] / row["engine_s"],
+                50_000,
+            )
+        check("resume: requests sent", row["requests_per_file"] * row["files"], 0, at_most=True)
+    row = _row(summary, "scale", 0, "http")
+    if row:
+        check(f"download of {row['files']:,} files: peak RSS", row["maxrss_mb"], 200, at_most=True, unit="MB")
+    return out
+
+
+# -- Markdown ---------------------------------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 0) -> str:
+    if value is None or value != value:
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _x(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def _requests(row: dict[str, Any]) -> str:
+    methods = row["requests_by_method"]
+    detail = " + ".join(f"{n / max(1, row['files']):.2f} {m}" for m, n in sorted(methods.items()))
+    return f"{row['requests_per_file']:.2f}" + (f" ({detail})" if len(methods) > 1 else "")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    m = results["machine"]
+    results["settings"]
+    lines = [
+        f"Run of `{results['command']}` on {results['started'][:10]} ({results['started'][11:]} to "
+        f"{results['finished'][11:]} UTC), {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GiB, Python {m['python']},"
+        f" aiohttp {m['aiohttp']}, s5cmd {m['s5cmd']}, binance_archive {m['binance_archive']} (git {m.get('git', '?')}"
+        + (
+            f", with uncommitted changes to {len(m['uncommitted'])} files of the package"
+            if m.get("uncommitted")
+            else ""
+        )
+        + ").",
+        f"Server: {results['server'] or '—'}. Load average at the start: "
+        f"{', '.join(f'{x:.2f}' for x in m['load_at_start'])}.",
+        "",
+    ]
+    for name, d in results["datasets"].items():
+        lines.append(
+            f"- dataset `{d['name']}` ({name}): {d['files']:,} zips, mean {d['mean_zip_bytes'] / 1e3:,.1f} KB,"
+            f" {(d['zip_bytes'] + d['sidecar_bytes']) / 1e6:,.1f} MB with the sidecars"
+        )
+    lines.append("")
+    titles = {
+        "small": "Small files",
+        "large": "Large files",
+        "scale": "Scale: one big download (HTTP transport)",
+        "resume": "Resume: the same download again, everything stored (HTTP transport)",
+    }
+    by_group: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in s["rows"]:
+        by_group[(row["workload"], row["latency_ms"])].append(row)
+    for (workload, latency), rows in by_group.items():
+        runs = max(r["runs"] for r in rows)
+        lines += [
+            f"### {titles[workload]}, {latency} ms per request ({rows[0]['files']:,} files; median of {runs} "
+            f"run{'s' if runs > 1 else ''})",
+            "",
+        ]
+        lines += [
+            "| contender | verifies | files/s | MB/s | CPU-s per 1,000 files | peak RSS MB | requests per file |"
+            " server CPU-s per 1,000 | wall s | files/s vs s5cmd | CPU/file vs s5cmd | latency bound files/s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            label = LABELS[r["contender"]]
+            if r["files"] != rows[0]["files"]:
+                label += f" ({r['files']} files)"
+            bound = r["latency_bound_files_per_s"]
+            bound_text = "—" if bound is None else f"{bound:,.0f} ({r['fraction_of_bound']:.0%} reached)"
+            lines.append(
+                f"| {label} | {VERIFIES[r['contender']]} | {_f(r['files_per_s'])} | {_f(r['mb_per_s'], 1)} | "
+                f"{_f(r['cpu_s_per_1000'], 2)} | {_f(r['maxrss_mb'])} | {_requests(r)} | "
+                f"{_f(r['server_cpu_s_per_1000'], 2)} | {_f(r['wall_s'], 2)} | {_x(r.get('x_s5cmd_files_per_s'))} | "
+                f"{_x(r.get('x_s5cmd_cpu_per_file'))} | {bound_text} |"
+            )
+            if r["problems"]:
+                lines.append(f"| ↳ problems: {'; '.join(r['problems'])[:300]} |||||||||||")
+        if workload == "resume":
+            r = rows[0]
+            lines += [
+                "",
+                f"Resume in the engine (without interpreter start-up and imports): "
+                f"{r['files'] / r['engine_s']:,.0f} files/s ({r['engine_s']:.2f} s)."
+                if r["engine_s"]
+                else "",
+            ]
+        background = _median([r["background_cpu_s"] for r in rows])
+        lines += [
+            "",
+            f"Median CPU used by other processes on the machine during these runs: {background:.2f} CPU-s.",
+            "",
+        ]
+    p = s.get("planning")
+    if p:
+        lines += [
+            f"### Planning ({p['files']:,} daily 1m-kline files; median of {p['runs']} runs)",
+            "",
+            "| keys/s | keys per CPU-second | peak RSS MB |",
+            "|---|---|---|",
+            f"| {_f(p['keys_per_s'])} | {_f(p['keys_per_cpu_s'])} | {_f(p['maxrss_mb'])} |",
+            "",
+        ]
+    lines += [
+        "### Targets",
+        "",
+        "Measured on the library as it is; the last column, where it applies, with the changes "
+        "proposed in `benchmarks/experiments.py` patched in; for the s5cmd transport, with `max_processes=1` "
+        "(same run).",
+        "",
+        "| target | goal | measured | met | with the proposed changes |",
+        "|---|---|---|---|---|",
+    ]
+    for t in s["targets"]:
+        goal = ("<= " if t["at_most"] else ">= ") + _fmt(t["goal"], t["unit"])
+        alt = "—"
+        if "proposed" in t:
+            alt = f"{_fmt(t['proposed'], t['unit'])} ({'met' if t['proposed_met'] else 'missed'})"
+        lines.append(
+            f"| {t['target']} | {goal} | {_fmt(t['measured'], t['unit'])} | "
+            f"{'**yes**' if t['met'] else '**no**'} | {alt} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "of bound":
+        return f"{value:.0%} of the bound"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:,.0f}"
+
+
+# -- chart ------------------------------------------------------------------------------------------------------
+
+
+def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("chart: matplotlib is not installed (pip install -r benchmarks/requirements.txt); no PNG")
+        return None
+    rows = results["summary"]["rows"]
+    panels = [
+        ("small", 0, "files_per_s", "small files, 0 ms: files/s"),
+        ("small", 50, "files_per_s", "small files, 50 ms: files/s"),
+        ("large", 0, "mb_per_s", "large files, 0 ms: MB/s"),
+        ("small", 0, "cpu_s_per_1000", "small files, 0 ms: CPU-s per 1,000 files (lower is better)"),
+    ]
+    panels = [p for p in panels if any((r["workload"], r["latency_ms"]) == p[:2] for r in rows)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.3 * len(panels) + 0.8), squeeze=False)
+    colors = {
+        "http": "#1f77b4",
+        "s5cmd-transport": "#17becf",
+        "s5cmd": "#7f7f7f",
+        "sequential": "#d62728",
+        "http-proposed": "#aec7e8",
+        "s5cmd-transport-proposed": "#9edae5",
+    }
+    for ax, (workload, latency, metric, title) in zip(axes[:, 0], panels, strict=True):
+        data = [r for r in rows if (r["workload"], r["latency_ms"]) == (workload, latency)]
+        names = [SHORT[r["contender"]] for r in data]
+        values = [r[metric] for r in data]
+        bars = ax.barh(names, values, color=[colors[r["contender"]] for r in data])
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10, loc="left")
+        for bar, value in zip(bars, values, strict=True):
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {value:,.1f}" if value < 10 else f" {value:,.0f}",
+                va="center",
+                fontsize=8,
+            )
+        if metric == "files_per_s":
+            bound = next((r["latency_bound_files_per_s"] for r in data if r["contender"] == "http"), None)
+            if bound:
+                ax.axvline(bound, color="black", linestyle="--", linewidth=1)
+                ax.text(bound, -0.6, f"latency bound {bound:,.0f}", fontsize=7, ha="right")
+        bound = next((r["latency_bound_files_per_s"] for r in data if r["contender"] == "http"), None)
+        ax.set_xlim(0, max([*values, 1, (bound or 0) if metric == "files_per_s" else 0]) * 1.18)
+        ax.tick_params(labelsize=8)
+    fig.suptitle(
+        f"binance_archive vs s5cmd, {results['started'][:10]}, {results['machine']['cores']} cores, "
+        f"{results['server_kind']} on loopback",
+        fontsize=10,
+    )
+    fig.subplots_adjust(left=0.24, right=0.96, top=0.93, bottom=0.04, hspace=0.55)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def update_docs(doc: Path, markdown_text: str, chart_path: Path | None) -> None:
+    """Replace the generated section of docs/performance.md (between the markers) with this run's results."""
+    block = [BEGIN, "", markdown_text.rstrip(), ""]
+    if chart_path is not None:
+        rel = Path("..") / chart_path.resolve().relative_to(doc.resolve().parent.parent)
+        block += [f"![results]({rel.as_posix()})", ""]
+    block.append(END)
+    text = doc.read_text() if doc.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = text.rstrip() + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(head + "\n".join(block) + tail)

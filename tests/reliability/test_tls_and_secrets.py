@@ -1,0 +1,305 @@
+"""HTTPS verifies certificates by default; credentials and signed URLs never reach logs, reports or exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import logging
+import ssl
+import subprocess
+import sys
+import textwrap
+import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from binance_archive import Archive, Selection
+from binance_archive.errors import BinanceArchiveError, TransportError
+from binance_archive.events import Event
+from binance_archive.report import Outcome
+
+from .scenario import TODAY, build
+from .support import QUICK_RETRY, RecordingProxy, ServerThread, assert_mirror_trustworthy, backends
+
+SELECTION = Selection(
+    markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-01", end="2024-01-04",
+    periods="daily",
+)  # fmt: skip
+
+
+def make_certificate(folder: Path, *, host: str, ca: tuple[object, object] | None = None) -> tuple[Path, Path, object]:
+    """A certificate for ``host`` (self-signed, or signed by ``ca``); returns (cert file, key file, (cert, key))."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host if ca is None else f"leaf {host}")])
+    issuer_cert, issuer_key = ca if ca is not None else (None, key)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        alt: object = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name if ca is not None else x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(issuer_cert.subject if issuer_cert is not None else name)  # type: ignore[attr-defined]
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)  # type: ignore[list-item]
+        .add_extension(x509.BasicConstraints(ca=ca is None, path_length=None), critical=True)
+    )
+    certificate = builder.sign(issuer_key, hashes.SHA256())  # type: ignore[arg-type]
+    stem = folder / host.replace(".", "_").replace(":", "_")
+    if ca is not None:
+        stem = stem.with_name(stem.name + "_leaf")
+    cert_file, key_file = stem.with_suffix(".crt"), stem.with_suffix(".key")
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file, (certificate, key)
+
+
+@asynccontextmanager
+async def tls_front(target_port: int, cert: Path, key: Path) -> AsyncIterator[int]:
+    """An HTTPS server on loopback: TLS terminated here, the bytes forwarded to the fake archive."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_https_refuses_a_self_signed_certificate_by_default_and_accepts_it_when_told(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    files = build(upstream, SELECTION)
+    cert, key, _ = make_certificate(tmp_path, host="127.0.0.1")
+    async with backends("http", "local", upstream, tmp_path) as cell:
+        assert cell.server is not None
+        async with tls_front(cell.server.port, cert, key) as port:
+            url = f"https://127.0.0.1:{port}"
+            strict = Archive(tmp_path / "strict", base_url=url, listing_url=url, retry=QUICK_RETRY, entry_points=False)
+            report = await strict.download(SELECTION, today=TODAY)
+            assert report.failed == len(files) and not (tmp_path / "strict").exists()
+            for failure in report.failures:
+                assert "TLS failed" in (failure.error or "") and "certificate" in (failure.error or "")
+                assert failure.attempts == 1, "a certificate that fails verification is not worth retrying"
+            assert cell.server.stats.requests == 0, "nothing may be sent over an unverified connection"
+            with pytest.raises(TransportError, match=r"TLS failed.*certificate"):
+                await strict.symbols("spot", "klines")
+
+            trusting = Archive(
+                tmp_path / "trusting", base_url=url, listing_url=url, transport_options={"verify_ssl": False},
+                entry_points=False,
+            )  # fmt: skip
+            report = await trusting.download(SELECTION, today=TODAY)
+            assert report.ok and report.downloaded == len(files)
+    await assert_mirror_trustworthy(Archive(tmp_path / "trusting", entry_points=False), upstream)
+
+
+CA_CHECK = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from binance_archive.transports.http import HttpTransport
+    async def fetch(url):
+        async with HttpTransport(base_url=url) as transport:
+            try:
+                await transport.get_bytes(sys.argv[1], max_size=4096)
+                return "ok"
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+    print(json.dumps([asyncio.run(fetch(url)) for url in sys.argv[2:]]))
+    """
+)
+
+
+async def test_verification_is_real_a_trusted_ca_is_accepted_and_a_wrong_host_refused(tmp_path: Path) -> None:
+    """The positive control: with its CA trusted (SSL_CERT_FILE), a certificate for 127.0.0.1 passes, and one
+    for another host name, signed by the same CA, is refused for its name."""
+    upstream = tmp_path / "upstream"
+    files = build(upstream, SELECTION)
+    ca_cert, _, ca = make_certificate(tmp_path, host="Reliability Test CA")
+    good_cert, good_key, _ = make_certificate(tmp_path, host="127.0.0.1", ca=ca)  # type: ignore[arg-type]
+    wrong_cert, wrong_key, _ = make_certificate(tmp_path, host="archive.example", ca=ca)  # type: ignore[arg-type]
+    async with backends("http", "local", upstream, tmp_path) as cell:
+        assert cell.server is not None
+        async with (
+            tls_front(cell.server.port, good_cert, good_key) as good,
+            tls_front(cell.server.port, wrong_cert, wrong_key) as wrong,
+        ):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", CA_CHECK, files[0].checksum_key, f"https://127.0.0.1:{good}",
+                f"https://127.0.0.1:{wrong}", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={"SSL_CERT_FILE": str(ca_cert), "PATH": "/usr/bin:/bin"},
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    good_result, wrong_result = json.loads(out)
+    assert good_result == "ok"
+    assert wrong_result.startswith("TransportError: TLS failed") and "127.0.0.1" in wrong_result
+    assert "match" in wrong_result or "mismatch" in wrong_result or "hostname" in wrong_result.lower()
+
+
+SECRETS = ("alice-user", "pw-S3CR3T", "sig-T0P-SECRET", "kp-ID-42")
+
+
+async def test_credentials_and_signatures_never_reach_logs_reports_or_exceptions(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = tmp_path / "upstream"
+    files = build(upstream, SELECTION.with_(end="2024-01-20"))
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    events: list[Event] = []
+    async with backends("http", "local", upstream, tmp_path, error_rate=0.2, reset_rate=0.05, seed=2) as cell:
+        assert cell.server is not None
+        cell.server.faults.missing_keys = {files[0].key, files[1].checksum_key}
+        cell.server.faults.corrupt_keys = {files[2].key}
+        cell.server.faults.stall_keys = {files[3].key}
+        cell.server.faults.stall_seconds = 5
+        async with RecordingProxy(cell.server.port) as proxy:
+            signed = f"?Signature={SECRETS[2]}&Key-Pair-Id={SECRETS[3]}"
+            base_url = proxy.url.replace("http://", f"http://{SECRETS[0]}:{SECRETS[1]}@") + "/" + signed
+            listing_url = proxy.url.replace("http://", f"http://{SECRETS[0]}:{SECRETS[1]}@")
+            listing_url += "/data.binance.vision" + signed
+            archive = Archive(
+                tmp_path / "mirror", base_url=base_url, listing_url=listing_url, progress=events.append,
+                retry=QUICK_RETRY, transport_options={"read_timeout": 0.3}, entry_points=False,
+            )  # fmt: skip
+            report = await archive.download(SELECTION.with_(end="2024-01-20"), today=TODAY)
+            texts.append(report.to_json())
+            # Discovery through the listing works with the signed listing URL...
+            assert await archive.symbols("spot", "klines") == ["BTCUSDT"]
+            # ...and its failures are exceptions whose messages and tracebacks must be clean too.
+            cell.server.faults.error_rate = 1.0
+            with pytest.raises(BinanceArchiveError) as caught:
+                await archive.download(SELECTION.with_(symbols=(), end="2024-01-20"), today=TODAY)
+            texts += [str(caught.value), repr(caught.value), "".join(traceback.format_exception(caught.value))]
+            with pytest.raises(BinanceArchiveError) as invalid:
+                Archive(tmp_path / "m2", base_url=base_url.replace("http://", "ftp://"), entry_points=False)
+            texts += [str(invalid.value), "".join(traceback.format_exception(invalid.value))]
+        sent = bytes(proxy.sent)
+    # The run did meet every kind of failure, so its messages were exercised.
+    outcomes = {o.outcome for o in report.outcomes}
+    assert {Outcome.DOWNLOADED, Outcome.MISSING, Outcome.FAILED} <= outcomes, report.outcomes
+    assert any("timed out" in (o.error or "") for o in report.failures)
+    assert any("CHECKSUM" in (o.error or "") for o in report.failures)
+    # The secrets were used on the wire: sent as Basic auth and as the query of every request...
+    assert f"Signature={SECRETS[2]}".encode() in sent and b"Authorization: Basic " in sent.replace(
+        b"authorization", b"Authorization"
+    )
+    assert all(SECRETS[2].encode() in line for line in proxy.request_lines)
+    # ...and appear nowhere else.
+    texts += [r.getMessage() for r in caplog.records]
+    texts += [r.exc_text or "" for r in caplog.records]
+    texts += [e.error or "" for e in events]
+    assert caplog.records and any("retrying" in r.getMessage() for r in caplog.records)
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, f"{secret!r} leaked into: {text[:300]}"
+
+
+def test_the_cli_keeps_secrets_out_of_its_output(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import io
+
+    from binance_archive.cli import main
+
+    upstream = tmp_path / "upstream"
+    build(upstream, SELECTION)
+    caplog.set_level(logging.DEBUG)
+    with ServerThread(upstream, error_rate=0.3, seed=1) as server:
+        server.faults.missing_keys = {"data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01-02.zip.CHECKSUM"}
+        url = server.base_url.replace("http://", f"http://{SECRETS[0]}:{SECRETS[1]}@") + f"/?sig={SECRETS[2]}"
+        out, err = io.StringIO(), io.StringIO()
+        saved, sys.stderr = sys.stderr, err
+        try:
+            statuses = [
+                main(["-vv", "download", "--market", "spot", "--data-type", "klines", "--symbol", "BTCUSDT",
+                      "--interval", "1h", "--start", "2024-01-01", "--end", "2024-01-04", "--period", "daily",
+                      "--today", TODAY.isoformat(), "--base-url", url, "--to", str(tmp_path / "m"), *extra], out=out)
+                for extra in ([], ["--json"])
+            ]  # fmt: skip
+            statuses.append(main(["download", "--market", "spot", "--data-type", "klines", "--interval", "1h",
+                                  "--today", TODAY.isoformat(), "--base-url", url, "--listing-url", "ftp://" + url[7:],
+                                  "--to", str(tmp_path / "m")], out=out))  # fmt: skip
+        finally:
+            sys.stderr = saved
+    assert statuses[0] == statuses[1] == 1 and statuses[2] == 2  # the sidecar-less file fails; the bad URL is refused
+    everything = out.getvalue() + err.getvalue() + "".join(r.getMessage() for r in caplog.records)
+    assert "failed" in everything and "CHECKSUM" in everything
+    for secret in SECRETS[:3]:
+        assert secret not in everything
+
+
+@pytest.mark.parametrize(
+    ("transport", "base_url"),
+    [
+        ("http", f"ftp://{SECRETS[0]}:{SECRETS[1]}@host/x?sig={SECRETS[2]}"),
+        ("http", f"http://{SECRETS[0]}:{SECRETS[1]}@host:port/x?sig={SECRETS[2]}"),
+        pytest.param(
+            "mirror", f"file://{SECRETS[0]}:{SECRETS[1]}@host/x",
+            marks=pytest.mark.xfail(strict=True, reason="transports/mirror.py names the URL's host with its "
+                                    "credentials in this ConfigurationError (see docs/reliability.md)"),
+        ),
+        pytest.param(
+            "s5cmd", f"ftp://{SECRETS[0]}:{SECRETS[1]}@host/x",
+            marks=pytest.mark.xfail(strict=True, reason="transports/s5cmd.py repeats the whole base_url, "
+                                    "credentials included, in its ConfigurationError (see docs/reliability.md)"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_refused_base_url_is_named_without_its_credentials(transport: str, base_url: str) -> None:
+    if transport == "s5cmd":
+        from .support import s5cmd_or_skip
+
+        s5cmd_or_skip()
+    with pytest.raises(BinanceArchiveError) as caught:
+        Archive("unused", transport=transport, base_url=base_url, entry_points=False)
+    text = str(caught.value) + "".join(traceback.format_exception(caught.value))
+    assert "host" in str(caught.value)
+    for secret in SECRETS:
+        assert secret not in text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="storages/s3.py repeats an s3:// URL holding user:password@ in its ConfigurationError "
+    "(see docs/reliability.md)",
+)
+def test_a_refused_storage_url_is_named_without_its_credentials() -> None:
+    pytest.importorskip("obstore")
+    with pytest.raises(BinanceArchiveError) as caught:
+        Archive(f"s3://{SECRETS[0]}:{SECRETS[1]}@bucket/x", entry_points=False)
+    assert SECRETS[1] not in str(caught.value)
