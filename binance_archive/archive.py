@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
@@ -54,6 +55,7 @@ MAX_CONCURRENCY = 10_000
 """The most files in flight an Archive accepts."""
 _LISTINGS_KEPT = 16  # listings of sidecars a refresh keeps (each at most a year of one series: ~370 entries)
 _MAX_LISTED_SIDECARS = 1000
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _T = TypeVar("_T")
 
 
@@ -519,16 +521,18 @@ class _Run:
                             found[obj.key] = obj
                     if len(found) > _MAX_LISTED_SIDECARS:  # not a year of one series: a listing gone wrong
                         return None
+                if found and not any(_MD5.fullmatch(obj.etag) for obj in found.values()):
+                    self.use_listing = False  # this transport's listing has no MD5 ETags (a local mirror)
                 return found
             except RetryableError as exc:
                 if attempt >= self.retry.attempts:
                     return None
                 await asyncio.sleep(self.retry.delay(attempt, exc.retry_after))
             except (TransportError, VerificationError) as exc:
-                # A transport that cannot list, or a listing that is not one: fetch each sidecar instead.
+                # A transport that cannot list, or a listing that is not one: fetch each sidecar for the rest of
+                # the run.
                 log.debug("refresh without the listing of %s: %s", scope, exc)
-                if not isinstance(exc, RetryableError | FileMissingError):
-                    self.use_listing = False
+                self.use_listing = False
                 return None
 
     def _record(self, outcome: FileOutcome, file: ArchiveFile) -> None:

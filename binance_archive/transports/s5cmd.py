@@ -570,8 +570,8 @@ class S5cmdTransport(Transport):
     @asynccontextmanager
     async def _process(self, argv: list[str]) -> AsyncIterator[asyncio.subprocess.Process]:
         """Run s5cmd; on the way out (cancellation included) kill it if it still runs, and reap it."""
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -579,17 +579,32 @@ class S5cmdTransport(Transport):
                 env=self._env or None,
                 limit=_LINE_LIMIT,
             )
+        )
+        try:
+            # Shielded: a cancellation while the process starts would otherwise orphan it and its pipes.
+            proc = await asyncio.shield(starting)
         except OSError as exc:
             raise TransportError(f"cannot run {self.binary}: {exc.strerror}; {_INSTALL_HINT}") from exc
+        except asyncio.CancelledError:
+            with suppress(BaseException):
+                orphan = await starting
+                with suppress(ProcessLookupError):
+                    orphan.kill()
+                await orphan.wait()
+                _close_pipes(orphan)
+            raise
         self.stats.processes += 1
         try:
             yield proc
         finally:
-            if proc.returncode is None:
-                with suppress(ProcessLookupError):
-                    proc.kill()
-            # Shielded: a second cancellation must not leave a zombie behind.
-            await asyncio.shield(proc.wait())
+            try:
+                if proc.returncode is None:
+                    with suppress(ProcessLookupError):
+                        proc.kill()
+                # Shielded: a second cancellation must not leave a zombie behind.
+                await asyncio.shield(proc.wait())
+            finally:
+                _close_pipes(proc)  # even when a second cancellation cuts the wait short
 
     # -- listing -------------------------------------------------------------------------------------------
 
@@ -705,3 +720,14 @@ def _page(entries: Iterable[tuple[str, ListedObject | None]], *, truncated: bool
 @hookimpl
 def register_transports() -> list[type[Transport]]:
     return [S5cmdTransport]
+
+
+def _close_pipes(proc: asyncio.subprocess.Process) -> None:
+    """Release a finished process's pipes now.
+
+    A cancelled reader leaves them undrained, so asyncio never closes them by itself; its Process has no
+    public close(), so the transport is closed directly.
+    """
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()

@@ -55,7 +55,7 @@ class Moto:
     url: str
 
     def new_bucket(self) -> str:
-        import boto3
+        import boto3  # type: ignore[import-untyped]
 
         name = f"reliability-{next(_BUCKETS)}"
         client = boto3.client(

@@ -389,11 +389,6 @@ def collect_while_the_loop_runs() -> list[str]:
     return [str(w.message) for w in caught if "unclosed transport" in str(w.message)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cancelling an s5cmd download (Ctrl-C, a timeout) kills s5cmd but leaves its stdout/stderr pipe "
-    "transports unclosed (transports/s5cmd.py _process should close them; see docs/reliability.md)",
-)
 async def test_cancelling_an_s5cmd_download_closes_its_pipes(upstream: Path, tmp_path: Path) -> None:
     collect_while_the_loop_runs()
     async with backends("s5cmd", "local", upstream, tmp_path, stall_keys={planned(SMALL)[0].key}) as cell:

@@ -235,7 +235,7 @@ LEGACY = {
 
 
 def mutate(base: dict[str, Any], path: tuple[str, ...], value: object) -> dict[str, Any]:
-    data = json.loads(json.dumps(base))
+    data: dict[str, Any] = json.loads(json.dumps(base))
     target: Any = data
     for part in path[:-1]:
         target = target[0] if isinstance(target, list) else target

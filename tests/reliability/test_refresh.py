@@ -13,6 +13,7 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def sha(path: Path) -> str:
 
 @asynccontextmanager
 async def mirrored(
-    tmp_path: Path, *selections: Selection, **knobs: object
+    tmp_path: Path, *selections: Selection, **knobs: Any
 ) -> AsyncIterator[tuple[Path, Path, FakeArchiveServer]]:
     upstream, mirror = tmp_path / "upstream", tmp_path / "mirror"
     build(upstream, *selections, max_rows=3)
