@@ -79,4 +79,6 @@ class TestTheMemoryPluginKeepsTheContract(TransportContract):
 
     @pytest.fixture
     def transport(self, contract_archive: ContractArchive, plugin_installed: str, tmp_path: Path) -> Transport:
-        return Archive(tmp_path, transport="memory", transport_options={"objects": contract_archive.objects, "page_size": 2}).transport
+        return Archive(
+            tmp_path, transport="memory", transport_options={"objects": contract_archive.objects, "page_size": 2}
+        ).transport

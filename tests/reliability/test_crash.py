@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import random
 import shutil
 import signal
@@ -228,8 +229,9 @@ async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: P
             server = FakeArchiveServer(upstream, latency=0.004, error_rate=0.05, truncate_rate=0.02, seed=index)
             await server.start()
             servers.append(server)
+            seed = int(os.environ.get("RELIABILITY_CRASH_SEED", "10"))  # other seeds: other kill moments
             lane = Lane(f"lane{index}", upstream, root / "mirror", root / "scratch", server, files,
-                        random.Random(1000 + index))  # fmt: skip
+                        random.Random(100 * seed + index))  # fmt: skip
             lane.reset_accepted()
             lanes.append(lane)
         await asyncio.gather(*(run_lane(lane) for lane in lanes))
