@@ -73,7 +73,26 @@ class FileBody(Body):
                 yield chunk
 
 
-class Transport(abc.ABC):
+class _Resource:
+    """What transports and storages share: ``open``/``close`` hooks and the async context manager on them."""
+
+    async def open(self) -> None:  # an optional hook: empty on purpose
+        """Acquire resources (sessions, processes, clients). Called once, when the engine enters the backend."""
+
+    async def close(self) -> None:  # an optional hook: empty on purpose
+        """Release everything :meth:`open` acquired."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class Transport(_Resource, abc.ABC):
     """Fetches objects of the archive by key, and lists its prefixes.
 
     Subclasses set :attr:`name`, take their options as keyword arguments of ``__init__`` (the CLI passes
@@ -125,21 +144,6 @@ class Transport(abc.ABC):
             "or use a transport that can list (http)"
         )
 
-    async def open(self) -> None:  # noqa: B027 - optional hook, empty on purpose
-        """Acquire resources (sessions, processes). Called once, when the engine enters the transport."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook, empty on purpose
-        """Release everything :meth:`open` acquired."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
 
 @attrs.frozen
 class StoredObject:
@@ -166,7 +170,7 @@ class Writer(abc.ABC):
         """Discard everything written; the final key is left as it was. Safe to call more than once."""
 
 
-class Storage(abc.ABC):
+class Storage(_Resource, abc.ABC):
     """Keeps the mirror: objects stored under the archive's own keys (``data/spot/daily/...``).
 
     Writes are atomic: a reader never sees a partial object under its final key. The engine stores a
@@ -238,21 +242,6 @@ class Storage(abc.ABC):
             async for chunk in FileBody(path).chunks():
                 await writer.write(chunk)
             await writer.commit()
-
-    async def open(self) -> None:  # noqa: B027 - optional hook, empty on purpose
-        """Acquire resources. Called once, when the engine enters the storage."""
-
-    async def close(self) -> None:  # noqa: B027 - optional hook, empty on purpose
-        """Release everything :meth:`open` acquired."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
 
 @asynccontextmanager
