@@ -12,25 +12,19 @@ LABELS = {
     "s5cmd-transport": "binance_archive, s5cmd transport",
     "s5cmd": "plain `s5cmd run` (anchor)",
     "sequential": "sequential, one file at a time",
-    "http-proposed": "HTTP transport + proposed changes (patched in by the harness)",
-    "s5cmd-transport-proposed": "s5cmd transport, max_processes=1 (proposed default)",
 }
 VERIFIES = {
     "http": "yes",
     "s5cmd-transport": "yes",
     "s5cmd": "no",
     "sequential": "no",
-    "http-proposed": "yes",
-    "s5cmd-transport-proposed": "yes",
 }
-ORDER = ("http", "s5cmd-transport", "s5cmd", "sequential", "http-proposed", "s5cmd-transport-proposed")
+ORDER = ("http", "s5cmd-transport", "s5cmd", "sequential")
 SHORT = {
     "http": "binance_archive (HTTP)",
     "s5cmd-transport": "binance_archive (s5cmd)",
     "s5cmd": "plain s5cmd run",
     "sequential": "sequential",
-    "http-proposed": "HTTP + proposed changes",
-    "s5cmd-transport-proposed": "s5cmd transport, 1 process",
 }
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -43,7 +37,7 @@ def _bound(contender: str, latency_s: float, concurrency: int | None) -> float |
     """Files/s that latency alone allows: requests in flight / round trips per file / latency."""
     if latency_s <= 0:
         return None
-    if contender in ("http", "http-proposed") and concurrency:
+    if contender == "http" and concurrency:
         return concurrency / latency_s  # zip and sidecar in flight together: one round trip a file
     if contender == "s5cmd":
         return 256 / (2 * 2 * latency_s)  # 256 workers; HEAD then GET; zip and sidecar are two objects
@@ -130,68 +124,45 @@ def _row(summary: dict[str, Any], workload: str, latency: int, contender: str) -
 
 
 def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of the issue, measured on the library as it is (and, where it applies, with the proposals)."""
+    """Each target of the issue, measured on the library as it is."""
     out: list[dict[str, Any]] = []
 
-    def check(
-        name: str,
-        value: float | None,
-        goal: float,
-        *,
-        at_most: bool = False,
-        unit: str = "",
-        proposed: float | None = None,
-    ) -> None:
+    def check(name: str, value: float | None, goal: float, *, at_most: bool = False, unit: str = "") -> None:
         if value is None:
             return
         met = value <= goal if at_most else value >= goal
-        item = {"target": name, "measured": value, "goal": goal, "at_most": at_most, "unit": unit, "met": met}
-        if proposed is not None:
-            item["proposed"] = proposed
-            item["proposed_met"] = proposed <= goal if at_most else proposed >= goal
-        out.append(item)
+        out.append({"target": name, "measured": value, "goal": goal, "at_most": at_most, "unit": unit, "met": met})
 
-    def both(workload: str, latency: int, field: str) -> tuple[float | None, float | None]:
-        row, alt = _row(summary, workload, latency, "http"), _row(summary, workload, latency, "http-proposed")
-        return (row or {}).get(field), (alt or {}).get(field)
+    def http(workload: str, latency: int, field: str) -> float | None:
+        return (_row(summary, workload, latency, "http") or {}).get(field)
 
     for latency, goal in ((50, 2.0), (0, 2.5)):
-        value, alt = both("small", latency, "x_s5cmd_files_per_s")
-        check(f"small files, {latency} ms: HTTP transport files/s vs plain s5cmd", value, goal, unit="x", proposed=alt)
-    value, alt = both("small", 50, "fraction_of_bound")
+        value = http("small", latency, "x_s5cmd_files_per_s")
+        check(f"small files, {latency} ms: HTTP transport files/s vs plain s5cmd", value, goal, unit="x")
     row = _row(summary, "small", 50, "http")
     if row:
         check(
             f"small files, 50 ms: HTTP transport vs the latency bound ({row['concurrency']} / 0.05 s)",
-            value,
+            http("small", 50, "fraction_of_bound"),
             0.7,
             unit="of bound",
-            proposed=alt,
         )
-    value, alt = both("small", 0, "x_s5cmd_cpu_per_file")
     check(
         "small files, 0 ms: HTTP transport CPU-s per file vs plain s5cmd",
-        value,
+        http("small", 0, "x_s5cmd_cpu_per_file"),
         0.4,
         at_most=True,
         unit="x",
-        proposed=alt,
     )
     for latency in (0, 50):
-        value, alt = both("large", latency, "x_s5cmd_mb_per_s")
-        check(f"large files, {latency} ms: HTTP transport MB/s vs plain s5cmd", value, 0.9, unit="x", proposed=alt)
+        value = http("large", latency, "x_s5cmd_mb_per_s")
+        check(f"large files, {latency} ms: HTTP transport MB/s vs plain s5cmd", value, 0.9, unit="x")
     for workload, field, what in (("small", "x_s5cmd_files_per_s", "files/s"), ("large", "x_s5cmd_mb_per_s", "MB/s")):
         for latency in (0, 50):
             row = _row(summary, workload, latency, "s5cmd-transport")
-            alt_row = _row(summary, workload, latency, "s5cmd-transport-proposed") or {}
             if row and field in row:
-                check(
-                    f"{workload} files, {latency} ms: s5cmd transport {what} vs plain s5cmd",
-                    row[field],
-                    0.9,
-                    unit="x",
-                    proposed=alt_row.get(field),
-                )
+                name = f"{workload} files, {latency} ms: s5cmd transport {what} vs plain s5cmd"
+                check(name, row[field], 0.9, unit="x")
     planning = summary.get("planning")
     if planning:
         check(f"planning {planning['files'] / 1e6:.1f} M files: keys/s", planning["keys_per_s"], 300_000)
@@ -318,21 +289,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "### Targets",
         "",
-        "Measured on the library as it is; the last column, where it applies, with the changes "
-        "proposed in `benchmarks/experiments.py` patched in; for the s5cmd transport, with `max_processes=1` "
-        "(same run).",
-        "",
-        "| target | goal | measured | met | with the proposed changes |",
-        "|---|---|---|---|---|",
+        "| target | goal | measured | met |",
+        "|---|---|---|---|",
     ]
     for t in s["targets"]:
         goal = ("<= " if t["at_most"] else ">= ") + _fmt(t["goal"], t["unit"])
-        alt = "—"
-        if "proposed" in t:
-            alt = f"{_fmt(t['proposed'], t['unit'])} ({'met' if t['proposed_met'] else 'missed'})"
         lines.append(
-            f"| {t['target']} | {goal} | {_fmt(t['measured'], t['unit'])} | "
-            f"{'**yes**' if t['met'] else '**no**'} | {alt} |"
+            f"| {t['target']} | {goal} | {_fmt(t['measured'], t['unit'])} | {'**yes**' if t['met'] else '**no**'} |"
         )
     lines.append("")
     return "\n".join(lines)
@@ -376,8 +339,6 @@ def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
         "s5cmd-transport": "#17becf",
         "s5cmd": "#7f7f7f",
         "sequential": "#d62728",
-        "http-proposed": "#aec7e8",
-        "s5cmd-transport-proposed": "#9edae5",
     }
     for ax, (workload, latency, metric, title) in zip(axes[:, 0], panels, strict=True):
         data = [r for r in rows if (r["workload"], r["latency_ms"]) == (workload, latency)]

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import datasets  # noqa: E402
 import server as servers  # noqa: E402
 
-CONTENDERS = ("http", "s5cmd-transport", "s5cmd", "sequential", "http-proposed", "s5cmd-transport-proposed")
+CONTENDERS = ("http", "s5cmd-transport", "s5cmd", "sequential")
 REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
 WORKER = HERE / "worker.py"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -156,7 +156,7 @@ class Harness:
     # -- one run ------------------------------------------------------------------------------------------
 
     def argv_for(
-        self, contender: str, base_url: str, dest: Path, spec: Path, keys: Path, cmds: Path, stage: Path
+        self, contender: str, base_url: str, dest: Path, spec: Path, keys: Path, cmds: Path
     ) -> tuple[list[str], dict[str, str] | None]:
         py = [sys.executable, str(WORKER)]
         env = python_env()
@@ -173,42 +173,6 @@ class Harness:
                 "--spec",
                 str(spec),
             ], env
-        if contender == "http-proposed":  # the library with the proposed changes patched in (experiments.py)
-            import experiments
-
-            return [
-                *py,
-                "archive",
-                "--transport",
-                "http",
-                "--base-url",
-                base_url,
-                "--dest",
-                str(dest),
-                "--spec",
-                str(spec),
-                "--experiment",
-                experiments.PROPOSED,
-            ], env
-        if contender == "s5cmd-transport-proposed":  # one s5cmd process at a time (the proposed default)
-            return [
-                *py,
-                "archive",
-                "--transport",
-                "s5cmd",
-                "--base-url",
-                f"{base_url}/{datasets.BUCKET}",
-                "--dest",
-                str(dest),
-                "--spec",
-                str(spec),
-                "--option",
-                f"region={REGION}",
-                "--option",
-                f"staging_dir={stage}",
-                "--option",
-                "max_processes=1",
-            ], env
         if contender == "s5cmd-transport":
             return [
                 *py,
@@ -223,8 +187,6 @@ class Harness:
                 str(spec),
                 "--option",
                 f"region={REGION}",
-                "--option",
-                f"staging_dir={stage}",
             ], env
         if contender == "s5cmd":
             env = dict(os.environ, AWS_REGION=REGION)
@@ -250,7 +212,6 @@ class Harness:
         folder = self.work / tag
         folder.mkdir(parents=True)
         dest = dest or folder / "dest"
-        stage = folder / "stage"
         spec, keys, cmds = folder / "spec.json", folder / "keys.txt", folder / "cmds.txt"
         spec.write_text(json.dumps(dataset.spec()))
         all_keys = [k for f in files for k in (f.key, f.checksum_key)]
@@ -258,7 +219,7 @@ class Harness:
             keys.write_text("\n".join(all_keys) + "\n")
         if contender == "s5cmd":
             cmds.write_text("".join(f"cp s3://{datasets.BUCKET}/{k} {dest}/{k}\n" for k in all_keys))
-        argv, env = self.argv_for(contender, self.server.base_url(latency), dest, spec, keys, cmds, stage)
+        argv, env = self.argv_for(contender, self.server.base_url(latency), dest, spec, keys, cmds)
         os.sync()  # the previous run's writes are not flushed on this one's time
         quiet = wait_for_quiet(self.args.quiet_wait)
         mark = self.server.mark()
@@ -487,8 +448,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
-        help="comma-separated subset of " + ",".join(CONTENDERS) + " (http-proposed: the HTTP "
-        "transport with the changes proposed in benchmarks/experiments.py patched in)",
+        help="comma-separated subset of " + ",".join(CONTENDERS),
     )
     parser.add_argument("--latencies", default="0,50", help="injected latency per request, ms (default 0,50)")
     parser.add_argument(

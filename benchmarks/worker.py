@@ -23,10 +23,6 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
     from binance_archive import Archive, Selection
 
     imported = time.perf_counter()
-    if args.experiment:
-        import experiments
-
-        experiments.apply(args.experiment)
     with open(args.spec) as handle:
         selections = [Selection(**item) for item in json.load(handle)]
     options: dict[str, object] = {}
@@ -117,7 +113,6 @@ def main() -> None:
     archive.add_argument("--today", default="2026-01-01")
     archive.add_argument("--concurrency", type=int)
     archive.add_argument("--option", action="append", default=[], help="transport option NAME=VALUE")
-    archive.add_argument("--experiment", default="", help="proposed changes to apply (see experiments.py)")
     sequential = commands.add_parser("sequential")
     sequential.add_argument("--base-url", required=True)
     sequential.add_argument("--dest", required=True)

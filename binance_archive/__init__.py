@@ -29,6 +29,7 @@ from binance_archive.errors import (
     PluginError,
     RetryableError,
     StorageError,
+    StorageFullError,
     TransportError,
     VerificationError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "Selection",
     "Storage",
     "StorageError",
+    "StorageFullError",
     "Transport",
     "TransportError",
     "VerificationError",

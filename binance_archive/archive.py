@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-from binance_archive.backends import Body, Storage, Transport
+from binance_archive.backends import Body, Storage, StoredObject, Transport, Writer
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
 from binance_archive.core.checksum import MAX_SIDECAR_BYTES, parse_checksum
 from binance_archive.core.datatypes import DataType
@@ -37,6 +37,7 @@ from binance_archive.errors import (
     FileMissingError,
     RetryableError,
     StorageError,
+    StorageFullError,
     TransportError,
     VerificationError,
 )
@@ -44,6 +45,8 @@ from binance_archive.events import Event, EventKind, ProgressCallback
 from binance_archive.plugins import BackendRegistry, make_plugin_manager
 from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.retry import RetryPolicy
+from binance_archive.storages.local import LocalStorage
+from binance_archive.stored_index import StoredIndex
 from binance_archive.verification import VerifyReport, verify_storage
 
 __all__ = ["MAX_CONCURRENCY", "Archive"]
@@ -57,6 +60,16 @@ _LISTINGS_KEPT = 16  # listings of sidecars a refresh keeps (each at most a year
 _MAX_LISTED_SIDECARS = 1000
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _T = TypeVar("_T")
+_EVENT_OF = {
+    Outcome.DOWNLOADED: EventKind.DONE,
+    Outcome.SKIPPED: EventKind.SKIPPED,
+    Outcome.MISSING: EventKind.MISSING,
+    Outcome.FAILED: EventKind.FAILED,
+}
+_PROBLEMS = (Outcome.MISSING, Outcome.FAILED)
+# Bodies larger than this are hashed and written in threads, batch by batch, while the next batch arrives;
+# smaller ones (most of the archive) are hashed on the event loop, where a thread hop would cost more.
+_BATCH = 1024 * 1024
 
 
 class Archive:
@@ -115,6 +128,11 @@ class Archive:
             options.setdefault("listing_url", listing_url)
         self.transport = self.registry.transport(transport, options)
         self.storage = self.registry.storage(storage, storage_options)
+        stage_near = getattr(self.transport, "stage_near", None)
+        if callable(stage_near) and isinstance(self.storage, LocalStorage):
+            # A transport that stages files on disk (s5cmd) stages them on the mirror's file system, so the
+            # storage adopts each with a hard link instead of a copy.
+            stage_near(self.storage.root)
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
         if concurrency is not None and concurrency > MAX_CONCURRENCY:
@@ -374,6 +392,8 @@ class _Run:
         # For refresh: the listing of sidecars, by scope (see _listing_vouches).
         self.use_listing = True
         self.listings: dict[str, asyncio.Future[dict[str, ListedObject] | None]] = {}
+        # What a re-run finds stored, a folder scan at a time (force and refresh look at every file anyway).
+        self.index = StoredIndex(self.storage) if not (force or refresh) else None
 
     def emit(self, kind: EventKind, file: ArchiveFile, nbytes: int = 0, error: str | None = None) -> None:
         if self.callbacks:
@@ -383,11 +403,24 @@ class _Run:
 
     async def execute(self, files: AsyncIterator[ArchiveFile]) -> None:
         started = time.perf_counter()
-        queue: asyncio.Queue[ArchiveFile | None] = asyncio.Queue(maxsize=2 * self.concurrency)
+        # Each item: a file, and whether it is already known not to be stored.
+        queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self.concurrency)
 
         async def produce() -> None:
             async for file in files:
-                await queue.put(file)
+                if self.report.stopped:
+                    break
+                known_absent = False
+                if self.index is not None:
+                    # A file the index knows is stored is skipped here: a resumed run then costs no trip
+                    # through the queue and no stat per file.
+                    size = await self.index.lookup(file)
+                    if size:
+                        self.emit(EventKind.PLANNED, file)
+                        self._skip(file, size)
+                        continue
+                    known_absent = size == 0
+                await queue.put((file, known_absent))
             for _ in range(self.concurrency):
                 await queue.put(None)
 
@@ -406,20 +439,29 @@ class _Run:
             self.report.duration = time.perf_counter() - started
             log.info("download finished: %s", self.report.summary())
 
-    async def _worker(self, queue: asyncio.Queue[ArchiveFile | None]) -> None:
+    async def _worker(self, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
         while True:
             if self.extra:
-                file: ArchiveFile | None = self.extra.popleft()
+                file, known_absent = self.extra.popleft(), False
             else:
-                file = await queue.get()
-                if file is None:
-                    while self.extra:  # fallbacks queued after the plan ran out
+                item = await queue.get()
+                if item is None:
+                    while self.extra and not self.report.stopped:  # fallbacks queued after the plan ran out
                         await self._one(self.extra.popleft())
                     return
-            assert file is not None
-            await self._one(file)
+                file, known_absent = item
+            if self.report.stopped:
+                continue  # drain the queue: files not started are not attempted
+            await self._one(file, known_absent)
 
-    async def _one(self, file: ArchiveFile) -> None:
+    def _stop(self, exc: StorageFullError) -> None:
+        """No file can be stored any more (the disk is full): start no new file; those in flight finish."""
+        if not self.report.stopped:
+            self.report.stopped = f"{exc}; the run stopped early (files not started were not attempted)"
+            log.error("stopping the download: %s", exc)
+        self.extra.clear()
+
+    async def _one(self, file: ArchiveFile, known_absent: bool = False) -> None:
         self.emit(EventKind.PLANNED, file)
         previous: str | None = None
         sidecar: bytes | None = None
@@ -429,7 +471,7 @@ class _Run:
                 # The listing vouches for an unchanged sidecar (its ETag is the MD5 of the stored bytes): one
                 # listing request covers a year of files. Where it cannot, the upstream sidecar is fetched.
                 if await self._listing_vouches(file, stored_sidecar):
-                    await self._skip(file)
+                    await self._skip_stored(file)
                     return
                 upstream = await self._with_retries(file, lambda attempt: self._upstream_sidecar(file))
                 if isinstance(upstream, FileOutcome):
@@ -437,11 +479,11 @@ class _Run:
                     return
                 sidecar, digest = upstream
                 if digest == previous:
-                    await self._skip(file)
+                    await self._skip_stored(file)
                     return
                 log.info("%s changed upstream: %s -> %s", file.key, previous, digest)
-        elif not self.force and await self._is_stored(file):
-            await self._skip(file)
+        elif not self.force and not known_absent and (stored := await self._is_stored(file)):
+            self._skip(file, stored.size)
             return
         self.emit(EventKind.STARTED, file)
         outcome = await self._with_retries(
@@ -452,26 +494,29 @@ class _Run:
         assert isinstance(outcome, FileOutcome)
         self._record(outcome, file)
 
-    async def _skip(self, file: ArchiveFile) -> None:
+    def _skip(self, file: ArchiveFile, size: int) -> None:
+        self._record(FileOutcome(file.key, Outcome.SKIPPED, size), file)
+
+    async def _skip_stored(self, file: ArchiveFile) -> None:
         stat = await self.storage.stat(file.key)
-        self._record(FileOutcome(file.key, Outcome.SKIPPED, stat.size if stat else 0), file)
+        self._skip(file, stat.size if stat else 0)
 
     async def _upstream_sidecar(self, file: ArchiveFile) -> tuple[bytes, str]:
         content = await self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES)
         return content, parse_checksum(content, filename=file.filename)
 
-    async def _is_stored(self, file: ArchiveFile) -> bool:
-        """A file is stored when its sidecar (written last, as the commit marker) and a non-empty zip are."""
+    async def _is_stored(self, file: ArchiveFile) -> StoredObject | None:
+        """The zip of a stored file: one whose sidecar (written last, as the commit marker) and non-empty zip are."""
         if await self.storage.stat(file.checksum_key) is None:
-            return False
+            return None
         stat = await self.storage.stat(file.key)
         if stat is not None and stat.size > 0:
-            return True
+            return stat
         # A sidecar without a (non-empty) zip beside it: the zip was lost. Unmark the file before its zip is
         # written again, or a crash between the new zip and its sidecar would pair the new bytes with the old
         # sidecar (a CORRUPT file under its final name if Binance replaced the file meanwhile).
         await self.storage.delete(file.checksum_key)
-        return False
+        return None
 
     async def _stored_sidecar(self, file: ArchiveFile) -> tuple[str | None, bytes]:
         """The digest and bytes of the stored sidecar; ``(None, b"")`` when the file is not (completely) stored."""
@@ -536,17 +581,11 @@ class _Run:
                 return None
 
     def _record(self, outcome: FileOutcome, file: ArchiveFile) -> None:
-        keep = self.keep_successes or outcome.outcome in (Outcome.MISSING, Outcome.FAILED)
-        if outcome.outcome is Outcome.SKIPPED:
-            keep = False
-        self.report.add(outcome, keep=keep)
-        kind = {
-            Outcome.DOWNLOADED: EventKind.DONE,
-            Outcome.SKIPPED: EventKind.SKIPPED,
-            Outcome.MISSING: EventKind.MISSING,
-            Outcome.FAILED: EventKind.FAILED,
-        }[outcome.outcome]
-        self.emit(kind, file, outcome.bytes, outcome.error)
+        kind = outcome.outcome
+        # Skipped files are only counted: a resumed run over millions of files keeps no list of them.
+        self.report.add(outcome, keep=kind is not Outcome.SKIPPED and (self.keep_successes or kind in _PROBLEMS))
+        if self.callbacks:
+            self.emit(_EVENT_OF[kind], file, outcome.bytes, outcome.error)
 
     async def _with_retries(self, file: ArchiveFile, attempt_once: Callable[[int], Awaitable[_T]]) -> _T | FileOutcome:
         """Run ``attempt_once`` until it succeeds, or return the outcome that ends the file (missing, failed)."""
@@ -567,6 +606,9 @@ class _Run:
                 log.debug("retrying %s in %.2fs: %s", file.key, delay, exc)
                 self.emit(EventKind.RETRY, file, error=str(exc))
                 await asyncio.sleep(delay)
+            except StorageFullError as exc:
+                self._stop(exc)
+                return FileOutcome(file.key, Outcome.FAILED, error=str(exc), attempts=attempt)
             except VerificationError as exc:
                 verify_failures += 1
                 if verify_failures >= self.retry.verify_attempts or attempt >= self.retry.attempts:
@@ -626,6 +668,8 @@ class _Run:
             with contextlib.suppress(StorageError):
                 await self.storage.delete(file.key)
             raise
+        if self.index is not None:
+            self.index.stored(file, size, len(sidecar_bytes))
         return FileOutcome(
             file.key,
             Outcome.DOWNLOADED,
@@ -654,17 +698,61 @@ class _Run:
         digest = hashlib.sha256()
         size = 0
         async with self.storage.writer(file.key) as writer:
-            async for chunk in body.chunks():
-                digest.update(chunk)
-                size += len(chunk)
-                await writer.write(chunk)
-                self.emit(EventKind.BYTES, file, len(chunk))
+            if body.size is not None and body.size <= _BATCH:
+                async for chunk in body.chunks():
+                    digest.update(chunk)
+                    size += len(chunk)
+                    await writer.write(chunk)
+                    self.emit(EventKind.BYTES, file, len(chunk))
+            else:
+                size = await self._stream_large(file, body, digest, writer)
             expected = await self._expected_digest(file, sidecar)
             actual = digest.hexdigest()
             if actual != expected:
                 raise VerificationError(f"{file.key}: SHA-256 {actual} does not match the sidecar's {expected}")
             await writer.commit()
         return expected, size
+
+    async def _stream_large(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:
+        """Hash and write a large body in 1 MB batches, in threads, while the next batch arrives.
+
+        On the event loop, SHA-256 of a 200 MB file would take the loop's core for itself; in a thread
+        (hashlib lets go of the GIL) it overlaps with receiving, and files in flight hash on every core. One
+        batch is in flight at a time, so batches are hashed and written in order.
+        """
+        size = 0
+        batch: list[bytes] = []
+        batched = 0
+        in_flight: asyncio.Future[Any] | None = None
+
+        def absorb(data: bytes) -> asyncio.Future[Any]:
+            return asyncio.gather(asyncio.to_thread(digest.update, data), writer.write(data))
+
+        try:
+            async for chunk in body.chunks():
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= _BATCH:
+                    data = b"".join(batch)
+                    batch, batched = [], 0
+                    if in_flight is not None:
+                        await in_flight
+                    in_flight = absorb(data)
+                    size += len(data)
+                    self.emit(EventKind.BYTES, file, len(data))
+            if in_flight is not None:
+                await in_flight
+                in_flight = None
+            if batch:
+                data = b"".join(batch)
+                await absorb(data)
+                size += len(data)
+                self.emit(EventKind.BYTES, file, len(data))
+        finally:
+            if in_flight is not None:  # the body broke off: let the batch in flight end before the writer aborts
+                in_flight.cancel()
+                await asyncio.gather(in_flight, return_exceptions=True)
+        return size
 
     async def _adopt_local(self, file: ArchiveFile, body: Body, sidecar: asyncio.Future[bytes]) -> tuple[str, int]:
         assert body.local_path is not None

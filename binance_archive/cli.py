@@ -253,6 +253,8 @@ def _print_summary(report: Any, location: str, out: TextIO) -> None:
         out.write(f"failed: {failure.key}: {failure.error}\n")
     if report.failed > 20:
         out.write(f"... and {report.failed - 20} more failures (--json lists them all)\n")
+    if report.stopped:
+        out.write(f"stopped early: {report.stopped}; what is stored is kept, and a re-run goes on from there\n")
     out.write(f"mirror: {location}\n")
 
 

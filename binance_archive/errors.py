@@ -13,6 +13,7 @@ boundary, so the engine and the user only ever see this tree::
     │   └── FileMissingError      the archive has no such file (HTTP 404): reported as missing, not failed
     ├── VerificationError         the bytes do not match Binance's .CHECKSUM sidecar
     └── StorageError              the destination refused a write or a read
+        └── StorageFullError      no room left (disk full, quota, read-only): the run stops early
 
 This module uses only the standard library, so the dependency-free core can raise these too.
 """
@@ -27,6 +28,7 @@ __all__ = [
     "PluginError",
     "RetryableError",
     "StorageError",
+    "StorageFullError",
     "TransportError",
     "VerificationError",
 ]
@@ -76,3 +78,10 @@ class VerificationError(BinanceArchiveError):
 
 class StorageError(BinanceArchiveError):
     """The storage backend could not write, read or inspect a file."""
+
+
+class StorageFullError(StorageError):
+    """The storage has no room left: the disk is full, a quota is exceeded, or it is read-only.
+
+    No other file could be stored either, so a download stops starting new files (see ``Report.stopped``).
+    """

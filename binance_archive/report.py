@@ -60,6 +60,8 @@ class Report:
     """Seconds from start to end."""
     outcomes: list[FileOutcome] = attrs.Factory(list)
     """Per-file outcomes: every file but the skipped ones (kept only as a count), or only the problems."""
+    stopped: str | None = None
+    """Why the run stopped before the end of its plan (the disk filled up), or ``None``."""
 
     @property
     def total(self) -> int:
@@ -67,7 +69,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.stopped is None
 
     @property
     def failures(self) -> list[FileOutcome]:
@@ -94,6 +96,7 @@ class Report:
         return (
             f"{self.downloaded} downloaded, {self.skipped} skipped, {self.missing} missing, {self.failed} failed; "
             f"{self.bytes / 1e6:.1f} MB in {self.duration:.1f} s ({rate:.0f} files/s)"
+            + (f"; STOPPED: {self.stopped}" if self.stopped else "")
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,13 +11,13 @@ import shutil
 import socket
 import threading
 import zlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import ClassVar
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
-from binance_archive.errors import ConfigurationError, StorageError
+from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
 from binance_archive.hookspecs import hookimpl
 
 __all__ = ["TEMP_PREFIX", "LocalStorage"]
@@ -36,16 +36,17 @@ _LIVE: set[str] = set()  # temporary names this process is writing now (a re-use
 _LIVE_LOCK = threading.Lock()
 
 
-def _temp_path(final: Path) -> Path:
-    path = final.with_name(f"{TEMP_PREFIX}{final.name}.{_HOST}.{os.getpid()}.{next(_SEQUENCE)}.part")
+def _temp_path(final: str) -> str:
+    folder, name = os.path.split(final)
+    path = os.path.join(folder, f"{TEMP_PREFIX}{name}.{_HOST}.{os.getpid()}.{next(_SEQUENCE)}.part")
     with _LIVE_LOCK:
-        _LIVE.add(str(path))
+        _LIVE.add(path)
     return path
 
 
-def _release(temp: Path) -> None:
+def _release(temp: str) -> None:
     with _LIVE_LOCK:
-        _LIVE.discard(str(temp))
+        _LIVE.discard(temp)
 
 
 def _is_stale(path: str, name: str) -> bool:
@@ -66,7 +67,7 @@ def _is_stale(path: str, name: str) -> bool:
     return False
 
 
-def _sweep(folder: Path) -> None:
+def _sweep(folder: str) -> None:
     """Remove the temporary files a killed process of this host left in ``folder`` (best effort)."""
     try:
         with os.scandir(folder) as entries:
@@ -78,12 +79,14 @@ def _sweep(folder: Path) -> None:
             os.unlink(path)
 
 
-# Small files (most of the archive) are buffered and written with one thread hop; larger ones spill to
-# their temporary file as they stream, so memory stays bounded whatever the file size.
+# Small files (most of the archive, and every sidecar) are buffered and written in one go on commit; larger
+# ones spill to their temporary file as they stream, so memory stays bounded whatever the file size.
 _SPILL_AT = 1024 * 1024
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
-def _explain(exc: OSError, path: Path, action: str = "write") -> StorageError:
+def _explain(exc: OSError, path: str | Path, action: str = "write") -> StorageError:
     reason = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -91,62 +94,105 @@ def _explain(exc: OSError, path: Path, action: str = "write") -> StorageError:
         errno.EPERM: "permission denied",
         errno.EROFS: "the file system is read-only",
     }.get(exc.errno or 0, exc.strerror or str(exc))
-    return StorageError(f"cannot {action} {path}: {reason}")
+    # No room (or no writes at all) is not a fault of one file: the engine stops starting new ones.
+    kind = StorageFullError if exc.errno in _FULL else StorageError
+    return kind(f"cannot {action} {path}: {reason}")
+
+
+class _Folders:
+    """The folders a storage has made ready for writing this run: created, and swept of a killed process's
+    temporary files. One ``makedirs`` and one directory scan per folder, not one per file."""
+
+    def __init__(self) -> None:
+        self._ready: set[str] = set()
+
+    def prepare(self, folder: str) -> None:
+        if folder not in self._ready:
+            os.makedirs(folder, exist_ok=True)
+            _sweep(folder)
+            self._ready.add(folder)
+
+    def create(self, temp: str, folder: str) -> int:
+        """Create ``temp`` (exclusively), making its folder again if someone removed it meanwhile."""
+        self.prepare(folder)
+        try:
+            return os.open(temp, _CREATE, 0o666)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            return os.open(temp, _CREATE, 0o666)
 
 
 class _LocalWriter(Writer):
-    def __init__(self, final: Path, *, fsync: bool, swept: set[Path] | None = None) -> None:
+    """Bytes into a temporary file beside the final one, renamed over it on commit (atomic on POSIX)."""
+
+    def __init__(self, final: str, *, fsync: bool, folders: _Folders) -> None:
         self._final = final
+        self._folder = os.path.dirname(final)
         self._temp = _temp_path(final)
         self._buffer = bytearray()
-        self._handle: IO[bytes] | None = None
+        self._fd = -1
         self._fsync = fsync
         self._done = False
-        self._swept = swept
+        self._folders = folders
+        # A cancelled ``await asyncio.to_thread(...)`` leaves its thread running. ``abort`` must then neither
+        # close the descriptor under it (the number could be reused by another file and written into) nor
+        # leave the temporary file behind: whoever holds the lock last cleans up (see _in_thread).
+        self._lock = threading.Lock()
+        self._abandoned = False
 
     async def write(self, chunk: bytes) -> None:
-        if self._handle is None:
+        if self._fd < 0:
             self._buffer += chunk
             if len(self._buffer) >= _SPILL_AT:
                 data, self._buffer = bytes(self._buffer), bytearray()
-                self._handle = await asyncio.to_thread(self._open_and_write, data)
+                await asyncio.to_thread(self._in_thread, self._open_and_write, data)
         else:
-            await asyncio.to_thread(self._write, chunk)
+            await asyncio.to_thread(self._in_thread, self._write, chunk)
 
-    def _open_and_write(self, data: bytes) -> IO[bytes]:
+    def _in_thread(self, work: Callable[[bytes], None], data: bytes) -> None:
+        with self._lock:
+            if self._abandoned:
+                return
+            work(data)
+        if self._abandoned:  # aborted while this ran: the abort could not take the lock, so clean up here
+            self._discard_if_free()
+
+    def _open_and_write(self, data: bytes) -> None:
         try:
-            self._final.parent.mkdir(parents=True, exist_ok=True)
-            _sweep_once(self._final.parent, self._swept)
-            handle = open(self._temp, "wb")  # noqa: SIM115 - closed in _finish or abort
+            self._fd = self._folders.create(self._temp, self._folder)
         except OSError as exc:
             raise _explain(exc, self._final) from exc
-        self._handle = handle
         self._write(data)
-        return handle
 
     def _write(self, data: bytes) -> None:
-        assert self._handle is not None
+        view = memoryview(data)
         try:
-            self._handle.write(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
         except OSError as exc:
             raise _explain(exc, self._final) from exc
 
     async def commit(self) -> None:
         data, self._buffer = bytes(self._buffer), bytearray()
-        await asyncio.to_thread(self._finish, data)
+        if self._fd < 0 and not self._fsync:
+            # A small file that never spilled: a handful of system calls of microseconds each, cheaper on the
+            # event loop than a hop to a thread and back (the GIL hand-over alone costs more).
+            with self._lock:
+                self._finish(data)
+        else:
+            await asyncio.to_thread(self._in_thread, self._finish, data)
         self._done = True
 
     def _finish(self, data: bytes) -> None:
         try:
-            if self._handle is None:
+            if self._fd < 0:
                 self._open_and_write(data)
             elif data:
                 self._write(data)
-            assert self._handle is not None
-            self._handle.flush()
             if self._fsync:
-                os.fsync(self._handle.fileno())
-            self._handle.close()
+                os.fsync(self._fd)
+            fd, self._fd = self._fd, -1
+            os.close(fd)
             os.replace(self._temp, self._final)  # atomic: readers see the old file or the whole new one
             _release(self._temp)
         except OSError as exc:
@@ -157,27 +203,30 @@ class _LocalWriter(Writer):
             raise
 
     def _discard(self) -> None:
-        if self._handle is not None:
+        """Close and remove the temporary file (the caller holds the lock)."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
             with suppress(OSError):
-                self._handle.close()
+                os.close(fd)
         with suppress(OSError):
-            self._temp.unlink()
+            os.unlink(self._temp)
         _release(self._temp)
+
+    def _discard_if_free(self) -> None:
+        if self._lock.acquire(blocking=False):
+            try:
+                self._discard()
+            finally:
+                self._lock.release()
 
     async def abort(self) -> None:
         if not self._done:
             self._done = True
             self._buffer = bytearray()
-            # Synchronous on purpose: abort runs on cancellation too, where awaiting a thread could be cut short.
-            self._discard()
-
-
-def _sweep_once(folder: Path, swept: set[Path] | None) -> None:
-    """Sweep ``folder`` the first time a storage writes into it (one directory scan per folder and run)."""
-    if swept is None or folder in swept:
-        return
-    swept.add(folder)
-    _sweep(folder)
+            # Synchronous on purpose: abort runs on cancellation too, where awaiting a thread could be cut
+            # short. The flag is set before trying the lock, so a thread holding it sees the flag and cleans up.
+            self._abandoned = True
+            self._discard_if_free()
 
 
 class LocalStorage(Storage):
@@ -202,7 +251,8 @@ class LocalStorage(Storage):
         self.root = Path(text).expanduser()
         self.fsync = fsync
         self.link = link
-        self._swept: set[Path] = set()  # folders already cleared of a killed process's temporary files
+        self._root = os.path.join(os.fspath(self.root), "")  # with its trailing separator, for _path
+        self._folders = _Folders()
 
     @property
     def location(self) -> str:
@@ -210,27 +260,45 @@ class LocalStorage(Storage):
 
     def path_of(self, key: str) -> Path:
         """The local path of ``key``; keys never leave the root (the core validates their symbols)."""
-        if key.startswith("/") or ".." in key.split("/"):
+        return Path(self._path(key))
+
+    def _path(self, key: str) -> str:
+        # Strings, not Path objects: the engine asks for two paths of every file it skips or stores.
+        if key.startswith("/") or "/../" in f"/{key}/":
             raise StorageError(f"refusing key {key!r}: it would leave {self.root}")
         if "\0" in key:  # the OS would raise a bare ValueError ("embedded null byte")
             raise StorageError(f"refusing key {key!r}: it holds a NUL character")
-        return self.root / key
+        return self._root + key
 
     async def stat(self, key: str) -> StoredObject | None:
         # A local stat takes microseconds; a thread hop would cost more than it saves.
+        path = self._path(key)
         try:
-            st = os.stat(self.path_of(key))
+            st = os.stat(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError(f"cannot inspect {self.path_of(key)}: {exc.strerror}") from exc
+            raise StorageError(f"cannot inspect {path}: {exc.strerror}") from exc
         return StoredObject(key, st.st_size, dt.datetime.fromtimestamp(st.st_mtime, dt.UTC))
+
+    async def sizes(self, folder: str) -> dict[str, int]:
+        """The size of every object directly in ``folder``, by name: one directory scan, in a thread."""
+        return await asyncio.to_thread(_sizes, self._path(folder))
 
     @asynccontextmanager
     async def writer(self, key: str) -> AsyncIterator[Writer]:
-        writer = _LocalWriter(self.path_of(key), fsync=self.fsync, swept=self._swept)
+        writer = _LocalWriter(self._path(key), fsync=self.fsync, folders=self._folders)
         try:
             yield writer
+        finally:
+            await writer.abort()
+
+    async def put_bytes(self, key: str, data: bytes) -> None:
+        # The engine's sidecar write, once per file: the writer without the context manager around it.
+        writer = _LocalWriter(self._path(key), fsync=self.fsync, folders=self._folders)
+        try:
+            await writer.write(data)
+            await writer.commit()
         finally:
             await writer.abort()
 
@@ -261,14 +329,13 @@ class LocalStorage(Storage):
         return data
 
     async def put_file(self, key: str, path: Path) -> None:
-        final = self.path_of(key)
+        final = self._path(key)
         await asyncio.to_thread(self._adopt, path, final)
 
-    def _adopt(self, source: Path, final: Path) -> None:
+    def _adopt(self, source: Path, final: str) -> None:
         temp = _temp_path(final)
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            _sweep_once(final.parent, self._swept)
+            self._folders.prepare(os.path.dirname(final))
             try:
                 if not self.link:
                     raise OSError(errno.EXDEV, "linking disabled")
@@ -281,7 +348,7 @@ class LocalStorage(Storage):
             os.replace(temp, final)
         except OSError as exc:
             with suppress(OSError):
-                temp.unlink()
+                os.unlink(temp)
             raise _explain(exc, final) from exc
         finally:
             _release(temp)
@@ -331,6 +398,26 @@ def _scan(folder: Path) -> list[tuple[Path, bool, int, float]]:
     except OSError as exc:  # a folder it may not read: name it, rather than let an OSError escape to the user
         reason = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
         raise StorageError(f"cannot list {folder}: {reason}") from exc
+
+
+def _sizes(folder: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        found[entry.name] = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:  # removed since the scan saw it
+                    continue
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        reason = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
+        raise StorageError(f"cannot list {folder}: {reason}") from exc
+    return found
 
 
 @hookimpl

@@ -97,6 +97,9 @@ class Faults:
         stall_keys: keys whose GETs send the headers and part of the body, then pause ``stall_seconds``
             before sending the rest (for client timeout tests).
         stall_seconds: how long those GETs pause.
+        drip_keys: keys whose GETs send their body slowly, never pausing long: ``drip_rate`` bytes a second,
+            in ten small writes a second (a server that never stalls outright, yet would take hours).
+        drip_rate: bytes a second for those GETs.
         fail_first: each key's first N GETs are answered 503 (deterministic retry tests); counted since the
             server started or since :meth:`FakeArchiveServer.reset_attempts`.
         seed: seed of the random draws.
@@ -113,6 +116,8 @@ class Faults:
     missing_keys: set[str] = attrs.field(factory=set, converter=_keys)
     stall_keys: set[str] = attrs.field(factory=set, converter=_keys)
     stall_seconds: float = attrs.field(default=30.0, validator=_non_negative)
+    drip_keys: set[str] = attrs.field(factory=set, converter=_keys)
+    drip_rate: int = attrs.field(default=100, validator=_non_negative)
     fail_first: int = attrs.field(default=0, validator=_non_negative)
     seed: int = 0
 
@@ -138,7 +143,7 @@ class Stats:
         other_requests: anything else.
         bytes_sent: body bytes written (file bodies and listings).
         faults: faults injected, by kind (``error``, ``429``, ``reset``, ``fail_first``, ``missing``,
-            ``truncate``, ``corrupt``, ``stall``).
+            ``truncate``, ``corrupt``, ``stall``, ``drip``).
         connections: connections open now.
         max_connections: the most connections open at once.
         connections_total: connections opened.
@@ -727,6 +732,9 @@ class FakeArchiveServer:
     ) -> None:
         """Stream ``[start, end)`` of the file, stalling, cutting and flipping bytes as planned."""
         stop = end if cut_at is None else cut_at
+        drip = max(1, self.faults.drip_rate // 10) if key in self.faults.drip_keys else 0
+        if drip:
+            self.stats.faults["drip"] += 1
         with open(path, "rb") as handle:  # noqa: ASYNC230 (page-cache reads; big files go to a thread)
             handle.seek(start)
             at = start
@@ -734,7 +742,7 @@ class FakeArchiveServer:
                 limit = stop - at
                 if stall_at is not None and at < stall_at:
                     limit = min(limit, stall_at - at)
-                want = min(_CHUNK, limit)
+                want = min(drip or _CHUNK, limit)
                 chunk = handle.read(want) if size <= _SYNC_READ else await asyncio.to_thread(handle.read, want)
                 if not chunk:
                     break  # the file shrank under us
@@ -743,6 +751,8 @@ class FakeArchiveServer:
                 await response.write(chunk)
                 self.stats.bytes_sent += len(chunk)
                 at += len(chunk)
+                if drip:
+                    await asyncio.sleep(0.1)
                 if stall_at is not None and at == stall_at:
                     logger.debug("fault: stalling %s for %ss", key, self.faults.stall_seconds)
                     await asyncio.sleep(self.faults.stall_seconds)

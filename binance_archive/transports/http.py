@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import ClassVar
@@ -90,23 +91,40 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class _ResponseBody(Body):
-    def __init__(self, response: aiohttp.ClientResponse, url: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, url: str, *, min_speed: float, window: float) -> None:
         self._response = response
-        self._url = url
+        self._url = url  # unredacted: redact() runs only when a message is built, not for every file
         self.size = response.content_length
+        self._min_speed = min_speed
+        self._window = window
 
     async def chunks(self) -> AsyncIterator[bytes]:
         received = 0
+        # The read timeout catches a server that stops sending; this catches one that sends a few bytes now
+        # and then, forever (each read is quick, the body never ends): below ``min_speed`` bytes a second over
+        # a whole window of ``read_timeout`` seconds, the body is given up and retried, like curl's speed limit.
+        clock = time.monotonic
+        window_start, window_bytes = clock(), 0
         try:
             async for chunk in self._response.content.iter_chunked(_READ_SIZE):
                 received += len(chunk)
+                window_bytes += len(chunk)
+                if self._min_speed:
+                    elapsed = clock() - window_start
+                    if elapsed >= self._window:
+                        if window_bytes < self._min_speed * elapsed:
+                            raise RetryableError(
+                                f"{redact(self._url)} came too slowly: {window_bytes} bytes in {elapsed:.0f} s "
+                                f"(at least {self._min_speed:g} bytes/s expected; see the min_speed option)"
+                            )
+                        window_start, window_bytes = clock(), 0
                 yield chunk
         except TimeoutError:  # before ClientConnectionError: aiohttp's read timeouts are both
-            raise RetryableError(f"reading {self._url} timed out after {received} bytes") from None
+            raise RetryableError(f"reading {redact(self._url)} timed out after {received} bytes") from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise RetryableError(f"the body of {self._url} broke off after {received} bytes: {exc}") from None
+            raise RetryableError(f"the body of {redact(self._url)} broke off after {received} bytes: {exc}") from None
         if self.size is not None and received != self.size:
-            raise RetryableError(f"{self._url} was truncated: {received} of {self.size} bytes")
+            raise RetryableError(f"{redact(self._url)} was truncated: {received} of {self.size} bytes")
 
 
 class HttpTransport(Transport):
@@ -117,6 +135,8 @@ class HttpTransport(Transport):
         listing_url: the S3 bucket URL answering ListObjects (default: the archive's public bucket).
         connect_timeout: seconds to wait for a connection.
         read_timeout: seconds to wait for the next bytes of a response (a stalled server fails after this).
+        min_speed: bytes per second a body must average over each ``read_timeout`` window; a slower one (a
+            server dripping a few bytes at a time) is given up and retried. 0 turns the check off.
         limit: most connections open at once (default: the engine's concurrency, plus headroom for sidecars).
         verify_ssl: check TLS certificates (on by default; turn off only for a test server).
         user_agent: the User-Agent header.
@@ -132,6 +152,7 @@ class HttpTransport(Transport):
         listing_url: str = DEFAULT_LISTING_URL,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
+        min_speed: float = 1024.0,
         limit: int | None = None,
         verify_ssl: bool = True,
         user_agent: str | None = None,
@@ -144,6 +165,10 @@ class HttpTransport(Transport):
             connect=_positive(connect_timeout, "connect_timeout"),
             sock_read=_positive(read_timeout, "read_timeout"),
         )
+        self._read_timeout = float(read_timeout)
+        if isinstance(min_speed, bool) or not isinstance(min_speed, int | float) or not 0 <= min_speed < float("inf"):
+            raise ConfigurationError(f"min_speed must be a number of bytes per second (0 or more), not {min_speed!r}")
+        self._min_speed = float(min_speed)
         # Options arrive from command lines and configuration files: refuse a wrong type here, naming it, rather
         # than fail later inside aiohttp with a TypeError.
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
@@ -186,7 +211,7 @@ class HttpTransport(Transport):
 
     @asynccontextmanager
     async def _request(self, url: str, *, what: str) -> AsyncIterator[aiohttp.ClientResponse]:
-        shown = redact(url)
+        # ``redact(url)`` (a URL parse, ~5 us) is built only for a message: most requests succeed.
         try:
             # An ASCII URL is sent as it is (keys are percent-encoded already, and a signed query string must keep
             # its exact bytes); anything else (an internationalised host) is left to yarl to encode.
@@ -194,24 +219,24 @@ class HttpTransport(Transport):
             async with self.session.get(target, allow_redirects=True) as response:
                 status = response.status
                 if status == 404:
-                    raise FileMissingError(f"{what} not found: {shown}")
+                    raise FileMissingError(f"{what} not found: {redact(url)}")
                 if status == 429 or status >= 500:
                     retry_after = _retry_after(response.headers.get("Retry-After"))
-                    raise RetryableError(f"HTTP {status} for {shown}", retry_after=retry_after)
+                    raise RetryableError(f"HTTP {status} for {redact(url)}", retry_after=retry_after)
                 if status != 200:
-                    raise TransportError(f"HTTP {status} for {shown}")
+                    raise TransportError(f"HTTP {status} for {redact(url)}")
                 yield response
         except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
-            raise RetryableError(f"timed out waiting for {shown}") from None
+            raise RetryableError(f"timed out waiting for {redact(url)}") from None
         except aiohttp.ClientSSLError as exc:  # before ClientConnectionError, which it is too: retrying cannot help
             raise TransportError(
-                f"TLS failed for {shown}: {_tls_reason(exc)}; the server's certificate must be valid for its "
+                f"TLS failed for {redact(url)}: {_tls_reason(exc)}; the server's certificate must be valid for its "
                 "host (pass verify_ssl=False only for a test server you trust)"
             ) from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise RetryableError(f"connection failed for {shown}: {exc.__class__.__name__}: {exc}") from None
+            raise RetryableError(f"connection failed for {redact(url)}: {exc.__class__.__name__}: {exc}") from None
         except aiohttp.ClientError as exc:
-            raise TransportError(f"request for {shown} failed: {exc.__class__.__name__}") from None
+            raise TransportError(f"request for {redact(url)} failed: {exc.__class__.__name__}") from None
 
     def _url(self, key: str) -> str:
         url = url_for_key(self._base, key)
@@ -221,13 +246,13 @@ class HttpTransport(Transport):
     async def get(self, key: str) -> AsyncIterator[Body]:
         url = self._url(key)
         async with self._request(url, what="file") as response:
-            yield _ResponseBody(response, redact(url))
+            yield _ResponseBody(response, url, min_speed=self._min_speed, window=self._read_timeout)
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
         # Sidecars are tiny: read them in one go rather than through the chunk iterator.
         url = self._url(key)
         async with self._request(url, what="file") as response:
-            return await _read_limited(response, max_size, redact(url))
+            return await _read_limited(response, max_size, url)
 
     async def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
         marker: str | None = None
@@ -240,7 +265,7 @@ class HttpTransport(Transport):
             base, signed = _split_query(self.listing_url)
             url = f"{base}?{signed + '&' if signed else ''}{urlencode(query)}"
             async with self._request(url, what="listing") as response:
-                page = parse_listing(await _read_limited(response, _MAX_LISTING_BYTES, redact(url)))
+                page = parse_listing(await _read_limited(response, _MAX_LISTING_BYTES, url))
             yield page
             if not page.is_truncated or not page.next_marker:
                 return
@@ -251,24 +276,33 @@ class HttpTransport(Transport):
 
 
 async def _read_limited(response: aiohttp.ClientResponse, max_size: int, url: str) -> bytes:
-    """Read a whole small body, refusing one that is (or claims to be) larger than ``max_size``."""
+    """Read a whole small body, refusing one that is (or claims to be) larger than ``max_size``.
+
+    ``url`` is redacted here, only for a message.
+    """
     from binance_archive.errors import VerificationError
 
-    if response.content_length is not None and response.content_length > max_size:
-        raise VerificationError(f"{url} is {response.content_length} bytes; at most {max_size} expected")
-    data = bytearray()
+    length = response.content_length
+    if length is not None and length > max_size:
+        raise VerificationError(f"{redact(url)} is {length} bytes; at most {max_size} expected")
     try:
-        async for chunk in response.content.iter_chunked(65536):
-            data += chunk
-            if len(data) > max_size:
-                raise VerificationError(f"{url} is larger than the {max_size} bytes expected")
+        if length is not None:
+            # The size is known and bounded: one read (a sidecar is ~100 bytes), not a loop of chunks.
+            data = await response.read()
+        else:
+            buffer = bytearray()
+            async for chunk in response.content.iter_chunked(65536):
+                buffer += chunk
+                if len(buffer) > max_size:
+                    raise VerificationError(f"{redact(url)} is larger than the {max_size} bytes expected")
+            data = bytes(buffer)
     except TimeoutError:
-        raise RetryableError(f"reading {url} timed out") from None
+        raise RetryableError(f"reading {redact(url)} timed out") from None
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-        raise RetryableError(f"the body of {url} broke off: {exc}") from None
-    if response.content_length is not None and len(data) != response.content_length:
-        raise RetryableError(f"{url} was truncated: {len(data)} of {response.content_length} bytes")
-    return bytes(data)
+        raise RetryableError(f"the body of {redact(url)} broke off: {exc}") from None
+    if length is not None and len(data) != length:
+        raise RetryableError(f"{redact(url)} was truncated: {len(data)} of {length} bytes")
+    return data
 
 
 def _tls_reason(exc: aiohttp.ClientSSLError) -> str:

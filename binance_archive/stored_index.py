@@ -1,0 +1,88 @@
+"""What a re-run finds already stored, folder by folder, without two stats per file.
+
+A resumed download mostly meets files it already has. Asking the storage about each one costs two
+``stat`` calls (a system call each locally, a HEAD request each on S3). The plan walks one folder (a series:
+market, data type, symbol, interval) at a time, so once a folder has shown a few planned files, the index asks the
+storage for the sizes of everything in it at once (:meth:`Storage.sizes`: one directory scan, or one listing
+page per 1,000 objects) and answers the rest of that folder from memory.
+
+A folder is scanned only after :data:`SCAN_AFTER` of its files were planned, so a plan that names one file in
+each of many large folders still costs a stat per file, not a scan. Only a few folders are kept.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+from binance_archive.backends import Storage
+from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile
+from binance_archive.errors import StorageError
+
+__all__ = ["SCAN_AFTER", "StoredIndex"]
+
+log = logging.getLogger(__name__)
+
+SCAN_AFTER = 8
+"""Files of one folder checked one by one before the folder is scanned as a whole."""
+_FOLDERS_KEPT = 4
+
+
+class StoredIndex:
+    """Answers "is this file stored and complete?" from folder scans, where it can.
+
+    :meth:`lookup` returns the stored zip's size for a complete file (the zip is there, not empty, and its
+    sidecar, written last as the commit marker, is beside it), ``0`` for a file that is not stored, and ``None``
+    when the index does not know: the caller then asks the storage about that one file.
+    """
+
+    def __init__(self, storage: Storage, *, scan_after: int = SCAN_AFTER) -> None:
+        self._storage = storage
+        self._scan_after = scan_after
+        # Per folder: the sizes by name, or None for a folder that could not be scanned.
+        self._folders: collections.OrderedDict[str, dict[str, int] | None] = collections.OrderedDict()
+        self._counting = ""  # the folder whose planned files are being counted
+        self._count = 0
+
+    async def lookup(self, file: ArchiveFile) -> int | None:
+        folder, _, name = file.key.rpartition("/")
+        if folder in self._folders:
+            sizes = self._folders[folder]
+        elif self._due(folder):
+            sizes = await self._scan(folder)
+        else:
+            return None
+        if sizes is None:  # this folder could not be scanned: one file at a time
+            return None
+        if name + CHECKSUM_SUFFIX not in sizes:
+            return 0
+        # A sidecar without a (non-empty) zip is the engine's to repair (it unmarks the file): not known here.
+        return sizes.get(name) or None
+
+    def stored(self, file: ArchiveFile, size: int, sidecar_size: int) -> None:
+        """Note a file this run stored, should the plan name it again (overlapping selections)."""
+        folder, _, name = file.key.rpartition("/")
+        sizes = self._folders.get(folder)
+        if sizes is not None:
+            sizes[name] = size
+            sizes[name + CHECKSUM_SUFFIX] = sidecar_size
+
+    def _due(self, folder: str) -> bool:
+        """Whether ``folder`` has now shown enough planned files to be worth a scan."""
+        if folder != self._counting:
+            self._counting, self._count = folder, 0
+        self._count += 1
+        return self._count > self._scan_after
+
+    async def _scan(self, folder: str) -> dict[str, int] | None:
+        sizes: dict[str, int] | None
+        try:
+            sizes = await self._storage.sizes(folder)
+        except StorageError as exc:
+            # Each file is then checked on its own, and reports its own error if the storage keeps failing.
+            log.debug("cannot scan %s, checking its files one by one: %s", folder, exc)
+            sizes = None
+        self._folders[folder] = sizes
+        while len(self._folders) > _FOLDERS_KEPT:
+            self._folders.popitem(last=False)
+        return sizes
