@@ -400,7 +400,7 @@ def _from_legacy(data: Mapping[str, Any], base_dir: str | None) -> RunConfig:
     if timeout is not None:
         if timeout <= 0:
             raise ConfigurationError(f"timeout_seconds must be positive, not {timeout}")
-        if transport == "http":
+        if transport in ("http", "s5cmd"):  # both watch for a stalled read with this option
             transport_options["read_timeout"] = float(timeout)
     output = _typed(data, "output_directory", str, "a folder or URL") or "binance-data"
     storage_options: dict[str, Any] = {}

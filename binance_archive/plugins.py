@@ -158,8 +158,9 @@ def _construct(cls: type[Any], kind: str, positional: dict[str, Any], options: M
     valid = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = [k for k in options if k not in valid]
     if unknown and not accepts_any:
+        # repr: an empty name, white space or control characters stay visible (and cannot forge the message).
         raise ConfigurationError(
-            f"unknown {kind} option(s) {', '.join(unknown)} for {cls.name!r}; "
+            f"unknown {kind} option(s) {', '.join(repr(k) for k in unknown)} for {cls.name!r}; "
             f"valid options: {', '.join(valid) or 'none'}"
         )
     try:

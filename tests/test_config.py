@@ -98,7 +98,7 @@ def test_legacy_schema_maps_onto_the_settings() -> None:
 def test_legacy_batch_mode_selects_s5cmd_and_its_options() -> None:
     config = RunConfig.from_mapping({**LEGACY, "enable_batch_mode": True, "output_directory": "s3://b/p"})
     assert config.transport == "s5cmd"
-    assert config.transport_options == {"batch_size": 500, "extra_args": ["--log", "error"]}
+    assert config.transport_options == {"batch_size": 500, "extra_args": ["--log", "error"], "read_timeout": 45.0}
     assert config.storage_options == {"part_size": 16 * 1024 * 1024}
     assert RunConfig.from_mapping({**LEGACY, "enable_resume": False}).force is True
 

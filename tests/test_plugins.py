@@ -64,6 +64,21 @@ def test_unknown_names_list_the_available_ones(tmp_path: Path) -> None:
         Archive(tmp_path, transport_options={"read_timeot": 3})
 
 
+@pytest.mark.parametrize("kind", ["transport", "storage"])
+def test_unknown_option_names_are_quoted_so_odd_ones_stay_readable(tmp_path: Path, kind: str) -> None:
+    registry = BackendRegistry.from_plugin_manager(make_plugin_manager(entry_points=False))
+    options = {"": 1, "a\nb": 2, " \t": 3, "\x1b[2J": 4, "read_timeot": 5}
+    build = registry.transport if kind == "transport" else registry.storage
+    with pytest.raises(ConfigurationError) as caught:
+        build("http" if kind == "transport" else str(tmp_path), options)
+    message = str(caught.value)
+    assert f"unknown {kind} option(s) '', 'a\\nb', ' \\t', '\\x1b[2J', 'read_timeot' for " in message, message
+    assert "valid options: " in message
+    assert message.isprintable(), "no raw newline, tab or escape sequence reaches the message"
+    if kind == "transport":
+        assert "read_timeout" in message.partition("valid options: ")[2]
+
+
 def test_backends_by_instance_url_and_path(tmp_path: Path) -> None:
     transport = HttpTransport(base_url="http://127.0.0.1:1")
     archive = Archive(tmp_path / "a", transport=transport)

@@ -176,14 +176,22 @@ class S3Storage(Storage):
         upload_concurrency: int = 4,
     ) -> None:
         parts = urlsplit(url)
+        # A refused URL is named as typed less its secrets (user:password@, the query string).
+        from binance_archive.transports.http import _as_typed
+
         if parts.scheme.lower() != "s3" or not parts.netloc:
-            raise ConfigurationError(f"expected an s3://bucket/prefix URL, got {url!r}")
-        if "@" in parts.netloc or not _BUCKET.match(parts.netloc):
-            raise ConfigurationError(f"invalid bucket name {parts.netloc!r} in {url!r}")
+            raise ConfigurationError(f"expected an s3://bucket/prefix URL, got {_as_typed(url)!r}")
+        if "@" in parts.netloc:
+            raise ConfigurationError(
+                f"an s3:// URL names a bucket, not user:password@ ({_as_typed(url)!r}); "
+                "put credentials in access_key_id/secret_access_key or the environment"
+            )
+        if not _BUCKET.match(parts.netloc):
+            raise ConfigurationError(f"invalid bucket name {parts.netloc!r} in {_as_typed(url)!r}")
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
         if self.prefix and any(p in ("", ".", "..") for p in self.prefix.split("/")):
-            raise ConfigurationError(f"invalid prefix {self.prefix!r} in {url!r}")
+            raise ConfigurationError(f"invalid prefix {self.prefix!r} in {_as_typed(url)!r}")
         if part_size < MIN_PART_SIZE:
             raise ConfigurationError(
                 f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum), got {part_size}"

