@@ -20,7 +20,7 @@ from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
 from binance_archive.hookspecs import hookimpl
 
-__all__ = ["TEMP_PREFIX", "LocalStorage"]
+__all__ = ["TEMP_PREFIX", "LocalStorage", "make_temp_folder", "release_temp_folder"]
 
 TEMP_PREFIX = ".binance-archive-"
 """Temporary files start with this and end in ``.part``; they are never listed as stored objects."""
@@ -68,15 +68,46 @@ def _is_stale(path: str, name: str) -> bool:
 
 
 def _sweep(folder: str) -> None:
-    """Remove the temporary files a killed process of this host left in ``folder`` (best effort)."""
+    """Remove the temporary files (and folders) a killed process of this host left in ``folder`` (best effort)."""
     try:
         with os.scandir(folder) as entries:
-            stale = [e.path for e in entries if e.name.startswith(TEMP_PREFIX) and _is_stale(e.path, e.name)]
+            stale = [
+                (e.path, e.is_dir(follow_symlinks=False))
+                for e in entries
+                if e.name.startswith(TEMP_PREFIX) and _is_stale(e.path, e.name)
+            ]
     except OSError:
         return
-    for path in stale:
-        with suppress(OSError):
-            os.unlink(path)
+    for path, is_dir in stale:
+        if is_dir:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with suppress(OSError):
+                os.unlink(path)
+
+
+def make_temp_folder(parent: str | os.PathLike[str], stem: str) -> str:
+    """A new folder in ``parent`` named as this process's temporary files are (a transport's staging area).
+
+    Hidden from listings like them, and removed by the next run on this host if this process is killed before
+    it removes the folder itself (then it calls :func:`release_temp_folder`). Stale ones in ``parent`` go first.
+    """
+    parent = os.fspath(parent)
+    os.makedirs(parent, exist_ok=True)
+    _sweep(parent)
+    path = _temp_path(os.path.join(parent, stem))
+    try:
+        os.mkdir(path)
+    except BaseException:
+        _release(path)
+        raise
+    return path
+
+
+def release_temp_folder(path: str | os.PathLike[str]) -> None:
+    """Remove a folder made by :func:`make_temp_folder` and everything in it."""
+    shutil.rmtree(path, ignore_errors=True)
+    _release(os.fspath(path))
 
 
 # Small files (most of the archive, and every sidecar) are buffered and written in one go on commit; larger

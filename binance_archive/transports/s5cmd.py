@@ -49,7 +49,7 @@ from binance_archive.errors import (
     VerificationError,
 )
 from binance_archive.hookspecs import hookimpl
-from binance_archive.storages.local import TEMP_PREFIX
+from binance_archive.storages.local import make_temp_folder, release_temp_folder
 from binance_archive.transports.http import _as_typed, _positive
 
 __all__ = ["DEFAULT_BUCKET", "S5cmdStats", "S5cmdTransport", "find_binary"]
@@ -329,7 +329,7 @@ class S5cmdTransport(Transport):
         self.page_size = page_size
         self.stats = S5cmdStats()
         self._staging: Path | None = None
-        self._staging_prefix = "binance-archive-s5cmd-"
+        self._near_mirror = False  # staging inside a local mirror (see stage_near)
         self._env: dict[str, str] = {}
         self._pending: deque[_Request] = deque()
         self._has_pending: asyncio.Event | None = None
@@ -347,12 +347,13 @@ class S5cmdTransport(Transport):
         """Stage downloads inside ``folder`` (a local mirror's root) unless ``staging_dir`` was given.
 
         Staged files then sit on the mirror's file system, so the local storage hard-links them instead of
-        copying. The staging folder's name starts with the local storage's temporary prefix, so listings of
-        the mirror never show it; it is removed on close.
+        copying. The staging folder is named as the local storage's temporary files are, so listings of the
+        mirror never show it; it is removed on close, or by the next run if this process is killed first.
+        The engine calls this for a local storage.
         """
         if self.staging_dir is None and self._staging is None:
             self.staging_dir = Path(folder)
-            self._staging_prefix = f"{TEMP_PREFIX}s5cmd-"
+            self._near_mirror = True
 
     def size_for(self, concurrency: int) -> None:
         """Called by the engine: a batch can hold every file in flight, each with its sidecar."""
@@ -377,9 +378,14 @@ class S5cmdTransport(Transport):
 
     def _make_staging(self) -> Path:
         try:
-            if self.staging_dir is not None:
-                self.staging_dir.mkdir(parents=True, exist_ok=True)
-            folder = tempfile.mkdtemp(prefix=self._staging_prefix, dir=self.staging_dir)
+            if self._near_mirror and self.staging_dir is not None:
+                # Inside a mirror, named as the local storage's temporary files: hidden from its listings, and
+                # removed by the next run if this process is killed before close() removes it.
+                folder = make_temp_folder(self.staging_dir, "s5cmd")
+            else:
+                if self.staging_dir is not None:
+                    self.staging_dir.mkdir(parents=True, exist_ok=True)
+                folder = tempfile.mkdtemp(prefix="binance-archive-s5cmd-", dir=self.staging_dir)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot create a staging folder in {self.staging_dir or tempfile.gettempdir()}: {exc.strerror}; "
@@ -400,7 +406,7 @@ class S5cmdTransport(Transport):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._batches.clear()
-        await asyncio.to_thread(shutil.rmtree, staging, True)
+        await asyncio.to_thread(release_temp_folder if self._near_mirror else _remove_tree, staging)
 
     # -- fetching ------------------------------------------------------------------------------------------
 
@@ -871,6 +877,10 @@ def _page(entries: Iterable[tuple[str, ListedObject | None]], *, truncated: bool
     objects = tuple(obj for _, obj in items if obj is not None)
     marker = items[-1][0] if truncated and items else None
     return ListingPage(prefixes, objects, truncated, marker)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @hookimpl

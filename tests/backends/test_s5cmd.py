@@ -233,3 +233,39 @@ async def test_staging_near_the_mirror_hard_links(tmp_path: Path, upstream: Path
                 assert os.stat(body.local_path).st_ino == os.stat(key_path(mirror, FILES[0].key)).st_ino
             assert [o.key async for o in storage.list("")] == [FILES[0].key], "staging stays out of listings"
     assert [p.name for p in mirror.iterdir()] == ["data"], "the staging folder is removed on close"
+
+
+async def test_the_engine_stages_near_a_local_mirror_and_sweeps_a_dead_runs_staging(
+    tmp_path: Path, upstream: Path
+) -> None:
+    """Archive(local storage, s5cmd) stages inside the mirror (hard links, no copies); a staging folder that a
+    killed process left there is removed when the next run opens its own."""
+    import subprocess
+    import sys
+
+    from binance_archive import Archive
+    from binance_archive.storages.local import make_temp_folder, release_temp_folder
+
+    mirror = tmp_path / "mirror"
+    # A staging folder made by a process that is gone now, as a SIGKILL would leave it.
+    code = (
+        "import sys; from binance_archive.storages.local import make_temp_folder; "
+        "p = make_temp_folder(sys.argv[1], 's5cmd'); open(p + '/partial.zip', 'wb').write(b'x'); print(p)"
+    )
+    dead = subprocess.run([sys.executable, "-c", code, str(mirror)], capture_output=True, text=True, check=True)  # noqa: ASYNC221 - before the loop has work
+    left_behind = Path(dead.stdout.strip())
+    assert left_behind.is_dir() and left_behind.parent == mirror
+    # One of this (live) process's own is never touched.
+    alive = Path(make_temp_folder(mirror, "other"))
+    async with FakeArchiveServer(upstream) as server:
+        archive = Archive(mirror, transport="s5cmd", base_url=server.listing_url, transport_options={"region": "x"})
+        transport = archive.transport
+        assert isinstance(transport, S5cmdTransport) and transport.staging_dir == mirror
+        async with archive:
+            assert not left_behind.exists(), "the dead run's staging folder should be swept"
+            assert alive.exists()
+            async with transport.get(FILES[0].key) as body:
+                assert body.local_path is not None and body.local_path.parent.parent == mirror
+    # Its own staging folder went on close; the live process's folder stays.
+    assert [p.name for p in mirror.iterdir()] == [alive.name]
+    release_temp_folder(alive)
