@@ -3,6 +3,9 @@
 Why obstore (Rust's object_store through pyo3) rather than aiobotocore: it is natively async with no
 botocore (one self-contained wheel, no pinned AWS SDK to clash with the user's); its writes are atomic and its
 streamed multipart writer aborts the upload when a write fails (checked on 0.12.1 against moto's S3 server).
+But obstore drops a call whose awaiter is cancelled, mid-request: a cancelled ``put`` of a file, or a cancelled
+write or close of the writer, left its multipart upload pending in the bucket. So large files go through the
+writer, whose calls are shielded from cancellation, and an abort waits for the call in flight before it aborts.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
@@ -73,6 +76,8 @@ class _S3Writer(Writer):
         self._key = key
         self._buffer = bytearray()
         self._stream: Any = None  # obstore's AsyncWritableFile once the object outgrows one part
+        self._pending: asyncio.Future[Any] | None = None  # the stream's write or close in flight
+        self._closing = False
         self._done = False
 
     async def write(self, chunk: bytes) -> None:
@@ -91,7 +96,7 @@ class _S3Writer(Writer):
             )
             chunk, self._buffer = bytes(self._buffer), bytearray()
         try:
-            await self._stream.write(chunk)
+            await self._shielded(self._stream.write(chunk))
         except Exception as exc:
             await self.abort()
             raise self._storage.error("write", self._key, exc) from None
@@ -104,7 +109,8 @@ class _S3Writer(Writer):
                 data, self._buffer = bytes(self._buffer), bytearray()
                 await self._storage.put_bytes(self._key, data)
             else:
-                await self._stream.close()  # completes the multipart upload: the object appears only now
+                self._closing = True
+                await self._shielded(self._stream.close())  # completes the upload: the object appears only now
         except StorageError:
             await self.abort()
             raise
@@ -116,12 +122,28 @@ class _S3Writer(Writer):
             raise
         self._done = True
 
+    async def _shielded(self, call: Awaitable[Any]) -> None:
+        """Await one of the stream's calls, which a cancellation does not interrupt (abort() waits for it).
+
+        obstore drops a call whose awaiter is cancelled, wherever it is: a write that had begun the multipart
+        upload, or a close between its last part and the completion, then leaves the upload pending in the
+        bucket, and the stream can no longer abort it ("Writer already closed").
+        """
+        self._pending = asyncio.ensure_future(call)
+        await asyncio.shield(self._pending)
+
     async def abort(self) -> None:
         if self._done:
             return
         self._done = True
         self._buffer = bytearray()
         stream, self._stream = self._stream, None
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await asyncio.wait([pending])  # the call a cancellation left in flight ends first
+            failed = pending.cancelled() or pending.exception() is not None  # (its failure is no news here)
+            if self._closing and not failed:
+                return  # the close completed the upload after all: the object is whole, as if committed
         if stream is not None:
             try:
                 # obstore aborts the multipart upload when its context exits with an exception.
@@ -137,9 +159,16 @@ class S3Storage(Storage):
 
     Choose it with a URL: ``Archive("s3://my-bucket/binance")``. Each object is written atomically: small
     ones (most of the archive) in one PUT, larger ones as a streamed multipart upload completed only on
-    commit (an aborted one is aborted on the server too); the engine writes each ``.CHECKSUM`` last, as the
-    marker of a complete file. A bucket lifecycle rule that removes incomplete multipart uploads is still
-    advisable, for processes killed mid-upload.
+    commit (an aborted or cancelled one is aborted on the server too); the engine writes each ``.CHECKSUM``
+    last, as the marker of a complete file.
+
+    A process killed mid-upload (SIGKILL, a crash, a lost machine) cannot abort its multipart upload: the
+    upload stays pending in the bucket, invisible to listings, reads and ``verify``, harmless to a re-run (which
+    uploads the file afresh), but billed for its parts until it is aborted. Give the bucket a lifecycle rule
+    that aborts incomplete uploads, e.g. ``{"Rules": [{"ID": "abort-incomplete-uploads", "Status": "Enabled",
+    "Filter": {}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}`` with ``aws s3api
+    put-bucket-lifecycle-configuration``. (The storage does not abort pending uploads itself: obstore cannot
+    list them, and under a shared prefix they may belong to a run still going.)
 
     Settings come from the options, else from the usual AWS environment variables: ``AWS_ENDPOINT_URL``,
     ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
@@ -318,15 +347,21 @@ class S3Storage(Storage):
             raise self.error("write", key, exc) from None
 
     async def put_file(self, key: str, path: Path) -> None:
-        # obstore reads the file itself, in parts of part_size when it is larger than one.
+        self._check(key)
         try:
-            await self._obstore.put_async(
-                self.store,
-                self._check(key),
-                Path(path),
-                chunk_size=self.part_size,
-                max_concurrency=self.upload_concurrency,
-            )
+            size = (await asyncio.to_thread(os.stat, path)).st_size
+        except FileNotFoundError:
+            raise StorageError(f"cannot upload {path}: it does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot upload {path}: {exc.strerror or exc}") from None
+        if size > self.part_size:
+            # Through the writer, whose multipart upload is aborted when the copy fails or is cancelled: obstore's
+            # own put of a file leaves a cancelled upload pending in the bucket (invisible, but billed).
+            await self._put_file_in_parts(key, Path(path))
+            return
+        # One part: obstore reads the file itself and PUTs it.
+        try:
+            await self._obstore.put_async(self.store, key, Path(path), use_multipart=False)
         except StorageError:
             raise
         except FileNotFoundError as exc:
@@ -335,6 +370,27 @@ class S3Storage(Storage):
             raise self.error("write", key, exc) from None
         except Exception as exc:
             raise self.error("write", key, exc) from None
+
+    async def _put_file_in_parts(self, key: str, path: Path) -> None:
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except FileNotFoundError:
+            raise StorageError(f"cannot upload {path}: it does not exist") from None
+        except OSError as exc:
+            raise StorageError(f"cannot upload {path}: {exc.strerror or exc}") from None
+        try:
+            async with self.writer(key) as writer:
+                while True:
+                    try:
+                        chunk = await asyncio.to_thread(handle.read, self.part_size)
+                    except OSError as exc:
+                        raise StorageError(f"cannot upload {path}: {exc.strerror or exc}") from None
+                    if not chunk:
+                        break
+                    await writer.write(chunk)
+                await writer.commit()
+        finally:
+            handle.close()
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
         try:

@@ -13,6 +13,7 @@ import shutil
 import socket
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -54,22 +55,60 @@ class Moto:
 
     url: str
 
-    def new_bucket(self) -> str:
+    def client(self) -> Any:
+        """A boto3 client of the server (boto3 looks at the bucket from outside: the library never uses it)."""
         import boto3  # type: ignore[import-untyped]
 
-        name = f"reliability-{next(_BUCKETS)}"
-        client = boto3.client(
+        return boto3.client(
             "s3",
             endpoint_url=self.url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
             region_name="us-east-1",
         )
-        client.create_bucket(Bucket=name)
+
+    def new_bucket(self) -> str:
+        name = f"reliability-{next(_BUCKETS)}"
+        self.client().create_bucket(Bucket=name)
         return name
 
     def storage_options(self) -> dict[str, Any]:
         return {"endpoint_url": self.url, **_CREDENTIALS}
+
+
+def s3_keys(client: Any, bucket: str, prefix: str) -> list[str]:
+    """Every object key under ``prefix`` (a folder, with its trailing slash)."""
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def s3_uploads(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """The multipart uploads under ``prefix`` begun and neither completed nor aborted (Key, UploadId, ...)."""
+    uploads: list[dict[str, Any]] = []
+    pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix)
+    for page in pages:
+        uploads += page.get("Uploads", [])
+    return uploads
+
+
+def s3_delete_prefix(client: Any, bucket: str, prefix: str) -> None:
+    """Remove every object under ``prefix``, and abort every multipart upload there."""
+    keys = s3_keys(client, bucket, prefix)
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    for upload in s3_uploads(client, bucket, prefix):
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def s3_copy_prefix(client: Any, bucket: str, source: str, target: str) -> None:
+    """Copy every object under the folder ``source`` to the same key under ``target`` (server side)."""
+
+    def copy(key: str) -> None:
+        client.copy_object(Bucket=bucket, Key=target + key[len(source) :], CopySource={"Bucket": bucket, "Key": key})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(copy, s3_keys(client, bucket, source)))
 
 
 @attrs.define

@@ -125,7 +125,11 @@ async def test_a_faulty_run_stores_only_verified_files_and_a_second_run_complete
             injected = cell.server.stats.faults
             if "RELIABILITY_FAULT_SEED" not in os.environ:  # the default seed is chosen to fire every knob
                 assert {"error", "429", "reset", "truncate", "corrupt"} <= set(injected), injected
-            assert failed, "the first run was meant to fail some files (3 tries against 10% 5xx and more)"
+                # ... and to fail files whatever the timing. (A file fails by the draws of its own requests, but
+                # a sidecar request cancelled before it reached the server, its zip having failed first, shifts
+                # that sidecar's later draws: with seed 3 two S3-cell failures depend on timing, two never do.)
+                # With 50 files (the S3 cells) about one seed in seven fails none: no failure is then no bug.
+                assert failed, "the first run was meant to fail some files (3 tries against 10% 5xx and more)"
         else:
             for key, what in damage.items():
                 assert key in failed, f"{key} ({what}) was not reported failed"
