@@ -17,10 +17,10 @@ STARTED = time.perf_counter()
 
 
 def _archive(args: argparse.Namespace) -> dict[str, object]:
-    import asyncio
     import datetime as dt
 
     from binance_archive import Archive, Selection
+    from binance_archive.runner import loop_name, run
 
     imported = time.perf_counter()
     with open(args.spec) as handle:
@@ -36,7 +36,8 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         transport_options=options,
         concurrency=args.concurrency,
     )
-    report = asyncio.run(archive.download(selections, today=dt.date.fromisoformat(args.today)))
+    # The event loop the command line would use (uvloop when installed; BINANCE_ARCHIVE_LOOP chooses).
+    report = run(archive.download(selections, today=dt.date.fromisoformat(args.today)))
     return {
         "downloaded": report.downloaded,
         "skipped": report.skipped,
@@ -46,6 +47,7 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         "engine_seconds": report.duration,
         "import_seconds": imported - STARTED,
         "concurrency": archive.concurrency,
+        "loop": loop_name(),
         "failures": [f"{o.key}: {o.error}" for o in report.failures[:3]],
     }
 

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
@@ -46,7 +46,7 @@ from binance_archive.plugins import BackendRegistry, make_plugin_manager
 from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.retry import RetryPolicy
 from binance_archive.storages.local import LocalStorage
-from binance_archive.stored_index import StoredIndex
+from binance_archive.stored_index import UNSCANNED, StoredIndex
 from binance_archive.verification import VerifyReport, verify_storage
 
 __all__ = ["MAX_CONCURRENCY", "Archive"]
@@ -268,7 +268,7 @@ class Archive:
         today = today or utc_today()
         run = _Run(self, force=force, refresh=refresh, today=today, progress=progress, detail=detail, fallback=fallback)
         async with await self._session():
-            await run.execute(self._planned_all(selections, today, parsed_shard))
+            await run.execute(self._plans(selections, today, parsed_shard))
         return run.report
 
     def download_sync(self, selection: Selection | Iterable[Selection], **kwargs: Any) -> Report:
@@ -281,24 +281,32 @@ class Archive:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.download(selection, **kwargs))
+            from binance_archive.runner import run
+
+            return run(self.download(selection, **kwargs))
         raise RuntimeError(
             "download_sync() cannot run inside a running event loop (a notebook or an async application); "
             "use `await archive.download(...)` there"
         )
 
-    async def _planned_all(
+    async def _plans(
         self, selections: tuple[Selection, ...], today: dt.date, shard: Shard | None
-    ) -> AsyncIterator[ArchiveFile]:
-        for selection in selections:
-            async for file in self._planned(selection, today, shard):
-                yield file
+    ) -> AsyncIterator[Iterator[ArchiveFile]]:
+        """The plan, as a stream of lazy plans: one per selection, or, where a selection leaves out symbols or
+        its start date, one per series once the listing has filled them in.
 
-    async def _planned(self, selection: Selection, today: dt.date, shard: Shard | None) -> AsyncIterator[ArchiveFile]:
-        """The plan, with symbols and start dates taken from the listing where the selection leaves them out."""
+        Plain iterators inside, awaited only between them: a resumed run walks millions of files, and an async
+        generator step per file would cost more than everything else done for a stored file.
+        """
+        for selection in selections:
+            async for files in self._plans_of(selection, today, shard):
+                yield files
+
+    async def _plans_of(
+        self, selection: Selection, today: dt.date, shard: Shard | None
+    ) -> AsyncIterator[Iterator[ArchiveFile]]:
         if selection.symbols and selection.start is not None:
-            for file in plan(selection, today=today, catalog=self.catalog, shard=shard):
-                yield file
+            yield plan(selection, today=today, catalog=self.catalog, shard=shard)
             return
         for market in selection.markets:
             for data_type in selection.data_types:
@@ -331,8 +339,7 @@ class Archive:
                             intervals=(interval,) if interval else (),
                             start=start,
                         )
-                        for file in plan(one, today=today, catalog=self.catalog, shard=shard):
-                            yield file
+                        yield plan(one, today=today, catalog=self.catalog, shard=shard)
 
     async def _listing(self, read: Callable[[], Awaitable[_T]]) -> _T:
         """Read the listing with the retry policy: a 503 or a reset on one listing page must not end the run."""
@@ -401,26 +408,34 @@ class _Run:
             for callback in self.callbacks:
                 callback(event)
 
-    async def execute(self, files: AsyncIterator[ArchiveFile]) -> None:
+    async def execute(self, plans: AsyncIterator[Iterator[ArchiveFile]]) -> None:
         started = time.perf_counter()
         # Each item: a file, and whether it is already known not to be stored.
         queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self.concurrency)
 
         async def produce() -> None:
-            async for file in files:
-                if self.report.stopped:
+            index, report, callbacks = self.index, self.report, self.callbacks
+            async for files in plans:
+                for file in files:
+                    if report.stopped:
+                        break
+                    known_absent = False
+                    if index is not None:
+                        # A file the index knows is stored is skipped here: a resumed run then costs no trip
+                        # through the queue, no stat and no await per file (this loop is the whole of a resume).
+                        size = index.peek(file)
+                        if size is UNSCANNED:
+                            size = await index.lookup(file)
+                        if size:
+                            report.skipped += 1
+                            if callbacks:
+                                self.emit(EventKind.PLANNED, file)
+                                self.emit(EventKind.SKIPPED, file, size)  # type: ignore[arg-type]
+                            continue
+                        known_absent = size == 0
+                    await queue.put((file, known_absent))
+                if report.stopped:
                     break
-                known_absent = False
-                if self.index is not None:
-                    # A file the index knows is stored is skipped here: a resumed run then costs no trip
-                    # through the queue and no stat per file.
-                    size = await self.index.lookup(file)
-                    if size:
-                        self.emit(EventKind.PLANNED, file)
-                        self._skip(file, size)
-                        continue
-                    known_absent = size == 0
-                await queue.put((file, known_absent))
             for _ in range(self.concurrency):
                 await queue.put(None)
 
@@ -639,7 +654,7 @@ class _Run:
             sidecar = asyncio.get_running_loop().create_future()
             sidecar.set_result(known_sidecar)
         else:
-            sidecar = asyncio.ensure_future(self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES))
+            sidecar = asyncio.create_task(self.transport.get_bytes(file.checksum_key, max_size=MAX_SIDECAR_BYTES))
         try:
             async with self.transport.get(file.key) as body:
                 expected, size = await self._store_verified(file, body, sidecar, previous)
@@ -658,7 +673,9 @@ class _Run:
         finally:
             if not sidecar.done():
                 sidecar.cancel()
-            await asyncio.gather(sidecar, return_exceptions=True)  # never leave it unretrieved
+                await asyncio.gather(sidecar, return_exceptions=True)
+            elif not sidecar.cancelled():
+                sidecar.exception()  # marks its exception (if any) retrieved: no "never retrieved" warning
         # The sidecar goes last: its presence marks a complete, verified file.
         try:
             await self.storage.put_bytes(file.checksum_key, sidecar_bytes)
@@ -699,11 +716,13 @@ class _Run:
         size = 0
         async with self.storage.writer(file.key) as writer:
             if body.size is not None and body.size <= _BATCH:
+                callbacks = self.callbacks
                 async for chunk in body.chunks():
                     digest.update(chunk)
                     size += len(chunk)
                     await writer.write(chunk)
-                    self.emit(EventKind.BYTES, file, len(chunk))
+                    if callbacks:
+                        self.emit(EventKind.BYTES, file, len(chunk))
             else:
                 size = await self._stream_large(file, body, digest, writer)
             expected = await self._expected_digest(file, sidecar)

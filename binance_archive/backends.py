@@ -155,7 +155,20 @@ class StoredObject:
 
 
 class Writer(abc.ABC):
-    """Receives one object's bytes; nothing is visible under the final key until :meth:`commit`."""
+    """Receives one object's bytes; nothing is visible under the final key until :meth:`commit`.
+
+    A writer is its own async context manager: leaving it without :meth:`commit` aborts it, so a storage's
+    :meth:`Storage.writer` may simply return one (cheaper than a generator-based context manager, which
+    counts when a mirror stores a thousand files a second).
+    """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.abort()
 
     @abc.abstractmethod
     async def write(self, chunk: bytes) -> None:
@@ -222,6 +235,8 @@ class Storage(_Resource, abc.ABC):
 
         When a re-run finds a folder's files stored, the engine asks for this once instead of two
         :meth:`stat` calls per file. The default collects :meth:`list`; storages with a cheaper way override it.
+        A ``.CHECKSUM`` sidecar may be given the size ``-1`` (present, size not looked up): the engine only needs
+        to know it is there, and where each size costs a call of its own (a local ``stat``) that halves the work.
         """
         prefix = folder.rstrip("/") + "/"
         found: dict[str, int] = {}

@@ -7,7 +7,6 @@ Exit status: 0 success; 1 some files failed (missing files are not failures); 2 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -24,6 +23,7 @@ from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
+from binance_archive.runner import run as run_loop
 
 __all__ = ["main"]
 
@@ -225,7 +225,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     bar = TerminalProgress(sys.stderr, _planned_total(config)) if show_bar else None
     archive = config.archive(progress=bar)
     try:
-        report = asyncio.run(config.run(archive))
+        report = run_loop(config.run(archive))
     finally:
         if bar is not None:
             bar.close()
@@ -262,7 +262,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     from binance_archive.archive import Archive
 
     archive = Archive(args.location, storage_options=_options(args.storage_option, "--storage-option"))
-    report = asyncio.run(archive.verify(prefix=args.prefix))
+    report = run_loop(archive.verify(prefix=args.prefix))
     if args.json:
         out.write(report.to_json() + "\n")
     else:
@@ -301,7 +301,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
     archive = _archive(args)
-    symbols = asyncio.run(archive.symbols(args.market, args.data_type, args.period))
+    symbols = run_loop(archive.symbols(args.market, args.data_type, args.period))
     for symbol in symbols:
         out.write(symbol + "\n")
     return EXIT_OK

@@ -17,13 +17,14 @@ from typing import TextIO
 from binance_archive.archive import Archive
 from binance_archive.core.planning import utc_today
 from binance_archive.progress import TerminalProgress
+from binance_archive.runner import run as run_loop
 
 __all__ = ["run_demo"]
 
 
 def run_demo(to: str, *, out: TextIO, quiet: bool = False, keep_upstream: bool = False) -> int:
     """Run the demo; the mirror goes to ``to``. Returns the exit status."""
-    return asyncio.run(_demo(Path(to), out, quiet=quiet, keep_upstream=keep_upstream))
+    return run_loop(_demo(Path(to), out, quiet=quiet, keep_upstream=keep_upstream))
 
 
 async def _demo(mirror: Path, out: TextIO, *, quiet: bool, keep_upstream: bool) -> int:

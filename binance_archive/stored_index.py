@@ -19,13 +19,15 @@ from binance_archive.backends import Storage
 from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.errors import StorageError
 
-__all__ = ["SCAN_AFTER", "StoredIndex"]
+__all__ = ["SCAN_AFTER", "UNSCANNED", "StoredIndex"]
 
 log = logging.getLogger(__name__)
 
 SCAN_AFTER = 8
 """Files of one folder checked one by one before the folder is scanned as a whole."""
 _FOLDERS_KEPT = 4
+UNSCANNED = object()
+"""What :meth:`StoredIndex.peek` answers for a file whose folder it has not scanned."""
 
 
 class StoredIndex:
@@ -43,21 +45,37 @@ class StoredIndex:
         self._folders: collections.OrderedDict[str, dict[str, int] | None] = collections.OrderedDict()
         self._counting = ""  # the folder whose planned files are being counted
         self._count = 0
+        self._last_folder = ""  # the folder peek() answered last, and its sizes (most files follow their folder)
+        self._last_sizes: dict[str, int] | None = None
 
-    async def lookup(self, file: ArchiveFile) -> int | None:
+    def peek(self, file: ArchiveFile) -> int | object | None:
+        """:meth:`lookup` without I/O: the answer when ``file``'s folder is scanned already, else :data:`UNSCANNED`.
+
+        The producer of a resumed run asks this of every planned file; only the first files of each folder then
+        cost an ``await`` (and the scan), the rest a couple of dictionary look-ups.
+        """
         folder, _, name = file.key.rpartition("/")
-        if folder in self._folders:
-            sizes = self._folders[folder]
-        elif self._due(folder):
-            sizes = await self._scan(folder)
-        else:
-            return None
+        if folder != self._last_folder:
+            if folder not in self._folders:
+                return UNSCANNED
+            self._last_folder, self._last_sizes = folder, self._folders[folder]
+        sizes = self._last_sizes
         if sizes is None:  # this folder could not be scanned: one file at a time
             return None
         if name + CHECKSUM_SUFFIX not in sizes:
             return 0
         # A sidecar without a (non-empty) zip is the engine's to repair (it unmarks the file): not known here.
         return sizes.get(name) or None
+
+    async def lookup(self, file: ArchiveFile) -> int | None:
+        known = self.peek(file)
+        if known is not UNSCANNED:
+            return known  # type: ignore[return-value]
+        folder = file.key.rpartition("/")[0]
+        if not self._due(folder):
+            return None
+        await self._scan(folder)
+        return self.peek(file)  # type: ignore[return-value]
 
     def stored(self, file: ArchiveFile, size: int, sidecar_size: int) -> None:
         """Note a file this run stored, should the plan name it again (overlapping selections)."""
@@ -84,5 +102,6 @@ class StoredIndex:
             sizes = None
         self._folders[folder] = sizes
         while len(self._folders) > _FOLDERS_KEPT:
-            self._folders.popitem(last=False)
+            if self._folders.popitem(last=False)[0] == self._last_folder:
+                self._last_folder = ""
         return sizes

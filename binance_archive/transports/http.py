@@ -6,8 +6,8 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import ClassVar
+from types import TracebackType
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -127,6 +127,78 @@ class _ResponseBody(Body):
             raise RetryableError(f"{redact(self._url)} was truncated: {received} of {self.size} bytes")
 
 
+class _Request:
+    """One GET as an async context manager: entering yields the 200 response (or, for a file, its
+    :class:`_ResponseBody`), and turns aiohttp's failures and other statuses into the library's errors.
+
+    A class rather than a generator-based context manager: the engine makes two of these per file, and the
+    generator machinery cost more than the rest of this wrapper.
+    """
+
+    __slots__ = ("_body", "_context", "_session", "_url", "_what")
+
+    def __init__(
+        self, session: aiohttp.ClientSession, url: str, what: str, *, body: tuple[float, float] | None = None
+    ) -> None:
+        self._session = session
+        self._url = url  # unredacted: redact() (a URL parse) runs only when a message is built
+        self._what = what
+        self._body = body  # (min_speed, read_timeout) when the caller wants a Body, not the response
+        self._context: Any = None
+
+    async def __aenter__(self) -> Any:
+        url = self._url
+        try:
+            # An ASCII URL is sent as it is (keys are percent-encoded already, and a signed query string must keep
+            # its exact bytes); anything else (an internationalised host) is left to yarl to encode.
+            target = yarl.URL(url, encoded=True) if url.isascii() else url
+            self._context = self._session.get(target, allow_redirects=True)
+            response = await self._context.__aenter__()
+        except BaseException as exc:
+            self._context = None
+            raise _translate(exc, url) from None
+        status = response.status
+        if status != 200:
+            context, self._context = self._context, None
+            await context.__aexit__(None, None, None)
+            if status == 404:
+                raise FileMissingError(f"{self._what} not found: {redact(url)}")
+            if status == 429 or status >= 500:
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                raise RetryableError(f"HTTP {status} for {redact(url)}", retry_after=retry_after)
+            raise TransportError(f"HTTP {status} for {redact(url)}")
+        if self._body is not None:
+            min_speed, window = self._body
+            return _ResponseBody(response, url, min_speed=min_speed, window=window)
+        return response
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        context, self._context = self._context, None
+        if context is not None:
+            try:
+                await context.__aexit__(exc_type, exc, tb)
+            except Exception as error:  # releasing the connection failed: as any failure of this request
+                raise _translate(error, self._url) from None
+
+
+def _translate(exc: BaseException, url: str) -> BaseException:
+    """The library's error for a failure of aiohttp (anything else, a cancellation say, as it is)."""
+    if isinstance(exc, TimeoutError):  # before ClientConnectionError: aiohttp's timeouts are both
+        return RetryableError(f"timed out waiting for {redact(url)}")
+    if isinstance(exc, aiohttp.ClientSSLError):  # before ClientConnectionError, which it is too: retrying cannot help
+        return TransportError(
+            f"TLS failed for {redact(url)}: {_tls_reason(exc)}; the server's certificate must be valid for its "
+            "host (pass verify_ssl=False only for a test server you trust)"
+        )
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        return RetryableError(f"connection failed for {redact(url)}: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, aiohttp.ClientError):
+        return TransportError(f"request for {redact(url)} failed: {exc.__class__.__name__}")
+    return exc
+
+
 class HttpTransport(Transport):
     """Fetches files over HTTP(S) from ``base_url`` and lists them through the public S3 listing.
 
@@ -195,7 +267,11 @@ class HttpTransport(Transport):
         ssl_context: ssl.SSLContext | bool = bool(self._verify_ssl)
         connector = aiohttp.TCPConnector(limit=self._limit or 128, ssl=ssl_context, enable_cleanup_closed=True)
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=self._timeout, headers=self._headers, auto_decompress=False
+            connector=connector,
+            timeout=self._timeout,
+            headers=self._headers,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # the archive sets no cookies; a jar is filtered on every request
         )
 
     async def close(self) -> None:
@@ -209,44 +285,16 @@ class HttpTransport(Transport):
             raise TransportError("the HTTP transport is not open; use it inside 'async with'")
         return self._session
 
-    @asynccontextmanager
-    async def _request(self, url: str, *, what: str) -> AsyncIterator[aiohttp.ClientResponse]:
-        # ``redact(url)`` (a URL parse, ~5 us) is built only for a message: most requests succeed.
-        try:
-            # An ASCII URL is sent as it is (keys are percent-encoded already, and a signed query string must keep
-            # its exact bytes); anything else (an internationalised host) is left to yarl to encode.
-            target = yarl.URL(url, encoded=True) if url.isascii() else url
-            async with self.session.get(target, allow_redirects=True) as response:
-                status = response.status
-                if status == 404:
-                    raise FileMissingError(f"{what} not found: {redact(url)}")
-                if status == 429 or status >= 500:
-                    retry_after = _retry_after(response.headers.get("Retry-After"))
-                    raise RetryableError(f"HTTP {status} for {redact(url)}", retry_after=retry_after)
-                if status != 200:
-                    raise TransportError(f"HTTP {status} for {redact(url)}")
-                yield response
-        except TimeoutError:  # before ClientConnectionError: aiohttp's timeouts are both
-            raise RetryableError(f"timed out waiting for {redact(url)}") from None
-        except aiohttp.ClientSSLError as exc:  # before ClientConnectionError, which it is too: retrying cannot help
-            raise TransportError(
-                f"TLS failed for {redact(url)}: {_tls_reason(exc)}; the server's certificate must be valid for its "
-                "host (pass verify_ssl=False only for a test server you trust)"
-            ) from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise RetryableError(f"connection failed for {redact(url)}: {exc.__class__.__name__}: {exc}") from None
-        except aiohttp.ClientError as exc:
-            raise TransportError(f"request for {redact(url)} failed: {exc.__class__.__name__}") from None
+    def _request(self, url: str, *, what: str) -> _Request:
+        """``async with self._request(url, what=...) as response``: a 200 response, or the library's error."""
+        return _Request(self.session, url, what)
 
     def _url(self, key: str) -> str:
         url = url_for_key(self._base, key)
         return f"{url}?{self._base_query}" if self._base_query else url
 
-    @asynccontextmanager
-    async def get(self, key: str) -> AsyncIterator[Body]:
-        url = self._url(key)
-        async with self._request(url, what="file") as response:
-            yield _ResponseBody(response, url, min_speed=self._min_speed, window=self._read_timeout)
+    def get(self, key: str) -> _Request:
+        return _Request(self.session, self._url(key), "file", body=(self._min_speed, self._read_timeout))
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
         # Sidecars are tiny: read them in one go rather than through the chunk iterator.

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import attrs
 
 from binance_archive.backends import Body, FileBody, Transport
+from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.core.listing import ListedObject, ListingPage
 from binance_archive.errors import (
     ConfigurationError,
@@ -50,7 +51,7 @@ from binance_archive.errors import (
 )
 from binance_archive.hookspecs import hookimpl
 from binance_archive.storages.local import make_temp_folder, release_temp_folder
-from binance_archive.transports.http import _as_typed, _positive
+from binance_archive.transports.http import HttpTransport, _as_typed, _positive
 
 __all__ = ["DEFAULT_BUCKET", "S5cmdStats", "S5cmdTransport", "find_binary"]
 
@@ -69,6 +70,7 @@ _MAX_PAGE = 1000
 _STATUS = re.compile(r"status code: (\d{3})")
 _GLOB = re.compile(r"[*?\[\]]")
 _DRAIN_SECONDS = 5.0  # after a stalled process is killed, how long its last output lines are read
+_SIDECAR_CONNECTIONS = 128  # most connections the sidecars' GETs hold open at once
 
 
 def find_binary(binary: str | os.PathLike[str] | None = None) -> str:
@@ -262,6 +264,10 @@ class S5cmdTransport(Transport):
             a private sub-folder is made there and removed on close.
         sign_requests: sign requests with the AWS credentials of the environment (for private buckets).
         page_size: entries per listing page handed to the engine (S3's 1000 by default).
+        sidecars: how ``.CHECKSUM`` sidecars are fetched. ``http`` (the default for anonymous access): one
+            plain GET each on the bucket's S3 endpoint (aiohttp), instead of s5cmd's HEAD + GET and a staged
+            file for ~100 bytes; s5cmd still fetches every zip. ``s5cmd``: through s5cmd like the zips (the
+            default with ``sign_requests``, whose requests an anonymous GET could not make).
     """
 
     name: ClassVar[str] = "s5cmd"
@@ -285,6 +291,7 @@ class S5cmdTransport(Transport):
         staging_dir: str | os.PathLike[str] | None = None,
         sign_requests: bool = False,
         page_size: int = _MAX_PAGE,
+        sidecars: str | None = None,
     ) -> None:
         url_bucket: str | None = None
         if base_url is not None:
@@ -327,6 +334,17 @@ class S5cmdTransport(Transport):
         self.staging_dir = Path(staging_dir).expanduser() if staging_dir is not None else None
         self.sign_requests = sign_requests
         self.page_size = page_size
+        self.sidecars = sidecars or ("s5cmd" if sign_requests else "http")
+        if self.sidecars not in ("http", "s5cmd"):
+            raise ConfigurationError(f"sidecars must be 'http' or 's5cmd', not {sidecars!r}")
+        if self.sidecars == "http" and sign_requests:
+            raise ConfigurationError(
+                "sidecars='http' makes anonymous requests: use sidecars='s5cmd' with sign_requests"
+            )
+        # The sidecars' own transport: a GET on the bucket's S3 REST endpoint, path style, as s5cmd's would be.
+        self._http = (
+            HttpTransport(base_url=self._bucket_url(), read_timeout=read_timeout) if self.sidecars == "http" else None
+        )
         self.stats = S5cmdStats()
         self._staging: Path | None = None
         self._near_mirror = False  # staging inside a local mirror (see stage_near)
@@ -342,6 +360,14 @@ class S5cmdTransport(Transport):
     def __repr__(self) -> str:
         where = self.endpoint_url or "aws"
         return f"S5cmdTransport(bucket={self.bucket!r}, endpoint={where!r})"
+
+    def _bucket_url(self) -> str:
+        """The bucket's URL on its S3 endpoint, path style: ``{endpoint}/{bucket}``, AWS's regional one by default."""
+        if self.endpoint_url is not None:
+            return f"{self.endpoint_url}/{self.bucket}"
+        if self.region is not None:
+            return f"https://s3.{self.region}.amazonaws.com/{self.bucket}"
+        return f"https://{self.bucket}.s3.amazonaws.com"
 
     def stage_near(self, folder: str | os.PathLike[str]) -> None:
         """Stage downloads inside ``folder`` (a local mirror's root) unless ``staging_dir`` was given.
@@ -359,13 +385,23 @@ class S5cmdTransport(Transport):
         """Called by the engine: a batch can hold every file in flight, each with its sidecar."""
         if not self._batch_size_given:
             self.batch_size = max(1, min(_MAX_PAGE, 2 * concurrency))
+        if self._http is not None:
+            # One sidecar per file in flight, up to a cap (size_for grants two connections per file: zip, sidecar).
+            self._http.size_for(max(1, min(concurrency, _SIDECAR_CONNECTIONS) // 2))
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._staging is not None:
             return
-        self._staging = await asyncio.to_thread(self._make_staging)
+        if self._http is not None:
+            await self._http.open()
+        try:
+            self._staging = await asyncio.to_thread(self._make_staging)
+        except BaseException:
+            if self._http is not None:
+                await self._http.close()
+            raise
         self._env = dict(os.environ)
         if self.region is not None:
             self._env["AWS_REGION"] = self.region
@@ -406,6 +442,8 @@ class S5cmdTransport(Transport):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._batches.clear()
+        if self._http is not None:
+            await self._http.close()
         await asyncio.to_thread(release_temp_folder if self._near_mirror else _remove_tree, staging)
 
     # -- fetching ------------------------------------------------------------------------------------------
@@ -441,6 +479,8 @@ class S5cmdTransport(Transport):
             _unlink(path)
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
+        if self._http is not None and key.endswith(CHECKSUM_SUFFIX):
+            return await self._http.get_bytes(key, max_size=max_size)
         path = await self._submit(key)
         try:
             size = path.stat().st_size
@@ -694,9 +734,10 @@ class S5cmdTransport(Transport):
                 stderr=asyncio.subprocess.PIPE,
                 env=self._env or None,
                 limit=_LINE_LIMIT,
-                # Its own process group, so that a kill reaches whatever it started too (a launcher script's
-                # child): see _kill.
-                process_group=0 if os.name == "posix" else None,
+                # Its own session, hence its own process group, so that a kill reaches whatever it started too (a
+                # launcher script's child): see _kill. (start_new_session rather than process_group=0: uvloop,
+                # which the command line runs on when installed, knows only the former.)
+                start_new_session=os.name == "posix",
             )
         )
         try:
@@ -894,7 +935,7 @@ def _kill(proc: asyncio.subprocess.Process) -> None:
         return
     if os.name == "posix":
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the group is s5cmd's own: process_group=0 at its start
+            os.killpg(proc.pid, signal.SIGKILL)  # the group is s5cmd's own: a new session at its start
             return
         except (ProcessLookupError, PermissionError):
             pass

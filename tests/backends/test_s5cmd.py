@@ -11,7 +11,7 @@ import pytest
 
 from binance_archive import Archive
 from binance_archive.errors import ConfigurationError, FileMissingError, TransportError
-from binance_archive.report import Outcome
+from binance_archive.report import Outcome, Report
 from binance_archive.testing import FakeArchiveServer, key_path
 from binance_archive.transports.s5cmd import S5cmdTransport, classify, find_binary
 
@@ -44,10 +44,13 @@ def _archive(tmp_path: Path, moto_server: MotoS3, bucket: str, **options: object
     )
 
 
-async def test_download_then_resume_fetches_nothing(tmp_path: Path, upstream: Path, moto_server: MotoS3) -> None:
+@pytest.mark.parametrize("sidecars", ["http", "s5cmd"])
+async def test_download_then_resume_fetches_nothing(
+    tmp_path: Path, upstream: Path, moto_server: MotoS3, sidecars: str
+) -> None:
     bucket = moto_server.bucket(public=True)
     moto_server.upload_tree(bucket, upstream)
-    archive = _archive(tmp_path, moto_server, bucket)
+    archive = _archive(tmp_path, moto_server, bucket, sidecars=sidecars)
     assert isinstance(archive.transport, S5cmdTransport)
     first = await archive.download(SPOT, today=TODAY)
     second_um = await archive.download(UM, today=TODAY)
@@ -55,10 +58,12 @@ async def test_download_then_resume_fetches_nothing(tmp_path: Path, upstream: Pa
     assert (second_um.downloaded, second_um.failed) == (2, 0)
     assert_mirrored(upstream, tmp_path / "mirror", FILES)
     stats = archive.transport.stats
-    assert stats.keys == 2 * len(FILES)
-    # Each file's zip and sidecar are requested together: one s5cmd process per download call here.
+    # s5cmd fetches the zips, and the sidecars too unless they come by plain GET (sidecars="http").
+    per_file = 1 if sidecars == "http" else 2
+    assert stats.keys == per_file * len(FILES)
+    # The files in flight are fetched together: one s5cmd process per download call here.
     assert stats.processes == 2
-    assert stats.largest_batch == 12
+    assert stats.largest_batch == per_file * 6
     # The staging folder is emptied and removed on close.
     assert list((tmp_path / "staging").iterdir()) == []
 
@@ -96,21 +101,36 @@ async def test_private_bucket_is_an_error_that_says_why(tmp_path: Path, moto_ser
     assert not isinstance(caught.value, FileMissingError)
 
 
-async def test_requests_per_file_on_the_fake_archive(tmp_path: Path, upstream: Path) -> None:
-    """s5cmd sends a HEAD and a GET for every object (measured; the HTTP transport sends one GET)."""
+@pytest.mark.parametrize("sidecars", ["http", "s5cmd"])
+async def test_requests_per_file_on_the_fake_archive(tmp_path: Path, upstream: Path, sidecars: str) -> None:
+    """s5cmd sends a HEAD and a GET for every object it fetches (measured; the HTTP transport sends one GET);
+    a sidecar fetched by plain GET (the default) costs one request."""
     async with FakeArchiveServer(upstream) as server:
+        options = {"region": "ap-northeast-1", "staging_dir": tmp_path / "staging", "sidecars": sidecars}
         archive = Archive(
-            tmp_path / "mirror",
-            transport="s5cmd",
-            base_url=server.listing_url,
-            transport_options={"region": "ap-northeast-1", "staging_dir": tmp_path / "staging"},
+            tmp_path / "mirror", transport="s5cmd", base_url=server.listing_url, transport_options=options,
             entry_points=False,
-        )
+        )  # fmt: skip
         report = await archive.download(SPOT, today=TODAY)
         stats = dict(server.stats.by_method)
     assert report.downloaded == 6
-    objects = 2 * 6
-    assert stats == {"HEAD": objects, "GET": objects}
+    if sidecars == "http":
+        assert stats == {"HEAD": 6, "GET": 6 + 6}
+    else:
+        assert stats == {"HEAD": 12, "GET": 12}
+
+
+def test_sidecars_by_plain_get_go_to_the_buckets_endpoint() -> None:
+    """Path style on the endpoint given, AWS's regional endpoint otherwise; never with signed requests."""
+    assert S5cmdTransport(endpoint_url="http://127.0.0.1:9000", bucket="b")._bucket_url() == "http://127.0.0.1:9000/b"
+    real = S5cmdTransport()
+    assert real._bucket_url() == "https://s3.ap-northeast-1.amazonaws.com/data.binance.vision"
+    assert real.sidecars == "http"
+    assert S5cmdTransport(sign_requests=True).sidecars == "s5cmd"
+    with pytest.raises(ConfigurationError, match="sign_requests"):
+        S5cmdTransport(sign_requests=True, sidecars="http")
+    with pytest.raises(ConfigurationError, match="'http' or 's5cmd'"):
+        S5cmdTransport(sidecars="ftp")
 
 
 async def test_cancelling_a_download_kills_and_reaps_s5cmd(tmp_path: Path, upstream: Path) -> None:
@@ -269,3 +289,24 @@ async def test_the_engine_stages_near_a_local_mirror_and_sweeps_a_dead_runs_stag
     # Its own staging folder went on close; the live process's folder stays.
     assert [p.name for p in mirror.iterdir()] == [alive.name]
     release_temp_folder(alive)
+
+
+def test_the_transport_runs_on_uvloop(tmp_path: Path, upstream: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line runs on uvloop when it is installed: s5cmd's process (its own session, killed as a
+    group) and the sidecars' GETs work there too. uvloop refused ``process_group`` and failed every file."""
+    pytest.importorskip("uvloop", reason="uvloop is not installed (it is in the test extra)")
+    from binance_archive.runner import LOOP_ENV, run
+
+    async def download() -> tuple[str, Report]:
+        async with FakeArchiveServer(upstream) as server:
+            archive = Archive(
+                tmp_path / "mirror", transport="s5cmd", base_url=server.listing_url,
+                transport_options={"region": "ap-northeast-1"}, entry_points=False,
+            )  # fmt: skip
+            return type(asyncio.get_running_loop()).__module__, await archive.download(SPOT, today=TODAY)
+
+    monkeypatch.setenv(LOOP_ENV, "uvloop")
+    loop_module, report = run(download())
+    assert loop_module.startswith("uvloop")
+    assert report.ok and report.downloaded == 6, report.failures
+    assert_mirrored(upstream, tmp_path / "mirror", FILES[:6])

@@ -47,20 +47,22 @@ async def test_http_connection_limit_is_a_hard_cap(limit: int, tmp_path: Path) -
         assert cell.server.stats.max_in_flight <= limit
 
 
-@pytest.mark.parametrize(("numworkers", "processes"), [(1, 1), (2, 2)])
+@pytest.mark.parametrize(("numworkers", "processes", "sidecars"), [(1, 1, "s5cmd"), (2, 2, "s5cmd"), (2, 1, "http")])
 async def test_s5cmd_connections_are_bounded_by_workers_and_processes(
-    numworkers: int, processes: int, tmp_path: Path
+    numworkers: int, processes: int, sidecars: str, tmp_path: Path
 ) -> None:
     upstream = tmp_path / "upstream"
     build(upstream, SELECTION)
     async with backends("s5cmd", "local", upstream, tmp_path, latency=0.01) as cell:
         assert cell.server is not None
-        options = {"numworkers": numworkers, "max_processes": processes}
-        report = await cell.archive(concurrency=16, transport_options=options).download(SELECTION, today=TODAY)
+        options = {"numworkers": numworkers, "max_processes": processes, "sidecars": sidecars}
+        concurrency = 4
+        report = await cell.archive(concurrency=concurrency, transport_options=options).download(SELECTION, today=TODAY)
         assert report.ok and report.downloaded == 20
         # Observed: s5cmd's process holds at most one connection more than its --numworkers (its HEAD of
         # the next object overlaps the GET of the last), never more; processes never exceed max_processes.
-        bound = (numworkers + 1) * processes
+        # Sidecars by plain GET add at most one connection per file in flight.
+        bound = (numworkers + 1) * processes + (concurrency if sidecars == "http" else 0)
         assert cell.server.stats.max_in_flight <= bound
         assert cell.server.stats.max_connections <= bound, cell.server.stats
         assert await wait_until(lambda: cell.server is not None and cell.server.stats.connections == 0)
