@@ -20,7 +20,9 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
     import datetime as dt
 
     from binance_archive import Archive, Selection
-    from binance_archive.runner import loop_name, run
+    from binance_archive.runner import loop_name, run, tune_for_one_job
+
+    tune_for_one_job()  # as the command line does
 
     imported = time.perf_counter()
     with open(args.spec) as handle:

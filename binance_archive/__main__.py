@@ -1,5 +1,5 @@
 """``python -m binance_archive``: the same as the ``binance-archive`` command."""
 
-from binance_archive.cli import main
+from binance_archive.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())

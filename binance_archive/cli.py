@@ -452,5 +452,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return EXIT_OK
 
 
+def console_main() -> int:
+    """The ``binance-archive`` command (and ``python -m binance_archive``): :func:`main`, in a process of its own."""
+    from binance_archive.runner import tune_for_one_job
+
+    tune_for_one_job()
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    raise SystemExit(console_main())

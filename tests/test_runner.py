@@ -34,3 +34,19 @@ def test_a_bad_choice_names_the_valid_ones_and_leaves_no_coroutine_unawaited(mon
         warnings.simplefilter("error")  # a "coroutine was never awaited" warning would fail the test
         with pytest.raises(ConfigurationError, match="'trio' is not one of auto, uvloop, asyncio"):
             run(_which())
+
+
+def test_the_command_tunes_the_collector_of_its_own_process_only() -> None:
+    """``binance-archive`` freezes its start-up objects and widens the young generation; the library, imported
+    into somebody else's process, leaves the collector alone."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import gc, binance_archive.cli as cli\n"
+        "before = gc.get_threshold()[0]\n"
+        "cli.main = lambda: print(before, gc.get_threshold()[0], gc.get_freeze_count() > 0) or 0\n"
+        "cli.console_main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["700", "10000", "True"], out
