@@ -9,19 +9,22 @@ from typing import Any
 
 LABELS = {
     "http": "binance_archive, HTTP transport",
+    "http-2p": "binance_archive, HTTP transport, `--processes 2`",
     "s5cmd-transport": "binance_archive, s5cmd transport",
     "s5cmd": "plain `s5cmd run` (anchor)",
     "sequential": "sequential, one file at a time",
 }
 VERIFIES = {
     "http": "yes",
+    "http-2p": "yes",
     "s5cmd-transport": "yes",
     "s5cmd": "no",
     "sequential": "no",
 }
-ORDER = ("http", "s5cmd-transport", "s5cmd", "sequential")
+ORDER = ("http", "http-2p", "s5cmd-transport", "s5cmd", "sequential")
 SHORT = {
     "http": "binance_archive (HTTP)",
+    "http-2p": "binance_archive (HTTP, 2 processes)",
     "s5cmd-transport": "binance_archive (s5cmd)",
     "s5cmd": "plain s5cmd run",
     "sequential": "sequential",
@@ -147,6 +150,14 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             0.7,
             unit="of bound",
         )
+        # The bound is a steady-state rate: the same comparison without the ~0.4 s of interpreter start-up.
+        if row["engine_s"] and row["latency_bound_files_per_s"]:
+            check(
+                "small files, 50 ms: HTTP transport vs the latency bound (engine, without start-up)",
+                row["files"] / row["engine_s"] / row["latency_bound_files_per_s"],
+                0.7,
+                unit="of bound",
+            )
     check(
         "small files, 0 ms: HTTP transport CPU-s per file vs plain s5cmd",
         http("small", 0, "x_s5cmd_cpu_per_file"),
@@ -336,6 +347,7 @@ def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.3 * len(panels) + 0.8), squeeze=False)
     colors = {
         "http": "#1f77b4",
+        "http-2p": "#2ca02c",
         "s5cmd-transport": "#17becf",
         "s5cmd": "#7f7f7f",
         "sequential": "#d62728",

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import datasets  # noqa: E402
 import server as servers  # noqa: E402
 
-CONTENDERS = ("http", "s5cmd-transport", "s5cmd", "sequential")
+CONTENDERS = ("http", "http-2p", "s5cmd-transport", "s5cmd", "sequential")
 REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
 WORKER = HERE / "worker.py"
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -173,6 +173,14 @@ class Harness:
                 "--spec",
                 str(spec),
             ], env
+        if contender == "http-2p":
+            # The command itself, as a user runs it on two cores: two processes, one shard of the plan each.
+            config = spec.with_name("config.json")
+            config.write_text(json.dumps({"selection": json.loads(spec.read_text())}))
+            return [
+                sys.executable, "-m", "binance_archive", "download", "--config", str(config), "--to", str(dest),
+                "--base-url", base_url, "--today", "2026-01-01", "--processes", "2", "--quiet",
+            ], env  # fmt: skip
         if contender == "s5cmd-transport":
             return [
                 *py,

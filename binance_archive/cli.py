@@ -22,7 +22,10 @@ from binance_archive.core import AUTO, DEFAULT_CATALOG, Catalog, Selection, pars
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
+from binance_archive.core.planning import validate_selection
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
+from binance_archive.output import write_all
+from binance_archive.processes import CHILD_FLAG
 from binance_archive.runner import run as run_loop
 
 __all__ = ["main"]
@@ -218,20 +221,40 @@ def _planned_total(config: RunConfig) -> int | None:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.processes import ChildReporter, check_processes, run_processes
     from binance_archive.progress import TerminalProgress
 
     config = _config(args)
+    processes = check_processes(args.processes)
+    if args.child_report:  # one of the processes of a `download --processes N`: JSON lines for the parent
+        reporter = ChildReporter(out)
+        report = run_loop(config.run(config.archive(progress=reporter)))
+        reporter.finish(report)
+        return EXIT_OK if report.ok else EXIT_FAILED
+    for selection in config.selections:  # refused here, once, rather than by every process
+        validate_selection(selection, config.catalog)
     show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
     bar = TerminalProgress(sys.stderr, _planned_total(config)) if show_bar else None
-    archive = config.archive(progress=bar)
     try:
-        report = run_loop(config.run(archive))
+        if processes > 1:
+            archive = config.archive()  # backends and options checked before any process starts
+            merged, status = run_processes(
+                args.argv, processes=processes, shard=config.shard, concurrency=archive.concurrency,
+                total=bar.total if bar else None, progress=bar,
+            )  # fmt: skip
+            if merged is None:
+                sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")
+                return status if status in (EXIT_USAGE, EXIT_INTERRUPTED) else EXIT_FAILED
+            report = merged
+        else:
+            archive = config.archive(progress=bar)
+            report = run_loop(config.run(archive))
     finally:
         if bar is not None:
             bar.close()
     if args.json:
         document = collection_result(report, config) if config.legacy else report.to_dict()
-        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        write_all(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     elif not args.quiet:
         _print_summary(report, archive.storage.location, out)
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -264,7 +287,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     archive = Archive(args.location, storage_options=_options(args.storage_option, "--storage-option"))
     report = run_loop(archive.verify(prefix=args.prefix))
     if args.json:
-        out.write(report.to_json() + "\n")
+        write_all(out, report.to_json() + "\n")
     else:
         for problem in report.problems:
             out.write(
@@ -309,7 +332,7 @@ def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
     catalog = _catalog(args)
-    out.write(catalog.to_json() + "\n" if args.format == "json" else catalog.to_markdown())
+    write_all(out, catalog.to_json() + "\n" if args.format == "json" else catalog.to_markdown())
     return EXIT_OK
 
 
@@ -363,6 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true", help="re-download files Binance has replaced since")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--processes", type=int, default=1, metavar="N",
+        help="run the download as N processes, each a shard of the plan (default 1; use the cores you have)",
+    )  # fmt: skip
+    p.add_argument(CHILD_FLAG, action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser(
@@ -430,6 +458,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the processes of `download --processes`
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -445,7 +474,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         sys.stderr.write(f"binance-archive: {exc}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        sys.stderr.write("binance-archive: interrupted; files in flight were discarded, a re-run resumes\n")
+        if not getattr(args, "child_report", False):  # the processes of a `download --processes` let it say so
+            sys.stderr.write("binance-archive: interrupted; files in flight were discarded, a re-run resumes\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `binance-archive plan ... | head`: stop quietly, and keep Python from complaining
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

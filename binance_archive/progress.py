@@ -64,6 +64,11 @@ class TerminalProgress(Counter):
 
     def __call__(self, event: Event) -> None:
         super().__call__(event)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the line again, unless it was drawn less than ``interval`` seconds ago (counts set from outside,
+        e.g. summed over the processes of ``download --processes``, show up this way)."""
         now = time.monotonic()
         if now - self._last >= self._interval:
             self._last = now

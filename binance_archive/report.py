@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = ["FileOutcome", "Outcome", "Report"]
 
@@ -100,7 +103,7 @@ class Report:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _converter.unstructure(self)
+        data: dict[str, Any] = _converter().unstructure(self)
         data["ok"] = self.ok
         data["total"] = self.total
         return data
@@ -111,9 +114,15 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         fields = {f.name for f in attrs.fields(cls)}
-        return _converter.structure({k: v for k, v in data.items() if k in fields}, cls)
+        return _converter().structure({k: v for k, v in data.items() if k in fields}, cls)
 
 
-_converter = cattrs.Converter()
-_converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
-_converter.register_structure_hook(dt.datetime, lambda v, _: dt.datetime.fromisoformat(v))
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """The report's converter, made (and cattrs imported) when a report is first turned to or from JSON."""
+    import cattrs
+
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(dt.datetime, lambda d: d.isoformat())
+    converter.register_structure_hook(dt.datetime, lambda v, _: dt.datetime.fromisoformat(v))
+    return converter

@@ -1,4 +1,9 @@
-"""The native HTTP transport: one aiohttp session, keep-alive pooling, streaming bodies, S3 listing."""
+"""The native HTTP transport: one aiohttp session, keep-alive pooling, streaming bodies, S3 listing.
+
+aiohttp is imported, and the session made, on the first request: importing aiohttp costs about a quarter of a
+second (it builds two TLS contexts, loading the system's certificates twice), which a run that sends no request
+(a resume of a complete mirror, ``plan``, ``verify``) need not pay.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,9 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import aiohttp
 import yarl
 
 from binance_archive.backends import Body, Transport
@@ -18,6 +22,11 @@ from binance_archive.core.files import url_for_key
 from binance_archive.core.listing import ListingPage, parse_listing
 from binance_archive.errors import ConfigurationError, FileMissingError, RetryableError, TransportError
 from binance_archive.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import aiohttp
+else:
+    aiohttp = None  # the module, once _load_aiohttp() has imported it (before the first request)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTING_URL", "HttpTransport"]
 
@@ -27,6 +36,15 @@ DEFAULT_BASE_URL = "https://data.binance.vision"
 DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
 _MAX_LISTING_BYTES = 16 * 1024 * 1024  # a real page of 1000 entries is ~300 KB
 _READ_SIZE = 256 * 1024
+
+
+def _load_aiohttp() -> Any:
+    global aiohttp
+    if aiohttp is None:
+        import aiohttp as module
+
+        aiohttp = module
+    return aiohttp
 
 
 def redact(url: str) -> str:
@@ -232,12 +250,8 @@ class HttpTransport(Transport):
         self.base_url = _check_url(base_url, "base URL")
         self.listing_url = _check_url(listing_url, "listing URL")
         self._base, self._base_query = _split_query(self.base_url)
-        self._timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=_positive(connect_timeout, "connect_timeout"),
-            sock_read=_positive(read_timeout, "read_timeout"),
-        )
-        self._read_timeout = float(read_timeout)
+        self._connect_timeout = _positive(connect_timeout, "connect_timeout")
+        self._read_timeout = _positive(read_timeout, "read_timeout")
         if isinstance(min_speed, bool) or not isinstance(min_speed, int | float) or not 0 <= min_speed < float("inf"):
             raise ConfigurationError(f"min_speed must be a number of bytes per second (0 or more), not {min_speed!r}")
         self._min_speed = float(min_speed)
@@ -255,6 +269,7 @@ class HttpTransport(Transport):
 
         self._headers = {"User-Agent": user_agent or f"binance-archive/{__version__}"}
         self._session: aiohttp.ClientSession | None = None
+        self._opened = False
 
     def size_for(self, concurrency: int) -> None:
         """Called by the engine: each file in flight may hold two connections (zip and sidecar)."""
@@ -262,28 +277,35 @@ class HttpTransport(Transport):
             self._limit = 2 * concurrency
 
     async def open(self) -> None:
-        if self._session is not None:
-            return
-        ssl_context: ssl.SSLContext | bool = bool(self._verify_ssl)
-        connector = aiohttp.TCPConnector(limit=self._limit or 128, ssl=ssl_context, enable_cleanup_closed=True)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            headers=self._headers,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # the archive sets no cookies; a jar is filtered on every request
-        )
+        self._opened = True  # the session is made on the first request (see the module's docstring)
 
     async def close(self) -> None:
+        self._opened = False
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, made on first use while the transport is open."""
         if self._session is None:
-            raise TransportError("the HTTP transport is not open; use it inside 'async with'")
+            if not self._opened:
+                raise TransportError("the HTTP transport is not open; use it inside 'async with'")
+            self._session = self._new_session()
         return self._session
+
+    def _new_session(self) -> aiohttp.ClientSession:
+        lib = _load_aiohttp()
+        ssl_context: ssl.SSLContext | bool = bool(self._verify_ssl)
+        connector = lib.TCPConnector(limit=self._limit or 128, ssl=ssl_context, enable_cleanup_closed=True)
+        session: aiohttp.ClientSession = lib.ClientSession(
+            connector=connector,
+            timeout=lib.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=self._read_timeout),
+            headers=self._headers,
+            auto_decompress=False,
+            cookie_jar=lib.DummyCookieJar(),  # the archive sets no cookies; a jar is filtered on every request
+        )
+        return session
 
     def _request(self, url: str, *, what: str) -> _Request:
         """``async with self._request(url, what=...) as response``: a 200 response, or the library's error."""

@@ -206,3 +206,36 @@ async def test_a_body_that_drips_is_given_up_within_bounds(daily_tree: Path, tmp
     assert "came too slowly" in (report.failures[0].error or "")
     assert took < size / 100 / 2, f"{took:.1f} s: the drip was waited out instead of given up"
     assert not (mirror / victim.key).exists() and not (mirror / victim.checksum_key).exists()
+
+
+async def test_a_run_that_sends_no_request_never_imports_aiohttp(daily_tree: Path, tmp_path: Path) -> None:
+    """aiohttp (a quarter of a second to import) is loaded on the first request: a resume of a complete mirror
+    runs without it, a download with it."""
+    import asyncio
+    import sys
+
+    mirror = tmp_path / "mirror"
+    async with FakeArchiveServer(daily_tree) as server:
+        probe = (
+            "import sys, datetime\n"
+            "from binance_archive import Archive, Selection\n"
+            "selection = Selection(markets='spot', data_types='klines', symbols='BTCUSDT', intervals='1h',"
+            " start='2024-01-01', end='2024-02-09', periods='daily')\n"
+            f"archive = Archive({str(mirror)!r}, base_url={server.base_url!r}, entry_points=False)\n"
+            f"report = archive.download_sync(selection, today=datetime.date.fromisoformat({TODAY.isoformat()!r}))\n"
+            "print(report.downloaded, report.skipped, 'aiohttp' in sys.modules)\n"
+        )
+
+        async def run() -> list[str]:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+            out, err = await process.communicate()
+            assert process.returncode == 0, err.decode()
+            return out.decode().split()
+
+        files = len(planned(DAILY))
+        assert await run() == [str(files), "0", "True"]
+        server.stats.reset()
+        assert await run() == ["0", str(files), "False"]
+        assert server.stats.requests == 0
