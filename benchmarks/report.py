@@ -142,6 +142,16 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
     for latency, goal in ((50, 2.0), (0, 2.5)):
         value = http("small", latency, "x_s5cmd_files_per_s")
         check(f"small files, {latency} ms: HTTP transport files/s vs plain s5cmd", value, goal, unit="x")
+        two = (_row(summary, "small", latency, "http-2p") or {}).get("x_s5cmd_files_per_s")
+        check(f"small files, {latency} ms: HTTP transport, `--processes 2`, files/s vs plain s5cmd", two, goal, unit="x")
+    two = _row(summary, "small", 50, "http-2p")
+    if two and two.get("fraction_of_bound") is not None:
+        check(
+            f"small files, 50 ms: HTTP transport, `--processes 2`, vs the latency bound ({two['concurrency']} / 0.05 s)",
+            two["fraction_of_bound"],
+            0.7,
+            unit="of bound",
+        )
     row = _row(summary, "small", 50, "http")
     if row:
         check(
