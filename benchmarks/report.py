@@ -40,7 +40,7 @@ def _bound(contender: str, latency_s: float, concurrency: int | None) -> float |
     """Files/s that latency alone allows: requests in flight / round trips per file / latency."""
     if latency_s <= 0:
         return None
-    if contender == "http" and concurrency:
+    if contender in ("http", "http-2p") and concurrency:
         return concurrency / latency_s  # zip and sidecar in flight together: one round trip a file
     if contender == "s5cmd":
         return 256 / (2 * 2 * latency_s)  # 256 workers; HEAD then GET; zip and sidecar are two objects
@@ -143,11 +143,13 @@ def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
         value = http("small", latency, "x_s5cmd_files_per_s")
         check(f"small files, {latency} ms: HTTP transport files/s vs plain s5cmd", value, goal, unit="x")
         two = (_row(summary, "small", latency, "http-2p") or {}).get("x_s5cmd_files_per_s")
-        check(f"small files, {latency} ms: HTTP transport, `--processes 2`, files/s vs plain s5cmd", two, goal, unit="x")
+        name = f"small files, {latency} ms: HTTP transport, `--processes 2`, files/s vs plain s5cmd"
+        check(name, two, goal, unit="x")
     two = _row(summary, "small", 50, "http-2p")
     if two and two.get("fraction_of_bound") is not None:
         check(
-            f"small files, 50 ms: HTTP transport, `--processes 2`, vs the latency bound ({two['concurrency']} / 0.05 s)",
+            f"small files, 50 ms: HTTP transport, `--processes 2`, vs the latency bound "
+            f"({two['concurrency']} / 0.05 s)",
             two["fraction_of_bound"],
             0.7,
             unit="of bound",

@@ -424,13 +424,13 @@ class _Run:
                         # A file the index knows is stored is skipped here: a resumed run then costs no trip
                         # through the queue, no stat and no await per file (this loop is the whole of a resume).
                         size = index.peek(file)
-                        if size is UNSCANNED:
+                        if size == UNSCANNED:
                             size = await index.lookup(file)
                         if size:
                             report.skipped += 1
                             if callbacks:
                                 self.emit(EventKind.PLANNED, file)
-                                self.emit(EventKind.SKIPPED, file, size)  # type: ignore[arg-type]
+                                self.emit(EventKind.SKIPPED, file, size)
                             continue
                         known_absent = size == 0
                     await queue.put((file, known_absent))

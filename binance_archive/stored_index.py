@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 SCAN_AFTER = 8
 """Files of one folder checked one by one before the folder is scanned as a whole."""
 _FOLDERS_KEPT = 4
-UNSCANNED = object()
-"""What :meth:`StoredIndex.peek` answers for a file whose folder it has not scanned."""
+UNSCANNED = -1
+"""What :meth:`StoredIndex.peek` answers for a file whose folder it has not scanned (never a size)."""
 
 
 class StoredIndex:
@@ -48,7 +48,7 @@ class StoredIndex:
         self._last_folder = ""  # the folder peek() answered last, and its sizes (most files follow their folder)
         self._last_sizes: dict[str, int] | None = None
 
-    def peek(self, file: ArchiveFile) -> int | object | None:
+    def peek(self, file: ArchiveFile) -> int | None:
         """:meth:`lookup` without I/O: the answer when ``file``'s folder is scanned already, else :data:`UNSCANNED`.
 
         The producer of a resumed run asks this of every planned file; only the first files of each folder then
@@ -65,17 +65,18 @@ class StoredIndex:
         if name + CHECKSUM_SUFFIX not in sizes:
             return 0
         # A sidecar without a (non-empty) zip is the engine's to repair (it unmarks the file): not known here.
-        return sizes.get(name) or None
+        size = sizes.get(name)
+        return size if size is not None and size > 0 else None
 
     async def lookup(self, file: ArchiveFile) -> int | None:
         known = self.peek(file)
-        if known is not UNSCANNED:
-            return known  # type: ignore[return-value]
+        if known != UNSCANNED:
+            return known
         folder = file.key.rpartition("/")[0]
         if not self._due(folder):
             return None
         await self._scan(folder)
-        return self.peek(file)  # type: ignore[return-value]
+        return self.peek(file)
 
     def stored(self, file: ArchiveFile, size: int, sidecar_size: int) -> None:
         """Note a file this run stored, should the plan name it again (overlapping selections)."""
