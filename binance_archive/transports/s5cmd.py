@@ -738,6 +738,7 @@ class S5cmdTransport(Transport):
                 # launcher script's child): see _kill. (start_new_session rather than process_group=0: uvloop,
                 # which the command line runs on when installed, knows only the former.)
                 start_new_session=os.name == "posix",
+                preexec_fn=_DIE_WITH_PARENT,
             )
         )
         try:
@@ -927,6 +928,34 @@ def _remove_tree(path: Path) -> None:
 @hookimpl
 def register_transports() -> list[type[Transport]]:
     return [S5cmdTransport]
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """On Linux, a function for the child to run before exec: SIGKILL it when this process dies.
+
+    s5cmd runs in a session of its own, out of reach of a Ctrl-C meant for us and of a kill of our process group;
+    without this, a SIGKILLed (or crashed) download would leave its s5cmd running on, downloading into a staging
+    folder nobody reads. prctl(PR_SET_PDEATHSIG) is one system call through ctypes, made ready here, before any
+    fork: the child runs no Python beyond that call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+    kill = int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(set_parent_death_signal, kill)
+
+    return hook
+
+
+_DIE_WITH_PARENT = _die_with_parent_hook()
 
 
 def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -17,6 +17,7 @@ from binance_archive.testing import FakeArchiveServer
 from binance_archive.transports.s5cmd import S5cmdTransport, find_binary
 
 from ._scenario import FILES, build_upstream
+from ..reliability.support import wait_until
 from .test_s5cmd import _s5cmd_children
 
 pytestmark = pytest.mark.usefixtures("s5cmd_binary")
@@ -153,3 +154,43 @@ async def _trickling_s3(
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+async def test_a_killed_download_takes_its_s5cmd_with_it(upstream: Path, tmp_path: Path) -> None:
+    """s5cmd runs in a session of its own (so a Ctrl-C meant for the command does not reach it half-way); a
+    SIGKILLed command must not leave it running on: it gets the parent-death signal (Linux)."""
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux's")
+    stalled = FILES[0]
+    async with FakeArchiveServer(upstream, stall_keys={stalled.key}, stall_seconds=60) as server:
+        port = server.base_url.rsplit(":", 1)[1]
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binance_archive", "download", "--market", "spot", "--data-type", "klines",
+            "--symbol", stalled.symbol, "--interval", "1h", "--start", stalled.date.isoformat(), "--end",
+            stalled.date.isoformat(), "--period", "daily", "--transport", "s5cmd", "--base-url", server.listing_url,
+            "--transport-option", "region=ap-northeast-1", "--to", str(tmp_path / "mirror"), "--quiet",
+        )  # fmt: skip
+
+        def ours() -> list[int]:
+            found = []
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                        argv = handle.read().split(b"\0")
+                except OSError:
+                    continue
+                if argv and os.path.basename(argv[0]) == b"s5cmd" and any(port.encode() in a for a in argv):
+                    found.append(int(pid))
+            return found
+
+        async with asyncio.timeout(30):
+            while not ours():
+                assert cli.returncode is None, "the command ended before s5cmd started"
+                await asyncio.sleep(0.05)
+        cli.send_signal(signal.SIGKILL)
+        await cli.wait()
+        assert await wait_until(lambda: not ours(), bound=10), "s5cmd outlived the command that started it"

@@ -34,7 +34,7 @@ from binance_archive.testing import FakeArchiveServer, replace_file
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, temp_files
+from .support import QUICK_RETRY, s5cmd_or_skip, temp_files
 
 HOURLY = Selection(
     markets="spot", data_types="klines", symbols=("BTCUSDT", "ETHUSDT"), intervals="1h", start="2024-01-01",
@@ -72,13 +72,16 @@ periods = "daily"
 """
 
 
-def cli_args(server: FakeArchiveServer, mirror: Path, mode: str) -> list[str]:
+def cli_args(server: FakeArchiveServer, mirror: Path, mode: str, transport: str) -> list[str]:
     """The command line a user types: the selections in a config file, the rest as options."""
     config = mirror.parent / "run.toml"
     config.write_text(CONFIG)
     args = [sys.executable, "-m", "binance_archive", "download", "--quiet", "--concurrency", "4"]
-    args += ["--config", str(config), "--today", TODAY.isoformat()]
-    args += ["--base-url", server.base_url, "--listing-url", server.listing_url, "--to", str(mirror)]
+    args += ["--config", str(config), "--today", TODAY.isoformat(), "--to", str(mirror)]
+    if transport == "s5cmd":  # s5cmd fetches the zips from the fake archive's S3 face, in its own processes
+        args += ["--transport", "s5cmd", "--base-url", server.listing_url, "--transport-option", "region=us-east-1"]
+    else:
+        args += ["--base-url", server.base_url, "--listing-url", server.listing_url]
     if mode == "force":
         args.append("--force")
     elif mode == "refresh":
@@ -91,6 +94,7 @@ class Lane:
     """One mirror being killed over and over, with its own upstream and fake archive."""
 
     name: str
+    transport: str
     upstream: Path
     mirror: Path
     scratch: Path
@@ -112,6 +116,12 @@ class Lane:
         self.accepted = {f.key: {self.current(f)} for f in self.files}
 
     def archive(self, location: Path) -> Archive:
+        """The re-run a user makes: the same transport (an s5cmd run also sweeps a killed one's staging folder)."""
+        if self.transport == "s5cmd":
+            return Archive(
+                location, transport="s5cmd", base_url=self.server.listing_url, retry=QUICK_RETRY,
+                transport_options={"region": "us-east-1"}, entry_points=False,
+            )  # fmt: skip
         return Archive(
             location, base_url=self.server.base_url, listing_url=self.server.listing_url, retry=QUICK_RETRY,
             entry_points=False,
@@ -135,7 +145,7 @@ async def run_cli(lane: Lane, mode: str, kill_at: int | None) -> tuple[bool, int
     """
     before = lane.server.stats.requests
     process = await asyncio.create_subprocess_exec(
-        *cli_args(lane.server, lane.mirror, mode),
+        *cli_args(lane.server, lane.mirror, mode, lane.transport),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -215,7 +225,10 @@ async def run_lane(lane: Lane) -> None:
         lane.reset_accepted()
 
 
-async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["http", "s5cmd"])
+async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: Path, transport: str) -> None:
+    if transport == "s5cmd":
+        s5cmd_or_skip()
     lanes: list[Lane] = []
     servers: list[FakeArchiveServer] = []
     try:
@@ -230,7 +243,7 @@ async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: P
             await server.start()
             servers.append(server)
             seed = int(os.environ.get("RELIABILITY_CRASH_SEED", "10"))  # other seeds: other kill moments
-            lane = Lane(f"lane{index}", upstream, root / "mirror", root / "scratch", server, files,
+            lane = Lane(f"lane{index}", transport, upstream, root / "mirror", root / "scratch", server, files,
                         random.Random(100 * seed + index))  # fmt: skip
             lane.reset_accepted()
             lanes.append(lane)
@@ -240,7 +253,7 @@ async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: P
             await server.close()
     kills = sum(lane.kills for lane in lanes)
     trials = sum(lane.trials for lane in lanes)
-    print(f"\nSIGKILL trials: {trials} runs, {kills} killed mid-download; problems seen after kills: "
+    print(f"\nSIGKILL trials ({transport}): {trials} runs, {kills} killed mid-download; problems seen after kills: "
           f"{[lane.kinds for lane in lanes]}; a full run makes {[lane.full_run for lane in lanes]} requests")  # fmt: skip
     assert kills >= MIN_KILLS, f"only {kills} of {trials} runs were killed before they finished"
     # The kills did land mid-write: somewhere a zip was left without its sidecar, or a temporary file.
