@@ -16,8 +16,8 @@ from binance_archive.errors import ConfigurationError, RetryableError
 from binance_archive.testing import FakeArchiveServer
 from binance_archive.transports.s5cmd import S5cmdTransport, find_binary
 
-from ._scenario import FILES, build_upstream
 from ..reliability.support import wait_until
+from ._scenario import FILES, build_upstream
 from .test_s5cmd import _s5cmd_children
 
 pytestmark = pytest.mark.usefixtures("s5cmd_binary")
