@@ -25,7 +25,7 @@ from binance_archive.core.markets import Market
 from binance_archive.core.planning import validate_selection
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
 from binance_archive.output import write_all
-from binance_archive.processes import CHILD_FLAG
+from binance_archive.processes import CHILD_FLAG, ChildReporter, check_processes, run_processes
 from binance_archive.runner import run as run_loop
 
 __all__ = ["main"]
@@ -221,7 +221,6 @@ def _planned_total(config: RunConfig) -> int | None:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
-    from binance_archive.processes import ChildReporter, check_processes, run_processes
     from binance_archive.progress import TerminalProgress
 
     config = _config(args)
@@ -239,9 +238,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         if processes > 1:
             archive = config.archive()  # backends and options checked before any process starts
             merged, status = run_processes(
-                args.argv, processes=processes, shard=config.shard, concurrency=archive.concurrency,
-                total=bar.total if bar else None, progress=bar,
-            )  # fmt: skip
+                args.argv, processes=processes, shard=config.shard, concurrency=archive.concurrency, progress=bar
+            )
             if merged is None:
                 sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")
                 return status if status in (EXIT_USAGE, EXIT_INTERRUPTED) else EXIT_FAILED

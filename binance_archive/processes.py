@@ -107,7 +107,6 @@ def run_processes(
     processes: int,
     shard: Shard | None,
     concurrency: int,
-    total: int | None,
     progress: TerminalProgress | None,
 ) -> tuple[Report | None, int]:
     """Run ``binance-archive`` with ``argv`` (a download) as ``processes`` children, one shard each.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 import attrs
 import pytest
 
-from binance_archive import Archive
+from binance_archive import Archive, Selection
 from binance_archive.backends import Storage
 from binance_archive.core import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.retry import RetryPolicy
@@ -74,6 +75,25 @@ class Moto:
 
     def storage_options(self) -> dict[str, Any]:
         return {"endpoint_url": self.url, **_CREDENTIALS}
+
+
+def config_toml(*selections: Selection) -> str:
+    """A ``download --config`` file holding ``selections``, as a user would write it (one table per selection)."""
+
+    def strings(values: Any) -> str:
+        return "[" + ", ".join(json.dumps(getattr(v, "value", v)) for v in values) + "]"
+
+    tables = []
+    for selection in selections:
+        lines = ["[[selection]]"]
+        lines += [f"{name} = {strings(getattr(selection, name))}" for name in ("markets", "data_types", "symbols")]
+        if selection.intervals:
+            lines.append(f"intervals = {strings(selection.intervals)}")
+        lines += [f"{name} = {getattr(selection, name)}" for name in ("start", "end") if getattr(selection, name)]
+        periods = selection.periods
+        lines.append(f"periods = {json.dumps(periods) if isinstance(periods, str) else strings(periods)}")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables) + "\n"
 
 
 def s3_keys(client: Any, bucket: str, prefix: str) -> list[str]:

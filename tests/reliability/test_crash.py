@@ -34,7 +34,7 @@ from binance_archive.testing import FakeArchiveServer, replace_file
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, s5cmd_or_skip, temp_files
+from .support import QUICK_RETRY, config_toml, s5cmd_or_skip, temp_files
 
 HOURLY = Selection(
     markets="spot", data_types="klines", symbols=("BTCUSDT", "ETHUSDT"), intervals="1h", start="2024-01-01",
@@ -51,31 +51,10 @@ MAX_TRIALS = 40  # bounded in time: a lane gives up after this many runs in all
 RUN_BOUND = 60.0  # seconds a CLI run may take at most (a bound, not a measurement)
 
 
-CONFIG = """
-[[selection]]
-markets = "spot"
-data_types = "klines"
-symbols = ["BTCUSDT", "ETHUSDT"]
-intervals = "1h"
-start = 2024-01-01
-end = 2024-02-29
-periods = "daily"
-
-[[selection]]
-markets = "spot"
-data_types = "klines"
-symbols = "BTCUSDT"
-intervals = "1m"
-start = 2024-03-01
-end = 2024-03-08
-periods = "daily"
-"""
-
-
 def cli_args(server: FakeArchiveServer, mirror: Path, mode: str, transport: str) -> list[str]:
     """The command line a user types: the selections in a config file, the rest as options."""
     config = mirror.parent / "run.toml"
-    config.write_text(CONFIG)
+    config.write_text(config_toml(*SELECTIONS))
     args = [sys.executable, "-m", "binance_archive", "download", "--quiet", "--concurrency", "4"]
     args += ["--config", str(config), "--today", TODAY.isoformat(), "--to", str(mirror)]
     if transport == "s5cmd":  # s5cmd fetches the zips from the fake archive's S3 face, in its own processes

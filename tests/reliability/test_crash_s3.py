@@ -41,7 +41,7 @@ from binance_archive.testing import FakeArchiveServer, key_path, make_sidecar, m
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, Moto, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
+from .support import QUICK_RETRY, Moto, config_toml, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
 
 SMALL = Selection(
     markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-01", end="2024-01-16",
@@ -60,25 +60,6 @@ MAX_TRIALS = 40  # bounded in time: the lanes give up after this many runs in al
 RUN_BOUND = 60.0  # seconds a CLI run may take at most (a bound, not a measurement)
 LANES = 2
 
-CONFIG = """
-[[selection]]
-markets = "spot"
-data_types = "klines"
-symbols = "ETHUSDT"
-intervals = "1m"
-start = 2024-03-01
-end = 2024-03-01
-periods = "daily"
-
-[[selection]]
-markets = "spot"
-data_types = "klines"
-symbols = "BTCUSDT"
-intervals = "1h"
-start = 2024-01-01
-end = 2024-01-16
-periods = "daily"
-"""
 
 # What the CLI sees of AWS: fake keys, and nothing of the machine's (no profile, no metadata service).
 AWS_ENV = {
@@ -296,7 +277,7 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
     lanes: list[Lane] = []
     servers: list[FakeArchiveServer] = []
     config = tmp_path / "run.toml"
-    config.write_text(CONFIG)
+    config.write_text(config_toml(*SELECTIONS))
     seed = int(os.environ.get("RELIABILITY_CRASH_SEED", "10"))  # other seeds: other kill moments
     client = moto.client()
     try:
