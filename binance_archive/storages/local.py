@@ -384,6 +384,10 @@ class LocalStorage(Storage):
                     with open(temp, "rb") as handle:
                         os.fsync(handle.fileno())
             os.replace(temp, final)
+            # When final already was a link to the same file (a mirror hard-linked to a shared copy, adopted again by
+            # --force or a refresh), rename(2) does nothing and succeeds: the temporary link is still there.
+            with suppress(FileNotFoundError):
+                os.unlink(temp)
         except OSError as exc:
             with suppress(OSError):
                 os.unlink(temp)

@@ -101,3 +101,23 @@ async def test_bad_locations_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         async with MirrorTransport(root=tmp_path / "nowhere"):
             pass
+
+
+async def test_adopting_a_file_the_mirror_already_links_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A mirror hard-linked to a shared copy, downloaded again (--force, a refresh): the new link and the stored
+    file are the same inode, and rename(2) of one link over another of the same file does nothing and succeeds,
+    so the temporary link used to stay behind, forever (found by the SIGKILL trials with the mirror transport)."""
+    from binance_archive.storages.local import LocalStorage
+
+    source = tmp_path / "shared" / "a.zip"
+    source.parent.mkdir()
+    source.write_bytes(b"zip bytes")
+    storage = LocalStorage(tmp_path / "mirror")
+    key = "data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01-01.zip"
+    async with storage:
+        await storage.put_file(key, source)
+        await storage.put_file(key, source)  # again: the same inode on both sides
+    stored = storage.path_of(key)
+    assert stored.read_bytes() == b"zip bytes" and stored.stat().st_ino == source.stat().st_ino
+    assert list(storage.temporary_files()) == []
+    assert sorted(p.name for p in stored.parent.iterdir()) == [stored.name]

@@ -51,7 +51,7 @@ MAX_TRIALS = 40  # bounded in time: a lane gives up after this many runs in all
 RUN_BOUND = 60.0  # seconds a CLI run may take at most (a bound, not a measurement)
 
 
-def cli_args(server: FakeArchiveServer, mirror: Path, mode: str, transport: str) -> list[str]:
+def cli_args(server: FakeArchiveServer, mirror: Path, mode: str, transport: str, upstream: Path) -> list[str]:
     """The command line a user types: the selections in a config file, the rest as options."""
     config = mirror.parent / "run.toml"
     config.write_text(config_toml(*SELECTIONS))
@@ -59,6 +59,8 @@ def cli_args(server: FakeArchiveServer, mirror: Path, mode: str, transport: str)
     args += ["--config", str(config), "--today", TODAY.isoformat(), "--to", str(mirror)]
     if transport == "s5cmd":  # s5cmd fetches the zips from the fake archive's S3 face, in its own processes
         args += ["--transport", "s5cmd", "--base-url", server.listing_url, "--transport-option", "region=us-east-1"]
+    elif transport == "mirror":  # the upstream folder itself, as a shared copy of the archive
+        args += ["--transport", "mirror", "--base-url", str(upstream)]
     else:
         args += ["--base-url", server.base_url, "--listing-url", server.listing_url]
     if mode == "force":
@@ -101,6 +103,8 @@ class Lane:
                 location, transport="s5cmd", base_url=self.server.listing_url, retry=QUICK_RETRY,
                 transport_options={"region": "us-east-1"}, entry_points=False,
             )  # fmt: skip
+        if self.transport == "mirror":
+            return Archive(location, transport="mirror", base_url=str(self.upstream), entry_points=False)
         return Archive(
             location, base_url=self.server.base_url, listing_url=self.server.listing_url, retry=QUICK_RETRY,
             entry_points=False,
@@ -123,18 +127,30 @@ async def run_cli(lane: Lane, mode: str, kill_at: int | None) -> tuple[bool, int
     Returns whether it was killed while running, and how many requests it made.
     """
     before = lane.server.stats.requests
+    sidecars_before = _sidecars(lane.mirror) if lane.transport == "mirror" else {}
     process = await asyncio.create_subprocess_exec(
-        *cli_args(lane.server, lane.mirror, mode, lane.transport),
+        *cli_args(lane.server, lane.mirror, mode, lane.transport, lane.upstream),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RUN_BOUND
-    if kill_at is not None:
+    if kill_at is not None and lane.transport == "mirror":
+        # The mirror transport sends no request to count: count the files it has finished (a sidecar written
+        # or rewritten since it started) instead.
+        while process.returncode is None:
+            now = _sidecars(lane.mirror)
+            if sum(1 for path, stamp in now.items() if sidecars_before.get(path) != stamp) >= kill_at:
+                break
+            assert loop.time() < deadline, "the CLI stored too few files"
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(lane.rng.uniform(0, 0.004))
+    elif kill_at is not None:
         while lane.server.stats.requests - before < kill_at and process.returncode is None:
             assert loop.time() < deadline, "the CLI made too few requests"
             await asyncio.sleep(0.001)
         await asyncio.sleep(lane.rng.uniform(0, 0.004))  # mid-request, mid-write, or between two files
+    if kill_at is not None:
         with contextlib.suppress(ProcessLookupError):  # it may have finished: then it was not a kill
             process.send_signal(signal.SIGKILL)
     stderr = await asyncio.wait_for(process.stderr.read(), RUN_BOUND) if process.stderr else b""
@@ -144,6 +160,15 @@ async def run_cli(lane: Lane, mode: str, kill_at: int | None) -> tuple[bool, int
     # child watcher, finding no child left, reports 255. It finished on its own: not a kill, and not a failure.
     assert killed or status in (0, 255), stderr.decode(errors="replace")
     return killed, lane.server.stats.requests - before
+
+
+def _sidecars(mirror: Path) -> dict[Path, int]:
+    """Every stored sidecar, with the time it was last written."""
+    found = {}
+    for path in mirror.rglob("*.CHECKSUM"):
+        with contextlib.suppress(FileNotFoundError):  # replaced or removed while the scan ran
+            found[path] = path.stat().st_mtime_ns
+    return found
 
 
 async def check_after_kill(lane: Lane, mode: str) -> None:
@@ -178,6 +203,8 @@ async def run_lane(lane: Lane) -> None:
     # Calibrate: one complete run, not killed, to know how many requests a download makes.
     killed, lane.full_run = await run_cli(lane, "fresh", None)
     assert not killed
+    if lane.transport == "mirror":
+        lane.full_run = len(lane.files)  # its kills count stored files, not requests
     await lane.complete(lane.mirror, refresh=False)
     while lane.kills < MIN_KILLS // 2 + 2 and lane.trials < MAX_TRIALS // 2:
         mode = MODES[lane.trials % len(MODES)]
@@ -197,14 +224,15 @@ async def run_lane(lane: Lane) -> None:
                 old = lane.current(file)
                 replace_file(lane.upstream, file, seed=lane.rng.randrange(1, 10**6), max_rows=24)
                 lane.accepted[file.key] = {old, lane.current(file)}
-            expected = 2 * 25  # the changed files' sidecars and zips (and a few listings)
+            # The changed files' sidecars and zips (and a few listings); the mirror transport: the files.
+            expected = 25 if lane.transport == "mirror" else 2 * 25
         killed, _ = await run_cli(lane, mode, lane.rng.randint(1, max(1, int(0.95 * expected))))
         lane.kills += killed
         await check_after_kill(lane, mode)
         lane.reset_accepted()
 
 
-@pytest.mark.parametrize("transport", ["http", "s5cmd"])
+@pytest.mark.parametrize("transport", ["http", "s5cmd", "mirror"])
 async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: Path, transport: str) -> None:
     if transport == "s5cmd":
         s5cmd_or_skip()
@@ -233,7 +261,8 @@ async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: P
     kills = sum(lane.kills for lane in lanes)
     trials = sum(lane.trials for lane in lanes)
     print(f"\nSIGKILL trials ({transport}): {trials} runs, {kills} killed mid-download; problems seen after kills: "
-          f"{[lane.kinds for lane in lanes]}; a full run makes {[lane.full_run for lane in lanes]} requests")  # fmt: skip
+          f"{[lane.kinds for lane in lanes]}; a full run makes {[lane.full_run for lane in lanes]} requests "
+          f"(the mirror transport: stores so many files)")  # fmt: skip
     assert kills >= MIN_KILLS, f"only {kills} of {trials} runs were killed before they finished"
     # The kills did land mid-write: somewhere a zip was left without its sidecar, or a temporary file.
     seen = {kind for lane in lanes for kind in lane.kinds}
