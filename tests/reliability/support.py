@@ -7,10 +7,12 @@ the tests), never a mock of the library's own functions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -75,6 +77,23 @@ class Moto:
 
     def storage_options(self) -> dict[str, Any]:
         return {"endpoint_url": self.url, **_CREDENTIALS}
+
+
+async def end_cli(process: asyncio.subprocess.Process, *, kill: bool, bound: float) -> bool:
+    """SIGKILL the CLI (if ``kill``), reap it, and return whether it was killed while running.
+
+    It may have finished just before the signal: then it was not a kill, and must have succeeded. (Status 255:
+    it ended just as it was signalled; Popen.send_signal() then reaps it itself and asyncio's child watcher,
+    finding no child left, reports 255. It finished on its own: not a kill, and not a failure.)
+    """
+    if kill:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+    stderr = await asyncio.wait_for(process.stderr.read(), bound) if process.stderr else b""
+    status = await asyncio.wait_for(process.wait(), bound)
+    killed = status == -signal.SIGKILL
+    assert killed or status in (0, 255), stderr.decode(errors="replace")
+    return killed
 
 
 def config_toml(*selections: Selection) -> str:

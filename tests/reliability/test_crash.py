@@ -34,7 +34,7 @@ from binance_archive.testing import FakeArchiveServer, replace_file
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, config_toml, s5cmd_or_skip, temp_files
+from .support import QUICK_RETRY, config_toml, end_cli, s5cmd_or_skip, temp_files
 
 HOURLY = Selection(
     markets="spot", data_types="klines", symbols=("BTCUSDT", "ETHUSDT"), intervals="1h", start="2024-01-01",
@@ -150,15 +150,7 @@ async def run_cli(lane: Lane, mode: str, kill_at: int | None) -> tuple[bool, int
             assert loop.time() < deadline, "the CLI made too few requests"
             await asyncio.sleep(0.001)
         await asyncio.sleep(lane.rng.uniform(0, 0.004))  # mid-request, mid-write, or between two files
-    if kill_at is not None:
-        with contextlib.suppress(ProcessLookupError):  # it may have finished: then it was not a kill
-            process.send_signal(signal.SIGKILL)
-    stderr = await asyncio.wait_for(process.stderr.read(), RUN_BOUND) if process.stderr else b""
-    status = await asyncio.wait_for(process.wait(), RUN_BOUND)
-    killed = status == -signal.SIGKILL
-    # 255: the process ended just as it was signalled; Popen.send_signal() then reaps it itself and asyncio's
-    # child watcher, finding no child left, reports 255. It finished on its own: not a kill, and not a failure.
-    assert killed or status in (0, 255), stderr.decode(errors="replace")
+    killed = await end_cli(process, kill=kill_at is not None, bound=RUN_BOUND)
     return killed, lane.server.stats.requests - before
 
 

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import os
 import random
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from binance_archive.testing import FakeArchiveServer, key_path, make_sidecar, m
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, Moto, config_toml, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
+from .support import QUICK_RETRY, Moto, config_toml, end_cli, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
 
 SMALL = Selection(
     markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-01", end="2024-01-16",
@@ -172,13 +171,7 @@ async def run_cli(lane: Lane, mode: str, config: Path, kill_at: int | str | None
                 await asyncio.sleep(0.001)
             delay = lane.rng.uniform(0, 0.004)  # mid-request, mid-write, or between two files
         await asyncio.sleep(delay)
-        with contextlib.suppress(ProcessLookupError):  # it may have finished: then it was not a kill
-            process.send_signal(signal.SIGKILL)
-    stderr = await asyncio.wait_for(process.stderr.read(), RUN_BOUND) if process.stderr else b""
-    status = await asyncio.wait_for(process.wait(), RUN_BOUND)
-    killed = status == -signal.SIGKILL
-    # 255: it ended just as it was signalled (see test_crash.run_cli): it finished on its own.
-    assert killed or status in (0, 255), stderr.decode(errors="replace")
+    killed = await end_cli(process, kill=kill_at is not None, bound=RUN_BOUND)
     if killed:
         left = {u["UploadId"] for u in await lane.s3(s3_uploads, "mirror/")} - pending
         lane.multipart_kills += bool(left)
