@@ -150,6 +150,11 @@ class Archive:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
+    def import_dependencies(self) -> None:
+        """Import now what the backends import on first use (see :meth:`Transport.import_dependencies`)."""
+        self.transport.import_dependencies()
+        self.storage.import_dependencies()
+
     async def __aenter__(self) -> Self:
         await self._open()
         return self

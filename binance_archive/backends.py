@@ -82,6 +82,13 @@ class _Resource:
     async def close(self) -> None:  # an optional hook: empty on purpose
         """Release everything :meth:`open` acquired."""
 
+    def import_dependencies(self) -> None:  # an optional hook: empty on purpose
+        """Import now the modules the first request or write will need (a backend may import them lazily).
+
+        ``download --processes N`` calls it once, before it forks its processes, so that they share those modules
+        instead of each importing them before its first request.
+        """
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self

@@ -238,8 +238,9 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         if processes > 1:
             archive = config.archive()  # backends and options checked before any process starts
             merged, status = run_processes(
-                args.argv, processes=processes, shard=config.shard, concurrency=archive.concurrency, progress=bar
-            )
+                args.argv, processes=processes, shard=config.shard, concurrency=archive.concurrency, progress=bar,
+                preload=archive.import_dependencies,
+            )  # fmt: skip
             if merged is None:
                 sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")
                 return status if status in (EXIT_USAGE, EXIT_INTERRUPTED) else EXIT_FAILED

@@ -6,6 +6,12 @@ stable CRC-32 sharding, composed with a shard the user gave) and 1/N of the file
 progress and reports as JSON lines on their standard output, and prints one summary, or one JSON report,
 for the whole run.
 
+On Linux the copies are forked from the command once it has imported what a download needs (aiohttp, uvloop,
+cattrs): a fork starts in milliseconds and shares those modules' memory, where a new interpreter would take
+~0.4 s of CPU each to import them again, before its first request. Elsewhere, or when the calling process
+runs other threads (forking those is unsafe), or with ``BINANCE_ARCHIVE_PROCESS_START=spawn``, each copy is
+a new ``python -m binance_archive``.
+
 Each process writes atomically and verifies every file, so what holds for one process holds for N: a file is
 stored verified or not at all, a re-run resumes. A child whose parent is gone stops at its next progress
 line (its pipe is broken), losing only the files in flight.
@@ -13,15 +19,20 @@ line (its pipe is broken), losing only the files in flight.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import logging
+import os
 import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import IO, Any
+import traceback
+from collections.abc import Callable, Sequence
+from typing import IO, Any, Protocol, TextIO
 
 from binance_archive.core.planning import Shard
 from binance_archive.errors import ConfigurationError
@@ -30,11 +41,24 @@ from binance_archive.output import write_all
 from binance_archive.progress import Counter, TerminalProgress
 from binance_archive.report import Report
 
-__all__ = ["MAX_PROCESSES", "ChildReporter", "child_shard", "merge_reports", "run_processes"]
+__all__ = [
+    "MAX_PROCESSES",
+    "START_ENV",
+    "ChildReporter",
+    "child_shard",
+    "merge_reports",
+    "run_processes",
+    "start_method",
+]
+
+log = logging.getLogger(__name__)
 
 MAX_PROCESSES = 64
 CHILD_FLAG = "--child-report"
 """The hidden option that makes a child print JSON lines (progress, then its report) on its standard output."""
+START_ENV = "BINANCE_ARCHIVE_PROCESS_START"
+"""How the processes start: ``auto`` (the default: ``fork`` where it is safe, else ``spawn``), ``fork``, ``spawn``."""
+_START_CHOICES = ("auto", "fork", "spawn")
 _COUNTS = ("done", "skipped", "missing", "failed", "retries", "bytes")
 
 
@@ -47,6 +71,32 @@ def check_processes(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PROCESSES:
         raise ConfigurationError(f"--processes must be a whole number from 1 to {MAX_PROCESSES}, not {value!r}")
     return value
+
+
+def start_method() -> str:
+    """How :func:`run_processes` starts its processes here and now: ``fork`` or ``spawn`` (see the module's docstring).
+
+    Raises:
+        ConfigurationError: for a ``BINANCE_ARCHIVE_PROCESS_START`` that is none of the choices, or ``fork`` where
+            forking is not possible or not safe.
+    """
+    choice = os.environ.get(START_ENV, "auto").strip().lower() or "auto"
+    if choice not in _START_CHOICES:
+        raise ConfigurationError(f"{START_ENV}={choice!r} is not one of {', '.join(_START_CHOICES)}")
+    if choice == "spawn":
+        return "spawn"
+    # Linux only: elsewhere system libraries may not survive a fork (macOS's do not, by Apple's word).
+    if not sys.platform.startswith("linux"):
+        problem = f"forking is used on Linux only, not on {sys.platform}"
+    elif threading.active_count() > 1:
+        # A fork copies only the calling thread; a lock another thread held (logging's, a buffered file's) would
+        # stay locked in the child forever.
+        problem = f"this process runs {threading.active_count()} threads, and a fork copies only one"
+    else:
+        return "fork"
+    if choice == "fork":
+        raise ConfigurationError(f"{START_ENV}=fork, but {problem}; use spawn (or auto)")
+    return "spawn"
 
 
 def child_shard(shard: Shard | None, index: int, processes: int) -> Shard:
@@ -101,6 +151,21 @@ def merge_reports(reports: Sequence[Report], duration: float) -> Report:
     return merged
 
 
+class _Child(Protocol):
+    """What :func:`run_processes` uses of a child: :class:`subprocess.Popen`'s, or :class:`_ForkedChild`'s."""
+
+    @property
+    def stdout(self) -> IO[str] | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 def run_processes(
     argv: Sequence[str],
     *,
@@ -108,23 +173,34 @@ def run_processes(
     shard: Shard | None,
     concurrency: int,
     progress: TerminalProgress | None,
+    preload: Callable[[], None] | None = None,
 ) -> tuple[Report | None, int]:
     """Run ``binance-archive`` with ``argv`` (a download) as ``processes`` children, one shard each.
+
+    ``preload`` imports what the backends will need (before forking, so that the children share it).
 
     Returns the merged report (``None`` when a child ended without one) and the worst exit status of the
     children (0 when all succeeded; 2, a usage error, or 130, interrupted, take precedence over 1).
     """
     started = time.perf_counter()
     per_child = max(1, concurrency // processes)
-    children: list[subprocess.Popen[str]] = []
+    method = start_method()
+    if method == "fork":
+        _import_for_children(preload)
+    log.info("downloading as %d processes, started by %s, %d files in flight each", processes, method, per_child)
+    children: list[_Child] = []
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     try:
         for index in range(processes):
             k, n = child_shard(shard, index, processes)
-            command = [sys.executable, "-m", "binance_archive", *argv]
-            command += ["--processes", "1", "--shard", f"{k}/{n}", "--concurrency", str(per_child), CHILD_FLAG]
-            child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-            children.append(child)
+            child_argv = [*argv, "--processes", "1", "--shard", f"{k}/{n}", "--concurrency", str(per_child), CHILD_FLAG]
+            if method == "fork":
+                # Every child is forked before the first thread starts here (see start_method).
+                children.append(_fork(child_argv, [c.stdout.fileno() for c in children if c.stdout]))
+            else:
+                command = [sys.executable, "-m", "binance_archive", *child_argv]
+                children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True))
+        for index, child in enumerate(children):
             assert child.stdout is not None
             threading.Thread(target=_pump, args=(index, child.stdout, lines), daemon=True).start()
         reports, statuses = _collect(children, lines, progress)
@@ -147,6 +223,92 @@ def run_processes(
     return (merge_reports(reports, time.perf_counter() - started) if complete else None), status
 
 
+def _import_for_children(preload: Callable[[], None] | None) -> None:
+    """Import now, once, what every child would otherwise import for itself after the fork."""
+    from binance_archive.report import _converter
+    from binance_archive.runner import loop_name
+
+    loop_name()  # imports uvloop when it is the loop
+    _converter()  # cattrs, for the child's report
+    if preload is not None:
+        preload()
+    # Out of the collector's sight: a child's collections then never touch (and so never copy) these pages.
+    gc.freeze()
+
+
+class _ForkedChild:
+    """A forked child, with the part of :class:`subprocess.Popen`'s interface that :func:`run_processes` uses."""
+
+    def __init__(self, pid: int, stdout: IO[str]) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)  # -N when killed by signal N, as Popen's
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is None and self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        deadline = time.monotonic() + (timeout or 0)
+        while (status := self.poll()) is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"process {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        return status
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _fork(argv: list[str], inherited: list[int]) -> _ForkedChild:
+    """Fork a child that runs the command with ``argv``, its standard output a pipe to this process."""
+    read_fd, write_fd = os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # or the child would write what this process has buffered again
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            stream.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: runs the command and exits, never returning into the parent's code
+        status = 1
+        try:
+            os.close(read_fd)
+            for fd in inherited:  # the ends of its siblings' pipes: theirs to read, not its
+                os.close(fd)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.close(null)
+            status = _run_child(argv, os.fdopen(write_fd, "w", encoding="utf-8"))
+        except BaseException:  # anything at all: the child must reach os._exit below
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stderr.flush()
+            finally:
+                os._exit(status)
+    os.close(write_fd)
+    return _ForkedChild(pid, os.fdopen(read_fd, "r", encoding="utf-8"))
+
+
+def _run_child(argv: list[str], out: TextIO) -> int:
+    from binance_archive.cli import main
+
+    sys.stdout = out  # anything printed goes where a spawned child's would: to the parent, which passes it on
+    try:
+        status = main(argv, out=out)
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code if isinstance(exc.code, int) else 1
+    out.flush()
+    return status
+
+
 def _pump(index: int, stream: IO[str], lines: queue.Queue[tuple[int, str | None]]) -> None:
     for line in stream:
         lines.put((index, line))
@@ -154,7 +316,7 @@ def _pump(index: int, stream: IO[str], lines: queue.Queue[tuple[int, str | None]
 
 
 def _collect(
-    children: list[subprocess.Popen[str]],
+    children: list[_Child],
     lines: queue.Queue[tuple[int, str | None]],
     progress: TerminalProgress | None,
 ) -> tuple[list[Report], list[int]]:

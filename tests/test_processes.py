@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,8 @@ import pytest
 from binance_archive import Selection
 from binance_archive.cli import main
 from binance_archive.core import in_shard
-from binance_archive.processes import child_shard, merge_reports
+from binance_archive.errors import ConfigurationError
+from binance_archive.processes import START_ENV, child_shard, merge_reports, start_method
 from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.testing import FakeArchiveServer, build_archive
 from binance_archive.verification import ProblemKind, VerifyReport, verify_storage
@@ -40,6 +45,96 @@ async def cli(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
     status = await asyncio.to_thread(main, list(argv), out=out)
     return status, out.getvalue()
+
+
+LINUX = sys.platform.startswith("linux")
+
+
+async def command(*argv: str, start: str) -> tuple[int, str, str]:
+    """The command as a process of its own (single-threaded, so it may fork), its processes started by ``start``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binance_archive", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, START_ENV: start},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def test_the_start_method_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(START_ENV, "spawn")
+    assert start_method() == "spawn"
+    monkeypatch.setenv(START_ENV, "vfork")
+    with pytest.raises(ConfigurationError, match="auto, fork, spawn"):
+        start_method()
+
+
+def test_no_fork_while_other_threads_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        monkeypatch.setenv(START_ENV, "auto")
+        assert start_method() == "spawn"
+        monkeypatch.setenv(START_ENV, "fork")
+        with pytest.raises(ConfigurationError, match="threads"):
+            start_method()
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("start", ["auto", "fork", "spawn"])
+async def test_the_command_mirrors_the_plan_once_however_its_processes_start(
+    start: str, upstream: Path, tmp_path: Path
+) -> None:
+    if start == "fork" and not LINUX:
+        pytest.skip("the processes are forked on Linux only")
+    expected = "fork" if LINUX and start != "spawn" else "spawn"
+    mirror = tmp_path / "mirror"
+    files = planned(SELECTION)
+    async with FakeArchiveServer(upstream) as server:
+        status, out, err = await command("-v", "download", *ARGS, "--to", str(mirror), "--base-url", server.base_url,
+                                         "--processes", "3", "--json", start=start)  # fmt: skip
+        assert status == 0, err
+        assert f"downloading as 3 processes, started by {expected}" in err
+        report = json.loads(out)  # one report for the three processes, nothing else on the output
+        assert report["downloaded"] == len(files) and report["ok"]
+        assert sorted(o["key"] for o in report["outcomes"]) == sorted(f.key for f in files)
+        assert {server.stats.by_key[k] for f in files for k in (f.key, f.checksum_key)} == {1}
+    checked = await verify_storage_of(mirror)
+    assert checked.ok and checked.checked == len(files)
+
+
+@pytest.mark.skipif(not LINUX, reason="the processes are forked on Linux only")
+async def test_a_killed_forked_process_fails_the_run_and_corrupts_nothing(upstream: Path, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    async with FakeArchiveServer(upstream, latency=0.2) as server:  # slow: the children are still at work
+        parent = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binance_archive", "download", *ARGS, "--to", str(mirror),
+            "--base-url", server.base_url, "--processes", "2", "--concurrency", "4", "--quiet",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={**os.environ, START_ENV: "fork"},
+        )  # fmt: skip
+        assert await wait_until(lambda: server.stats.requests >= 6, bound=60), "the download never started"
+        children = _children_of(parent.pid)
+        assert len(children) == 2, children
+        os.kill(children[0], signal.SIGKILL)
+        _, err = await asyncio.wait_for(parent.communicate(), 60)
+    assert parent.returncode == 1, err.decode()
+    assert "ended without its report (status 1)" in err.decode()
+    assert _children_of(parent.pid) == []
+    # The survivor finished its shard; the killed one lost only what it had in flight, and nothing is corrupt.
+    problems = (await verify_storage_of(mirror)).problems
+    assert all(p.kind is ProblemKind.UNVERIFIED for p in problems), problems
+    assert list(mirror.rglob("*.zip")), "the surviving process stored nothing"
+
+
+def _children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:  # the process is gone
+        return []
 
 
 def test_child_shards_split_a_shard_exactly() -> None:
@@ -122,13 +217,10 @@ async def verify_storage_of(mirror: Path) -> VerifyReport:
     return await verify_storage(LocalStorage(mirror))
 
 
+@pytest.mark.parametrize("start", ["fork", "spawn"] if LINUX else ["spawn"])
 async def test_an_interrupted_parent_stops_its_processes_and_leaves_a_clean_mirror(
-    upstream: Path, tmp_path: Path
+    start: str, upstream: Path, tmp_path: Path
 ) -> None:
-    import os
-    import signal
-    import sys
-
     from binance_archive.storages.local import TEMP_PREFIX
 
     mirror = tmp_path / "mirror"
@@ -136,7 +228,7 @@ async def test_an_interrupted_parent_stops_its_processes_and_leaves_a_clean_mirr
         parent = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "binance_archive", "download", *ARGS, "--to", str(mirror),
             "--base-url", server.base_url, "--processes", "2", "--concurrency", "4", "--quiet",
-            stderr=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, START_ENV: start},
         )  # fmt: skip
         assert await wait_until(lambda: server.stats.requests >= 6, bound=60), "the download never started"
         parent.send_signal(signal.SIGINT)  # the parent alone, not its process group

@@ -279,6 +279,9 @@ class HttpTransport(Transport):
     async def open(self) -> None:
         self._opened = True  # the session is made on the first request (see the module's docstring)
 
+    def import_dependencies(self) -> None:
+        _load_aiohttp()
+
     async def close(self) -> None:
         self._opened = False
         if self._session is not None:

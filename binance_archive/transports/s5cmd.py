@@ -391,6 +391,10 @@ class S5cmdTransport(Transport):
 
     # -- life cycle ----------------------------------------------------------------------------------------
 
+    def import_dependencies(self) -> None:
+        if self._http is not None:
+            self._http.import_dependencies()
+
     async def open(self) -> None:
         if self._staging is not None:
             return
