@@ -240,7 +240,12 @@ def markdown(results: dict[str, Any]) -> str:
         )
         + ").",
         f"Server: {results['server'] or '—'}. Load average at the start: "
-        f"{', '.join(f'{x:.2f}' for x in m['load_at_start'])}.",
+        f"{', '.join(f'{x:.2f}' for x in m['load_at_start'])}."
+        + (
+            f" Destinations in `{d['folder']}`, where creating a file took {d['create_us']:,.0f} µs of system time."
+            if (d := results.get("destinations"))
+            else ""
+        ),
         "",
     ]
     for name, d in results["datasets"].items():

