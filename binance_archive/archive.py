@@ -738,40 +738,43 @@ class _Run:
         return expected, size
 
     async def _stream_large(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:
-        """Hash and write a large body in 1 MB batches, in threads, while the next batch arrives.
+        """Hash and write a large body in batches of ~1 MB, in threads, while the next batch arrives.
 
         On the event loop, SHA-256 of a 200 MB file would take the loop's core for itself; in a thread
         (hashlib lets go of the GIL) it overlaps with receiving, and files in flight hash on every core. One
-        batch is in flight at a time, so batches are hashed and written in order.
+        batch is in flight at a time, so batches are hashed and written in order. A batch stays a list of the
+        chunks as received: joining them would copy every byte once more on the event loop.
         """
         size = 0
         batch: list[bytes] = []
         batched = 0
         in_flight: asyncio.Future[Any] | None = None
 
-        def absorb(data: bytes) -> asyncio.Future[Any]:
-            return asyncio.gather(asyncio.to_thread(digest.update, data), writer.write(data))
+        def hash_all(chunks: list[bytes]) -> None:
+            for chunk in chunks:
+                digest.update(chunk)
+
+        def absorb(chunks: list[bytes]) -> asyncio.Future[Any]:
+            return asyncio.gather(asyncio.to_thread(hash_all, chunks), writer.write_many(chunks))
 
         try:
             async for chunk in body.chunks():
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= _BATCH:
-                    data = b"".join(batch)
-                    batch, batched = [], 0
                     if in_flight is not None:
                         await in_flight
-                    in_flight = absorb(data)
-                    size += len(data)
-                    self.emit(EventKind.BYTES, file, len(data))
+                    in_flight = absorb(batch)
+                    size += batched
+                    self.emit(EventKind.BYTES, file, batched)
+                    batch, batched = [], 0
             if in_flight is not None:
                 await in_flight
                 in_flight = None
             if batch:
-                data = b"".join(batch)
-                await absorb(data)
-                size += len(data)
-                self.emit(EventKind.BYTES, file, len(data))
+                await absorb(batch)
+                size += batched
+                self.emit(EventKind.BYTES, file, batched)
         finally:
             if in_flight is not None:  # the body broke off: let the batch in flight end before the writer aborts
                 in_flight.cancel()

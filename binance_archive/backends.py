@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -180,6 +180,12 @@ class Writer(abc.ABC):
     @abc.abstractmethod
     async def write(self, chunk: bytes) -> None:
         """Append ``chunk``."""
+
+    async def write_many(self, chunks: Sequence[bytes]) -> None:
+        """Append ``chunks`` in order. The engine hands a large body over in batches of chunks, not joined (a
+        copy of every byte); a storage that can write them in one call (``writev``) overrides this."""
+        for chunk in chunks:
+            await self.write(chunk)
 
     @abc.abstractmethod
     async def commit(self) -> None:

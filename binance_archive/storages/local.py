@@ -11,10 +11,10 @@ import shutil
 import socket
 import threading
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
 from binance_archive.core.files import CHECKSUM_SUFFIX
@@ -114,6 +114,7 @@ def release_temp_folder(path: str | os.PathLike[str]) -> None:
 # Small files (most of the archive, and every sidecar) are buffered and written in one go on commit; larger
 # ones spill to their temporary file as they stream, so memory stays bounded whatever the file size.
 _SPILL_AT = 1024 * 1024
+_MAX_IOV = 512  # chunks per writev(2): IOV_MAX is 1024 on Linux and macOS
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
@@ -192,7 +193,17 @@ class _LocalWriter(Writer):
         else:
             await asyncio.to_thread(self._in_thread, self._write, chunk)
 
-    def _in_thread(self, work: Callable[[bytes], None], data: bytes) -> None:
+    async def write_many(self, chunks: Sequence[bytes]) -> None:
+        if self._fd < 0:
+            for chunk in chunks:
+                self._chunks.append(chunk)
+                self._buffered += len(chunk)
+            if self._buffered >= _SPILL_AT:
+                await asyncio.to_thread(self._in_thread, self._open_and_write, self._take())
+        else:
+            await asyncio.to_thread(self._in_thread, self._write_many, chunks)
+
+    def _in_thread(self, work: Callable[[Any], None], data: Any) -> None:
         with self._lock:
             if self._abandoned:
                 return
@@ -214,6 +225,17 @@ class _LocalWriter(Writer):
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
             raise _explain(exc, self._final) from exc
+
+    def _write_many(self, chunks: Sequence[bytes]) -> None:
+        if len(chunks) > _MAX_IOV:
+            self._write(b"".join(chunks))
+            return
+        try:
+            written = os.writev(self._fd, chunks)
+        except OSError as exc:
+            raise _explain(exc, self._final) from exc
+        if written < sum(map(len, chunks)):  # a short write (a signal, the last bytes of a full disk)
+            self._write(b"".join(chunks)[written:])
 
     async def commit(self) -> None:
         data = self._take()

@@ -391,6 +391,21 @@ class StorageContract:
             assert await _read(storage, self.KEY) == data
 
     @pytest.mark.parametrize("size", ["small", "large"])
+    async def test_write_many_appends_the_chunks_in_order(self, storage: Storage, size: str) -> None:
+        data = _blob(1000 if size == "small" else self.large_size, 9)
+        step = 97 if size == "small" else 64 * 1024 + 3
+        chunks = [data[i : i + step] for i in range(0, len(data), step)]
+        third = len(chunks) // 3
+        async with storage:
+            async with storage.writer(self.KEY) as writer:  # batches and single chunks, mixed, as the engine may
+                await writer.write_many(chunks[:third])
+                await writer.write(chunks[third])
+                await writer.write_many(chunks[third + 1 :])
+                await writer.write_many([])
+                await writer.commit()
+            assert await _read(storage, self.KEY) == data
+
+    @pytest.mark.parametrize("size", ["small", "large"])
     async def test_nothing_is_visible_before_commit(self, storage: Storage, size: str) -> None:
         data = _blob(1000 if size == "small" else self.large_size, 2)
         async with storage, storage.writer(self.KEY) as writer:

@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://data.binance.vision"
 DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
 _MAX_LISTING_BYTES = 16 * 1024 * 1024  # a real page of 1000 entries is ~300 KB
-_READ_SIZE = 256 * 1024
 
 
 def _load_aiohttp() -> Any:
@@ -124,7 +123,11 @@ class _ResponseBody(Body):
         clock = time.monotonic
         window_start, window_bytes = clock(), 0
         try:
-            async for chunk in self._response.content.iter_chunked(_READ_SIZE):
+            # Chunks as they arrived (readchunk pops aiohttp's buffer; iter_chunked(n) would join what is
+            # buffered into a copy of up to n bytes).
+            async for chunk, _ in self._response.content.iter_chunks():
+                if not chunk:
+                    continue
                 received += len(chunk)
                 window_bytes += len(chunk)
                 if self._min_speed:

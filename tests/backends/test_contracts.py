@@ -73,6 +73,35 @@ class TestLocalStorage(StorageContract):
     def storage(self, tmp_path: Path) -> Storage:
         return LocalStorage(tmp_path / "mirror")
 
+    @pytest.mark.parametrize("short", [False, True])
+    async def test_write_many_survives_many_chunks_and_short_writes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short: bool
+    ) -> None:
+        """More chunks than one writev(2) takes, and writev writing less than asked (as a signal can make it)."""
+        import os
+
+        from binance_archive.storages import local
+
+        if short:
+            real = os.writev
+
+            def half(fd: int, buffers: list[bytes]) -> int:
+                return real(fd, buffers[: max(1, len(buffers) // 2)])
+
+            monkeypatch.setattr(local.os, "writev", half)
+        data = os.urandom(3 * 1024 * 1024 + 5)
+        chunks = [data[i : i + 1000] for i in range(0, len(data), 1000)]  # 3,146 chunks, six times IOV_MAX/2
+        storage = LocalStorage(tmp_path / "mirror")
+        async with storage, storage.writer(self.KEY) as writer:
+            await writer.write(data[:0])
+            await writer.write_many(chunks[:1100])  # spills past 1 MB here
+            await writer.write_many(chunks[1100:1700])  # more than one writev takes
+            for start in range(1700, len(chunks), 100):
+                await writer.write_many(chunks[start : start + 100])
+            await writer.write_many(chunks[:0])
+            await writer.commit()
+        assert (tmp_path / "mirror" / self.KEY).read_bytes() == data
+
 
 class TestS3Storage(StorageContract):
     large_size = 2 * MIN_PART_SIZE + 12345  # three parts: a streamed multipart upload
