@@ -9,6 +9,7 @@ from typing import Any
 
 LABELS = {
     "http": "binance_archive, HTTP transport",
+    "http-aiohttp": "binance_archive, HTTP transport, aiohttp client",
     "http-2p": "binance_archive, HTTP transport, `--processes 2`",
     "s5cmd-transport": "binance_archive, s5cmd transport",
     "s5cmd": "plain `s5cmd run` (anchor)",
@@ -16,14 +17,16 @@ LABELS = {
 }
 VERIFIES = {
     "http": "yes",
+    "http-aiohttp": "yes",
     "http-2p": "yes",
     "s5cmd-transport": "yes",
     "s5cmd": "no",
     "sequential": "no",
 }
-ORDER = ("http", "http-2p", "s5cmd-transport", "s5cmd", "sequential")
+ORDER = ("http", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "sequential")
 SHORT = {
     "http": "binance_archive (HTTP)",
+    "http-aiohttp": "binance_archive (HTTP, aiohttp)",
     "http-2p": "binance_archive (HTTP, 2 processes)",
     "s5cmd-transport": "binance_archive (s5cmd)",
     "s5cmd": "plain s5cmd run",
@@ -40,7 +43,7 @@ def _bound(contender: str, latency_s: float, concurrency: int | None) -> float |
     """Files/s that latency alone allows: requests in flight / round trips per file / latency."""
     if latency_s <= 0:
         return None
-    if contender in ("http", "http-2p") and concurrency:
+    if contender in ("http", "http-aiohttp", "http-2p") and concurrency:
         return concurrency / latency_s  # zip and sidecar in flight together: one round trip a file
     if contender == "s5cmd":
         return 256 / (2 * 2 * latency_s)  # 256 workers; HEAD then GET; zip and sidecar are two objects
@@ -242,7 +245,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Server: {results['server'] or '—'}. Load average at the start: "
         f"{', '.join(f'{x:.2f}' for x in m['load_at_start'])}."
         + (
-            f" Destinations in `{d['folder']}`, where creating a file took {d['create_us']:,.0f} µs of system time."
+            f" Destinations in `{d['folder']}` ({d.get('filesystem', '?')}), where creating a file took"
+            f" {d['create_us']:,.0f} µs of system time."
             if (d := results.get("destinations"))
             else ""
         ),
@@ -364,6 +368,7 @@ def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.3 * len(panels) + 0.8), squeeze=False)
     colors = {
         "http": "#1f77b4",
+        "http-aiohttp": "#9467bd",
         "http-2p": "#2ca02c",
         "s5cmd-transport": "#17becf",
         "s5cmd": "#7f7f7f",

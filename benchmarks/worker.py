@@ -50,6 +50,7 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         "import_seconds": imported - STARTED,
         "concurrency": archive.concurrency,
         "loop": loop_name(),
+        "client": getattr(archive.transport, "client", None),
         "failures": [f"{o.key}: {o.error}" for o in report.failures[:3]],
     }
 

@@ -107,6 +107,21 @@ async def test_the_command_mirrors_the_plan_once_however_its_processes_start(
 
 
 @pytest.mark.skipif(not LINUX, reason="the processes are forked on Linux only")
+async def test_forked_processes_make_their_own_pyreqwest_clients(upstream: Path, tmp_path: Path) -> None:
+    """The parent imports pyreqwest before forking but makes no client: a client starts a Tokio thread, which a
+    fork would not copy (a child would wait on it forever)."""
+    files = planned(SELECTION)
+    async with FakeArchiveServer(upstream) as server:
+        status, out, err = await command("-v", "download", *ARGS, "--to", str(tmp_path / "mirror"), "--json",
+                                         "--base-url", server.base_url, "--processes", "2",
+                                         "--transport-option", "client=pyreqwest", start="fork")  # fmt: skip
+        assert status == 0, err
+        assert "started by fork" in err
+        assert json.loads(out)["downloaded"] == len(files)
+        assert {server.stats.by_key[k] for f in files for k in (f.key, f.checksum_key)} == {1}
+
+
+@pytest.mark.skipif(not LINUX, reason="the processes are forked on Linux only")
 async def test_a_killed_forked_process_fails_the_run_and_corrupts_nothing(upstream: Path, tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
     async with FakeArchiveServer(upstream, latency=0.2) as server:  # slow: the children are still at work

@@ -31,6 +31,17 @@ class TestHttpTransport(TransportContract):
             yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url)
 
 
+class TestHttpTransportPyreqwest(TransportContract):
+    """The HTTP transport through its pyreqwest client."""
+
+    listing_page_size = 2
+
+    @pytest.fixture
+    async def transport(self, contract_archive: ContractArchive) -> AsyncIterator[Transport]:
+        async with FakeArchiveServer(contract_archive.root, page_size=2) as server:
+            yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url, client="pyreqwest")
+
+
 class TestMirrorTransport(TransportContract):
     listing_page_size = 2
 

@@ -178,7 +178,8 @@ async def test_a_full_storage_stops_the_run_instead_of_failing_every_file(daily_
     assert "STOPPED" in report.summary()
 
 
-async def test_a_body_that_drips_is_given_up_within_bounds(daily_tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+async def test_a_body_that_drips_is_given_up_within_bounds(client: str, daily_tree: Path, tmp_path: Path) -> None:
     """A server that never pauses long enough for the read timeout, but would take minutes for a file."""
     import time
 
@@ -196,7 +197,7 @@ async def test_a_body_that_drips_is_given_up_within_bounds(daily_tree: Path, tmp
         archive = Archive(
             mirror,
             base_url=server.base_url,
-            transport_options={"read_timeout": 0.4, "min_speed": 1000},
+            transport_options={"read_timeout": 0.4, "min_speed": 1000, "client": client},
             retry=RetryPolicy(attempts=2, backoff=0.001),
         )
         started = time.monotonic()
@@ -208,9 +209,12 @@ async def test_a_body_that_drips_is_given_up_within_bounds(daily_tree: Path, tmp
     assert not (mirror / victim.key).exists() and not (mirror / victim.checksum_key).exists()
 
 
-async def test_a_run_that_sends_no_request_never_imports_aiohttp(daily_tree: Path, tmp_path: Path) -> None:
-    """aiohttp (a quarter of a second to import) is loaded on the first request: a resume of a complete mirror
-    runs without it, a download with it."""
+@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+async def test_a_run_that_sends_no_request_never_imports_an_http_client(
+    client: str, daily_tree: Path, tmp_path: Path
+) -> None:
+    """The HTTP client (aiohttp takes a quarter of a second to import) is loaded on the first request: a resume
+    of a complete mirror runs without it, a download with it."""
     import asyncio
     import sys
 
@@ -221,9 +225,10 @@ async def test_a_run_that_sends_no_request_never_imports_aiohttp(daily_tree: Pat
             "from binance_archive import Archive, Selection\n"
             "selection = Selection(markets='spot', data_types='klines', symbols='BTCUSDT', intervals='1h',"
             " start='2024-01-01', end='2024-02-09', periods='daily')\n"
-            f"archive = Archive({str(mirror)!r}, base_url={server.base_url!r}, entry_points=False)\n"
+            f"archive = Archive({str(mirror)!r}, base_url={server.base_url!r}, entry_points=False,"
+            f" transport_options={{'client': {client!r}}})\n"
             f"report = archive.download_sync(selection, today=datetime.date.fromisoformat({TODAY.isoformat()!r}))\n"
-            "print(report.downloaded, report.skipped, 'aiohttp' in sys.modules)\n"
+            "print(report.downloaded, report.skipped, 'aiohttp' in sys.modules, 'pyreqwest' in sys.modules)\n"
         )
 
         async def run() -> list[str]:
@@ -235,7 +240,8 @@ async def test_a_run_that_sends_no_request_never_imports_aiohttp(daily_tree: Pat
             return out.decode().split()
 
         files = len(planned(DAILY))
-        assert await run() == [str(files), "0", "True"]
+        used = [str(client == "aiohttp"), str(client == "pyreqwest")]
+        assert await run() == [str(files), "0", *used]
         server.stats.reset()
-        assert await run() == ["0", str(files), "False"]
+        assert await run() == ["0", str(files), "False", "False"]
         assert server.stats.requests == 0

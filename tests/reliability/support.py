@@ -31,7 +31,8 @@ from binance_archive.retry import RetryPolicy
 from binance_archive.testing import FakeArchiveServer
 from binance_archive.verification import ProblemKind, VerifyReport
 
-TRANSPORTS = ("http", "s5cmd", "mirror")
+TRANSPORTS = ("http", "http-pyreqwest", "s5cmd", "mirror")
+"""``http-pyreqwest`` is the http transport through its pyreqwest client."""
 STORAGES = ("local", "s3")
 MATRIX = [(t, s) for t in TRANSPORTS for s in STORAGES]
 
@@ -166,9 +167,13 @@ class Backends:
         options: dict[str, Any] = dict(kwargs.pop("transport_options", {}))
         base_url: str | None
         listing_url: str | None = None
-        if self.transport == "http":
+        transport = self.transport
+        if transport in ("http", "http-pyreqwest"):
             assert self.server is not None
             base_url, listing_url = self.server.base_url, self.server.listing_url
+            if transport == "http-pyreqwest":
+                transport = "http"
+                options.setdefault("client", "pyreqwest")
         elif self.transport == "s5cmd":
             assert self.server is not None
             # s5cmd speaks S3: the fake archive's path-style bucket face.
@@ -181,7 +186,7 @@ class Backends:
         kwargs.setdefault("retry", QUICK_RETRY)
         return Archive(
             self.mirror_location,
-            transport=self.transport,
+            transport=transport,
             transport_options=options,
             storage_options=dict(self.storage_options),
             base_url=base_url,

@@ -233,6 +233,15 @@ def _as_nobody(argv: list[str], conn: Any) -> None:
 def as_nobody(argv: list[str]) -> tuple[int, str, str]:
     if os.geteuid() != 0:
         pytest.skip("dropping to an unprivileged user needs root")
+    # The child cannot read this interpreter's files once it is nobody (they may live under /root): everything
+    # the command imports is imported here, before the fork, whatever earlier tests happened to import.
+    import importlib
+
+    for module in ("binance_archive.archive", "binance_archive.plugins", "binance_archive.transports.s5cmd",
+                   "binance_archive.transports.mirror", "binance_archive.transports._reqwest", "aiohttp",
+                   "pyreqwest.client", "pyreqwest.exceptions", "cattrs", "uvloop", "encodings.idna"):  # fmt: skip
+        importlib.import_module(module)
+    Archive("unused", entry_points=False)  # the plugin manager and every built-in backend's module
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_as_nobody, args=(argv, send))
@@ -330,7 +339,8 @@ def test_the_cli_reports_an_unreachable_server_with_status_1(tmp_path: Path) -> 
     assert "connection failed" in err and base_url in err
 
 
-async def test_a_server_that_accepts_and_never_answers_times_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+async def test_a_server_that_accepts_and_never_answers_times_out(client: str, tmp_path: Path) -> None:
     accepted: list[socket.socket] = []
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -341,7 +351,7 @@ async def test_a_server_that_accepts_and_never_answers_times_out(tmp_path: Path)
     try:
         archive = Archive(
             tmp_path / "mirror", base_url=f"http://127.0.0.1:{port}", retry=RETRY, entry_points=False,
-            transport_options={"read_timeout": 0.2},
+            transport_options={"read_timeout": 0.2, "client": client},
         )  # fmt: skip
         async with asyncio.timeout(0.2 * RETRY.attempts * 2 + BOUND):
             report = await archive.download(SMALL.with_(end="2024-03-02"), today=TODAY)
@@ -351,10 +361,13 @@ async def test_a_server_that_accepts_and_never_answers_times_out(tmp_path: Path)
     assert report.failed == 2 and all("timed out" in (o.error or "") for o in report.failures), report.failures
 
 
-async def test_a_body_that_stalls_midway_times_out_and_leaves_nothing(upstream: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["http", "http-pyreqwest"])
+async def test_a_body_that_stalls_midway_times_out_and_leaves_nothing(
+    transport: str, upstream: Path, tmp_path: Path
+) -> None:
     stalled_zip, stalled_sidecar = planned(SMALL)[1], planned(SMALL)[2]
     stalls = {stalled_zip.key, stalled_sidecar.checksum_key, planned(BIG)[0].key}
-    async with backends("http", "local", upstream, tmp_path, stall_keys=stalls, stall_seconds=60) as cell:
+    async with backends(transport, "local", upstream, tmp_path, stall_keys=stalls, stall_seconds=60) as cell:
         archive = cell.archive(retry=RetryPolicy(attempts=2, backoff=0.01), transport_options={"read_timeout": 0.3})
         async with asyncio.timeout(0.3 * 2 * 2 + BOUND):
             report = await archive.download([SMALL, BIG], today=TODAY)

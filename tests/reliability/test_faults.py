@@ -163,7 +163,7 @@ async def test_a_faulty_run_stores_only_verified_files_and_a_second_run_complete
         assert not temp_files(tmp_path / "mirror")
 
 
-@pytest.mark.parametrize("transport", ["http", "s5cmd"])
+@pytest.mark.parametrize("transport", ["http", "http-pyreqwest", "s5cmd"])
 async def test_faults_that_never_clear_end_in_failures_with_their_reasons(transport: str, tmp_path: Path) -> None:
     """Corrupt on every try, a lost sidecar, a lost zip beside its sidecar: failed, named, nothing stored."""
     selection = MATRIX_SELECTION.with_(symbols="BTCUSDT", end="2024-01-06")

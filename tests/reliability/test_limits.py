@@ -14,12 +14,15 @@ from .support import backends, wait_until
 SELECTION = MATRIX_SELECTION.with_(symbols=("BTCUSDT", "ETHUSDT"), end="2024-01-10")  # 20 files
 
 
+@pytest.mark.parametrize("transport", ["http", "http-pyreqwest"])
 @pytest.mark.parametrize("concurrency", [1, 3, 8])
-async def test_http_holds_at_most_two_connections_per_file_in_flight(concurrency: int, tmp_path: Path) -> None:
+async def test_http_holds_at_most_two_connections_per_file_in_flight(
+    transport: str, concurrency: int, tmp_path: Path
+) -> None:
     upstream = tmp_path / "upstream"
     build(upstream, SELECTION)
     # Latency keeps requests open long enough to overlap; resets make the client reconnect under load.
-    async with backends("http", "local", upstream, tmp_path, latency=0.01, reset_rate=0.05, seed=3) as cell:
+    async with backends(transport, "local", upstream, tmp_path, latency=0.01, reset_rate=0.05, seed=3) as cell:
         assert cell.server is not None
         report = await cell.archive(concurrency=concurrency).download(SELECTION, today=TODAY)
         assert report.ok and report.downloaded == 20
@@ -33,11 +36,12 @@ async def test_http_holds_at_most_two_connections_per_file_in_flight(concurrency
         assert await wait_until(lambda: stats.connections == 0), stats.connections
 
 
+@pytest.mark.parametrize("transport", ["http", "http-pyreqwest"])
 @pytest.mark.parametrize("limit", [1, 2, 5])
-async def test_http_connection_limit_is_a_hard_cap(limit: int, tmp_path: Path) -> None:
+async def test_http_connection_limit_is_a_hard_cap(transport: str, limit: int, tmp_path: Path) -> None:
     upstream = tmp_path / "upstream"
     build(upstream, SELECTION)
-    async with backends("http", "local", upstream, tmp_path, latency=0.01) as cell:
+    async with backends(transport, "local", upstream, tmp_path, latency=0.01) as cell:
         assert cell.server is not None
         report: Report = await cell.archive(concurrency=16, transport_options={"limit": limit}).download(
             SELECTION, today=TODAY
