@@ -65,7 +65,12 @@ class ReqwestResponse:
         self._url = url
         self._redact = redact
         self.content_length = _content_length(response)
-        self.content = self  # ``response.content.iter_chunked(n)``, as aiohttp's
+
+    @property
+    def content(self) -> ReqwestResponse:
+        """``response.content.iter_chunked(n)``, as aiohttp's (a property: an attribute would be a reference
+        cycle, freed only by the garbage collector, with the response's buffers)."""
+        return self
 
     async def read(self) -> bytes:
         try:

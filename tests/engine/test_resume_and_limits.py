@@ -245,3 +245,38 @@ async def test_a_run_that_sends_no_request_never_imports_an_http_client(
         server.stats.reset()
         assert await run() == ["0", str(files), "False", "False"]
         assert server.stats.requests == 0
+
+
+@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+async def test_a_download_leaves_no_reference_cycles_holding_responses(
+    client: str, daily_tree: Path, tmp_path: Path
+) -> None:
+    """The command widens the collector's young generation (runner.tune_for_one_job), so anything a file leaves in
+    a reference cycle waits long to be freed: a response caught in one kept its buffers, and a 2,000-file
+    download through pyreqwest peaked at 313 MB instead of 86 MB. Nothing of the library or its HTTP clients
+    may end up as cyclic garbage."""
+    import gc
+
+    async with FakeArchiveServer(daily_tree) as server:
+        archive = Archive(
+            tmp_path / "mirror", base_url=server.base_url, transport_options={"client": client}, entry_points=False
+        )
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            report = await archive.download(DAILY, today=TODAY)
+            gc.collect()
+            # The library's objects, and the clients' responses (pyreqwest's is a Rust type of module "builtins").
+            ours = Counter(
+                type(o).__qualname__
+                for o in gc.garbage
+                if type(o).__module__.startswith(("binance_archive", "pyreqwest"))
+                or type(o).__qualname__ in ("Response", "ClientResponse")
+            )
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert report.downloaded == len(planned(DAILY)) > 10
+    assert not ours, ours
