@@ -185,13 +185,7 @@ class _LocalWriter(Writer):
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def write(self, chunk: bytes) -> None:
-        if self._fd < 0:
-            self._chunks.append(chunk)
-            self._buffered += len(chunk)
-            if self._buffered >= _SPILL_AT:
-                await asyncio.to_thread(self._in_thread, self._open_and_write, self._take())
-        else:
-            await asyncio.to_thread(self._in_thread, self._write, chunk)
+        await self.write_many((chunk,))
 
     async def write_many(self, chunks: Sequence[bytes]) -> None:
         if self._fd < 0:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from binance_archive.backends import Body
-from binance_archive.errors import FileMissingError, RetryableError, TransportError
+from binance_archive.errors import RetryableError, TransportError
 
 __all__ = ["ReqwestClient"]
 
@@ -102,35 +102,21 @@ class ReqwestBody(Body):
         self._window = window
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        import time
+        from binance_archive.transports.http import SpeedGuard
 
         reader = self._response.body_reader
-        received = 0
-        clock = time.monotonic
-        window_start, window_bytes = clock(), 0
-        redact = self._redact
+        guard = SpeedGuard(self._url, min_speed=self._min_speed, window=self._window)
         while True:
             try:
                 chunk = await reader.read_chunk()
             except BaseException as exc:
-                raise _translate(exc, self._url, redact, body=True, received=received) from None
+                raise _translate(exc, self._url, self._redact, body=True, received=guard.received) from None
             if chunk is None:
                 break
             data = bytes(chunk)
-            received += len(data)
-            window_bytes += len(data)
-            if self._min_speed:  # the same guard as the aiohttp client's (see _ResponseBody.chunks)
-                elapsed = clock() - window_start
-                if elapsed >= self._window:
-                    if window_bytes < self._min_speed * elapsed:
-                        raise RetryableError(
-                            f"{redact(self._url)} came too slowly: {window_bytes} bytes in {elapsed:.0f} s "
-                            f"(at least {self._min_speed:g} bytes/s expected; see the min_speed option)"
-                        )
-                    window_start, window_bytes = clock(), 0
+            guard.count(len(data))
             yield data
-        if self.size is not None and received != self.size:
-            raise RetryableError(f"{redact(self._url)} was truncated: {received} of {self.size} bytes")
+        guard.finish(self.size)
 
 
 class ReqwestRequest:
@@ -161,15 +147,9 @@ class ReqwestRequest:
         if status != 200:
             context, self._context = self._context, None
             await context.__aexit__(None, None, None)
-            if status == 404:
-                raise FileMissingError(f"{self._what} not found: {redact(url)}")
-            if status == 429 or status >= 500:
-                from binance_archive.transports.http import _retry_after
+            from binance_archive.transports.http import status_error
 
-                raise RetryableError(
-                    f"HTTP {status} for {redact(url)}", retry_after=_retry_after(response.get_header("Retry-After"))
-                )
-            raise TransportError(f"HTTP {status} for {redact(url)}")
+            raise status_error(status, url, self._what, response.get_header("Retry-After"))
         if self._body is not None:
             min_speed, window = self._body
             return ReqwestBody(response, url, redact, min_speed=min_speed, window=window)
@@ -178,12 +158,10 @@ class ReqwestRequest:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        from binance_archive.transports.http import release
+
         context, self._context = self._context, None
-        if context is not None:
-            try:
-                await context.__aexit__(exc_type, exc, tb)
-            except Exception as error:
-                raise _translate(error, self._url, self._redact) from None
+        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url, self._redact))
 
 
 def _content_length(response: Any) -> int | None:

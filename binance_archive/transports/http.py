@@ -136,36 +136,59 @@ class _ResponseBody(Body):
         self._window = window
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        received = 0
-        # The read timeout catches a server that stops sending; this catches one that sends a few bytes now
-        # and then, forever (each read is quick, the body never ends): below ``min_speed`` bytes a second over
-        # a whole window of ``read_timeout`` seconds, the body is given up and retried, like curl's speed limit.
-        clock = time.monotonic
-        window_start, window_bytes = clock(), 0
+        guard = SpeedGuard(self._url, min_speed=self._min_speed, window=self._window)
         try:
             # Chunks as they arrived (readchunk pops aiohttp's buffer; iter_chunked(n) would join what is
             # buffered into a copy of up to n bytes).
             async for chunk, _ in self._response.content.iter_chunks():
-                if not chunk:
-                    continue
-                received += len(chunk)
-                window_bytes += len(chunk)
-                if self._min_speed:
-                    elapsed = clock() - window_start
-                    if elapsed >= self._window:
-                        if window_bytes < self._min_speed * elapsed:
-                            raise RetryableError(
-                                f"{redact(self._url)} came too slowly: {window_bytes} bytes in {elapsed:.0f} s "
-                                f"(at least {self._min_speed:g} bytes/s expected; see the min_speed option)"
-                            )
-                        window_start, window_bytes = clock(), 0
-                yield chunk
+                if chunk:
+                    guard.count(len(chunk))
+                    yield chunk
         except TimeoutError:  # before ClientConnectionError: aiohttp's read timeouts are both
-            raise RetryableError(f"reading {redact(self._url)} timed out after {received} bytes") from None
+            raise RetryableError(f"reading {redact(self._url)} timed out after {guard.received} bytes") from None
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise RetryableError(f"the body of {redact(self._url)} broke off after {received} bytes: {exc}") from None
-        if self.size is not None and received != self.size:
-            raise RetryableError(f"{redact(self._url)} was truncated: {received} of {self.size} bytes")
+            raise RetryableError(
+                f"the body of {redact(self._url)} broke off after {guard.received} bytes: {exc}"
+            ) from None
+        guard.finish(self.size)
+
+
+class SpeedGuard:
+    """Counts a body's bytes and gives it up when it comes too slowly or ends short (for both clients).
+
+    The read timeout catches a server that stops sending; this catches one that sends a few bytes now and then,
+    forever (each read is quick, the body never ends): below ``min_speed`` bytes a second over a whole window of
+    ``window`` (the read timeout) seconds, the body is given up and retried, like curl's speed limit.
+    """
+
+    __slots__ = ("_bytes", "_min_speed", "_start", "_url", "_window", "received")
+
+    def __init__(self, url: str, *, min_speed: float, window: float) -> None:
+        self._url = url  # unredacted: redact() runs only when a message is built
+        self._min_speed = min_speed
+        self._window = window
+        self._start = time.monotonic()
+        self._bytes = 0
+        self.received = 0
+
+    def count(self, size: int) -> None:
+        """Count ``size`` more bytes; raises RetryableError when the last window was below ``min_speed``."""
+        self.received += size
+        if self._min_speed:
+            self._bytes += size
+            elapsed = time.monotonic() - self._start
+            if elapsed >= self._window:
+                if self._bytes < self._min_speed * elapsed:
+                    raise RetryableError(
+                        f"{redact(self._url)} came too slowly: {self._bytes} bytes in {elapsed:.0f} s "
+                        f"(at least {self._min_speed:g} bytes/s expected; see the min_speed option)"
+                    )
+                self._start, self._bytes = time.monotonic(), 0
+
+    def finish(self, size: int | None) -> None:
+        """At the end of the body: raises RetryableError when it is shorter or longer than ``size`` said."""
+        if size is not None and self.received != size:
+            raise RetryableError(f"{redact(self._url)} was truncated: {self.received} of {size} bytes")
 
 
 class _Request:
@@ -202,12 +225,7 @@ class _Request:
         if status != 200:
             context, self._context = self._context, None
             await context.__aexit__(None, None, None)
-            if status == 404:
-                raise FileMissingError(f"{self._what} not found: {redact(url)}")
-            if status == 429 or status >= 500:
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                raise RetryableError(f"HTTP {status} for {redact(url)}", retry_after=retry_after)
-            raise TransportError(f"HTTP {status} for {redact(url)}")
+            raise status_error(status, url, self._what, response.headers.get("Retry-After"))
         if self._body is not None:
             min_speed, window = self._body
             return _ResponseBody(response, url, min_speed=min_speed, window=window)
@@ -217,11 +235,33 @@ class _Request:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         context, self._context = self._context, None
-        if context is not None:
-            try:
-                await context.__aexit__(exc_type, exc, tb)
-            except Exception as error:  # releasing the connection failed: as any failure of this request
-                raise _translate(error, self._url) from None
+        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url))
+
+
+async def release(
+    context: Any,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+    translate: Any,
+) -> None:
+    """Leave a client's request context (for both clients); releasing the connection failing is a failure of the
+    request, turned into the library's error by ``translate``."""
+    if context is not None:
+        try:
+            await context.__aexit__(exc_type, exc, tb)
+        except Exception as error:
+            raise translate(error) from None
+
+
+def status_error(status: int, url: str, what: str, retry_after: str | None) -> Exception:
+    """The library's error for a status other than 200 (for both clients): 404 is missing, 429 and 5xx are
+    retried (honouring Retry-After), anything else fails."""
+    if status == 404:
+        return FileMissingError(f"{what} not found: {redact(url)}")
+    if status == 429 or status >= 500:
+        return RetryableError(f"HTTP {status} for {redact(url)}", retry_after=_retry_after(retry_after))
+    return TransportError(f"HTTP {status} for {redact(url)}")
 
 
 def _translate(exc: BaseException, url: str) -> BaseException:
