@@ -6,8 +6,8 @@ stable CRC-32 sharding, composed with a shard the user gave) and 1/N of the file
 progress and reports as JSON lines on their standard output, and prints one summary, or one JSON report,
 for the whole run.
 
-On Linux the copies are forked from the command once it has imported what a download needs (aiohttp, uvloop,
-cattrs): a fork starts in milliseconds and shares those modules' memory, where a new interpreter would take
+On Linux the copies are forked from the command once it has imported what a download needs (the HTTP client,
+uvloop, cattrs): a fork starts in milliseconds and shares those modules' memory, where a new interpreter would take
 ~0.4 s of CPU each to import them again, before its first request. Elsewhere, or when the calling process
 runs other threads (forking those is unsafe), or with ``BINANCE_ARCHIVE_PROCESS_START=spawn``, each copy is
 a new ``python -m binance_archive``.
