@@ -19,6 +19,7 @@ from typing import Any
 
 from binance_archive.backends import Body
 from binance_archive.errors import RetryableError, TransportError
+from binance_archive.transports.http import SpeedGuard, release, status_error  # loaded already: it imports this
 
 __all__ = ["ReqwestClient"]
 
@@ -102,8 +103,6 @@ class ReqwestBody(Body):
         self._window = window
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        from binance_archive.transports.http import SpeedGuard
-
         reader = self._response.body_reader
         guard = SpeedGuard(self._url, min_speed=self._min_speed, window=self._window)
         while True:
@@ -147,8 +146,6 @@ class ReqwestRequest:
         if status != 200:
             context, self._context = self._context, None
             await context.__aexit__(None, None, None)
-            from binance_archive.transports.http import status_error
-
             raise status_error(status, url, self._what, response.get_header("Retry-After"))
         if self._body is not None:
             min_speed, window = self._body
@@ -158,8 +155,6 @@ class ReqwestRequest:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        from binance_archive.transports.http import release
-
         context, self._context = self._context, None
         await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url, self._redact))
 
