@@ -113,9 +113,48 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "maxrss_mb": _median([r["maxrss_mb"] for r in plan_runs]),
             "background_cpu_s": _median([r.get("background_cpu_s", 0.0) for r in plan_runs]),
         }
-    summary = {"rows": rows, "planning": planning}
+    summary = {"rows": rows, "planning": planning, "ceilings": verifying_ceilings(results)}
     summary["targets"] = targets(summary)
     return summary
+
+
+def verifying_ceiling(
+    s5cmd_wall_s: float, s5cmd_cpu_s: float, nbytes: int, sha256_mb_per_s: float, cores: int
+) -> float:
+    """The best MB/s ratio to plain s5cmd that a download verifying every byte with SHA-256 can reach here.
+
+    Such a download does at least what s5cmd does (its CPU-seconds: receiving and writing the bytes) plus hashing
+    them, which s5cmd does not. On ``cores`` cores that work takes at least ``(cpu + hash) / cores`` of wall
+    time, and no less than s5cmd's own time: on a machine with few cores, large files are bound by CPU, and the
+    hash alone is the gap to a tool that does not verify.
+    """
+    hash_s = nbytes / 1e6 / sha256_mb_per_s
+    best_wall = max(s5cmd_wall_s, (s5cmd_cpu_s + hash_s) / cores)
+    return s5cmd_wall_s / best_wall
+
+
+def verifying_ceilings(results: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """For each latency of the large-file workload: the median ceiling over the anchor's runs, and its parts."""
+    m = results.get("machine", {})
+    rate, cores = m.get("sha256_mb_per_s"), m.get("cores")
+    if not rate or not cores:
+        return {}
+    by_latency: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for run in results["runs"]:
+        if run["workload"] == "large" and run["contender"] == "s5cmd" and run["dest"]["bytes"]:
+            by_latency[run["latency_ms"]].append(run)
+    return {
+        latency: {
+            "ceiling_x": _median(
+                [verifying_ceiling(r["wall_s"], r["cpu_s"], r["dest"]["bytes"], rate, cores) for r in runs]
+            ),
+            "s5cmd_cpu_s": _median([r["cpu_s"] for r in runs]),
+            "hash_cpu_s": _median([r["dest"]["bytes"] / 1e6 / rate for r in runs]),
+            "sha256_mb_per_s": rate,
+            "cores": cores,
+        }
+        for latency, runs in sorted(by_latency.items())
+    }
 
 
 def _row(summary: dict[str, Any], workload: str, latency: int, contender: str) -> dict[str, Any] | None:
@@ -330,6 +369,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {t['target']} | {goal} | {_fmt(t['measured'], t['unit'])} | {'**yes**' if t['met'] else '**no**'} |"
         )
     lines.append("")
+    for latency, c in s.get("ceilings", {}).items():
+        lines.append(
+            f"- Ceiling for large files, {latency} ms, for any download that verifies SHA-256 on this machine: "
+            f"**{c['ceiling_x']:.2f}x** plain s5cmd's MB/s (s5cmd's {c['s5cmd_cpu_s']:.2f} CPU-s, plus "
+            f"{c['hash_cpu_s']:.2f} CPU-s to hash the bytes at {c['sha256_mb_per_s']:,.0f} MB/s, on "
+            f"{c['cores']} cores; see *Targets: what is met, what is not, and what limits it*)."
+        )
+    if s.get("ceilings"):
+        lines.append("")
     return "\n".join(lines)
 
 
