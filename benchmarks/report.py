@@ -35,6 +35,10 @@ SHORT = {
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+STOLEN = 0.10
+"""A run whose hypervisor steal exceeds this share of the cores' time is counted as slowed by other guests."""
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -78,6 +82,8 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             "requests_by_method": runs[0]["requests"].get("by_method", {}),
             "server_cpu_s_per_1000": _median([r["requests"]["server_cpu_s"] / max(1, r["files"]) * 1000 for r in runs]),
             "background_cpu_s": _median([r.get("background_cpu_s", 0.0) for r in runs]),
+            "steal_share": _median([r.get("steal_share", 0.0) for r in runs]),
+            "stolen_runs": sum(1 for r in runs if r.get("steal_share", 0.0) > STOLEN),
             "engine_s": _median([w["engine_seconds"] for w in worker if "engine_seconds" in w])
             if any("engine_seconds" in w for w in worker)
             else None,
@@ -342,9 +348,14 @@ def markdown(results: dict[str, Any]) -> str:
                 else "",
             ]
         background = _median([r["background_cpu_s"] for r in rows])
+        steal = _median([r.get("steal_share", 0.0) for r in rows])
+        stolen = sum(r.get("stolen_runs", 0) for r in rows)
         lines += [
             "",
-            f"Median CPU used by other processes on the machine during these runs: {background:.2f} CPU-s.",
+            f"Median CPU used by other processes on the machine during these runs: {background:.2f} CPU-s; "
+            f"hypervisor steal (CPU time other guests took from this VM): {steal:.0%} of the cores' time"
+            + (f", over {STOLEN:.0%} in {stolen} of these runs" if stolen else "")
+            + ".",
             "",
         ]
     p = s.get("planning")

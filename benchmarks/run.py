@@ -44,12 +44,20 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def cpu_busy_seconds() -> float:
-    """CPU time the whole machine spent busy so far (all cores), from /proc/stat."""
+def _cpu_fields() -> list[int]:
     with open("/proc/stat") as handle:
-        fields = [int(x) for x in handle.readline().split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+        return [int(x) for x in handle.readline().split()[1:]]
+
+
+def cpu_busy_seconds() -> float:
+    """CPU time the whole machine spent busy so far (all cores), from /proc/stat; steal counts as busy."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = _cpu_fields()[:8]
     return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests so far (all cores): time this VM wanted and did not get."""
+    return _cpu_fields()[7] / _TICKS
 
 
 def s5cmd_binary() -> str:
@@ -99,12 +107,12 @@ def run_process(argv: list[str], logs: Path, *, env: dict[str, str] | None = Non
     out_path, err_path, time_path = logs / "stdout.txt", logs / "stderr.txt", logs / "time.txt"
     command = ["/usr/bin/time", "-f", "%M", "-o", str(time_path), *argv] if TIME else argv
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        busy = cpu_busy_seconds()
+        busy, steal = cpu_busy_seconds(), steal_seconds()
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
-        busy = cpu_busy_seconds() - busy
+        busy, steal = cpu_busy_seconds() - busy, steal_seconds() - steal
         proc.returncode = os.waitstatus_to_exitcode(status)
     maxrss_kb, source = usage.ru_maxrss, "wait4 (an upper bound: includes the harness's own peak)"
     if TIME and time_path.exists():
@@ -121,6 +129,7 @@ def run_process(argv: list[str], logs: Path, *, env: dict[str, str] | None = Non
         "maxrss_mb": maxrss_kb / 1024,
         "maxrss_source": source,
         "machine_busy_s": busy,
+        "steal_s": steal,
     }
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if lines and argv[1:2] == [str(WORKER)]:
@@ -224,8 +233,9 @@ class Harness:
         *,
         keep: bool = False,
         dest: Path | None = None,
+        warmup: bool = False,
     ) -> dict[str, Any]:
-        tag = f"{workload}-{int(latency * 1000)}ms-{contender}-{rep}"
+        tag = f"{workload}-{int(latency * 1000)}ms-{contender}-{'warmup' if warmup else rep}"
         folder = self.work / tag
         folder.mkdir(parents=True)
         dest = dest or folder / "dest"
@@ -272,14 +282,20 @@ class Harness:
         if problems:
             record["problems"] = problems
             log(f"  PROBLEM in {tag}: {'; '.join(problems)}")
-        record["background_cpu_s"] = max(0.0, result["machine_busy_s"] - result["cpu_s"] - requests["server_cpu_s"])
-        self.runs.append(record)
+        record["background_cpu_s"] = max(
+            0.0, result["machine_busy_s"] - result["steal_s"] - result["cpu_s"] - requests["server_cpu_s"]
+        )
+        # Steal as a share of the CPU time the run could have had: on a shared VM, a run with a lot of it was
+        # slowed by other guests, not by the contender (such runs are flagged in the results).
+        record["steal_share"] = result["steal_s"] / (result["wall_s"] * (os.cpu_count() or 1))
+        if not warmup:
+            self.runs.append(record)
         w = result["wall_s"]
         log(
-            f"  {tag}: {w:6.2f} s, {len(files) / w:7.0f} files/s, {nbytes / 1e6 / w:7.1f} MB/s, "
-            f"cpu {result['cpu_s']:.2f} s, rss {result['maxrss_mb']:.0f} MB, "
+            f"  {tag}{' (warm-up, not counted)' if warmup else ''}: {w:6.2f} s, {len(files) / w:7.0f} files/s, "
+            f"{nbytes / 1e6 / w:7.1f} MB/s, cpu {result['cpu_s']:.2f} s, rss {result['maxrss_mb']:.0f} MB, "
             f"{requests['total'] / max(1, len(files)):.2f} req/file, server cpu {requests['server_cpu_s']:.2f} s, "
-            f"background cpu {record['background_cpu_s']:.2f} s"
+            f"background cpu {record['background_cpu_s']:.2f} s, steal {record['steal_share']:.0%}"
         )
         if not keep:
             if len(files) > 100 and self.dest_fs != "tmpfs":
@@ -298,9 +314,19 @@ class Harness:
         files = dataset.files()
         total = manifest["zip_bytes"] + manifest["sidecar_bytes"]
         root = self.tree / datasets.BUCKET
+        runs = self.args.large_runs if workload == "large" else self.args.runs
+        if self.args.warmup:
+            # One pass of every contender first, not counted: the first reads of a freshly generated tree, the
+            # first writes into memory the VM had not touched yet and cold caches would land on whoever ran first.
+            log(f"{workload}: a warm-up pass of every contender (not counted)")
+            latency = self.args.latencies[0]
+            for contender in contenders:
+                subset = files if contender != "sequential" or latency == 0 else files[: self.args.sequential_files]
+                expect = sum((root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in subset)
+                self.run_one(workload, latency, contender, 0, subset, dataset, expect, warmup=True)
         for latency in self.args.latencies:
             log(f"{workload}: {len(files)} files, {total / 1e6:.0f} MB, {int(latency * 1000)} ms per request")
-            for rep in range(self.args.runs):
+            for rep in range(runs):
                 order = contenders[rep % len(contenders) :] + contenders[: rep % len(contenders)]
                 for contender in order:
                     subset = files
@@ -348,7 +374,7 @@ class Harness:
                 **result,
                 "requests": {"total": 0, "server_cpu_s": 0.0},
             }
-            record["background_cpu_s"] = max(0.0, result["machine_busy_s"] - result["cpu_s"])
+            record["background_cpu_s"] = max(0.0, result["machine_busy_s"] - result["steal_s"] - result["cpu_s"])
             self.runs.append(record)
             n = worker.get("files", 0)
             log(
@@ -527,6 +553,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--runs", type=int, help="repetitions of every download (default 3; 1 with --quick)")
     parser.add_argument(
+        "--large-runs",
+        type=int,
+        help="repetitions of the large-file downloads, which take a second or two each and vary most on a shared "
+        "VM (default 7; --runs with --quick)",
+    )
+    parser.add_argument(
+        "--warmup",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run every contender once, not counted, before each workload (default: on, off with --quick)",
+    )
+    parser.add_argument(
         "--workloads", default="small,large,scale,plan", help="comma-separated subset of small,large,scale,plan"
     )
     parser.add_argument(
@@ -565,6 +603,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     q = args.quick
     args.runs = args.runs or (1 if q else 3)
+    args.large_runs = args.large_runs or (args.runs if q else max(7, args.runs))
+    args.warmup = (not q) if args.warmup is None else args.warmup
     args.plan_runs = 1 if q else 3
     args.small_files = 400 if q else 2000
     args.large_files, args.large_mb = (1, 200) if q else (3, 200)

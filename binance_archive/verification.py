@@ -17,7 +17,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
-import cattrs
 
 from binance_archive.backends import Storage, StoredObject
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
@@ -75,6 +74,8 @@ class VerifyReport:
         return f"{self.location}: {self.checked} files verified ({self.bytes / 1e6:.1f} MB); {counts}"
 
     def to_dict(self) -> dict[str, Any]:
+        import cattrs  # here, not at the top: every download imports this module, few ever serialise a report
+
         data: dict[str, Any] = cattrs.unstructure(self)
         data["ok"] = self.ok
         return data

@@ -61,3 +61,14 @@ def test_verify_command_exit_status(stored: Path) -> None:
     out = io.StringIO()
     assert main(["verify", str(stored)], out=out) == 1
     assert f"corrupt: {planned(SELECTION)[0].key}" in out.getvalue()
+
+
+async def test_the_report_serialises_every_problem_to_json(stored: Path) -> None:
+    import json
+
+    corrupt = planned(SELECTION)[0]
+    (stored / corrupt.key).write_bytes(b"not a zip")
+    report = await binance_archive.verify(stored)
+    data = json.loads(report.to_json())
+    assert data["ok"] is False and data["checked"] == report.checked
+    assert {"key": corrupt.key, "kind": "corrupt"}.items() <= data["problems"][0].items()
