@@ -45,6 +45,20 @@ def test_plugin_manager_is_built_per_archive(tmp_path: Path) -> None:
     assert "nothing" not in two.registry.transports
 
 
+def test_a_plugin_backend_named_like_a_builtin_takes_its_place(tmp_path: Path) -> None:
+    class CachingHttp(HttpTransport):
+        name = "http"
+
+    class Replacing:
+        @hookimpl
+        def register_transports(self) -> list[type[Transport]]:
+            return [CachingHttp]
+
+    replaced = Archive(tmp_path, plugins=[Replacing()], base_url="http://127.0.0.1:1", entry_points=False)
+    assert type(replaced.transport) is CachingHttp
+    assert type(Archive(tmp_path, base_url="http://127.0.0.1:1", entry_points=False).transport) is HttpTransport
+
+
 def test_misspelled_hook_fails_loudly() -> None:
     class Misspelled:
         @hookimpl
