@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark harness of binance_archive: see benchmarks/README.md and docs/performance.md.
 
-    python benchmarks/run.py            # the full run (~15-20 min; updates docs/performance.md)
+    python benchmarks/run.py            # the full run (~10 min; updates docs/performance.md)
     python benchmarks/run.py --quick    # a smoke check: fewer files, one run each
 
 It finds or installs nginx (Debian's nginx-light + the lua module for a per-request delay), generates the
