@@ -314,6 +314,16 @@ class Harness:
         files = dataset.files()
         total = manifest["zip_bytes"] + manifest["sidecar_bytes"]
         root = self.tree / datasets.BUCKET
+
+        def share(contender: str, latency: float) -> tuple[list[Any], int]:
+            """The files a contender downloads at a latency, and their bytes with the sidecars."""
+            if contender == "sequential" and latency > 0 and len(files) > self.args.sequential_files:
+                subset = files[: self.args.sequential_files]  # 2 round trips a file: minutes otherwise
+                return subset, sum(
+                    (root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in subset
+                )
+            return files, total
+
         runs = self.args.large_runs if workload == "large" else self.args.runs
         if self.args.warmup:
             # One pass of every contender first, not counted: the first reads of a freshly generated tree, the
@@ -321,22 +331,14 @@ class Harness:
             log(f"{workload}: a warm-up pass of every contender (not counted)")
             latency = self.args.latencies[0]
             for contender in contenders:
-                subset = files if contender != "sequential" or latency == 0 else files[: self.args.sequential_files]
-                expect = sum((root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in subset)
+                subset, expect = share(contender, latency)
                 self.run_one(workload, latency, contender, 0, subset, dataset, expect, warmup=True)
         for latency in self.args.latencies:
             log(f"{workload}: {len(files)} files, {total / 1e6:.0f} MB, {int(latency * 1000)} ms per request")
             for rep in range(runs):
                 order = contenders[rep % len(contenders) :] + contenders[: rep % len(contenders)]
                 for contender in order:
-                    subset = files
-                    if contender == "sequential" and latency > 0 and len(files) > self.args.sequential_files:
-                        subset = files[: self.args.sequential_files]  # 2 round trips a file: minutes otherwise
-                    expect = (
-                        total
-                        if subset is files
-                        else sum((root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in subset)
-                    )
+                    subset, expect = share(contender, latency)
                     self.run_one(workload, latency, contender, rep, subset, dataset, expect)
 
     def scale(self, dataset: datasets.Dataset, manifest: dict[str, Any]) -> None:
