@@ -454,8 +454,7 @@ def _scan(folder: Path) -> list[tuple[Path, bool, int, float]]:
     except FileNotFoundError:
         return []
     except OSError as exc:  # a folder it may not read: name it, rather than let an OSError escape to the user
-        reason = "permission denied" if exc.errno in (errno.EACCES, errno.EPERM) else exc.strerror
-        raise StorageError(f"cannot list {folder}: {reason}") from exc
+        raise _unlistable(str(folder), exc) from exc
 
 
 def _sizes(folder: str) -> dict[str, int]:
