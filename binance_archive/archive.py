@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
@@ -15,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -406,6 +408,8 @@ class _Run:
         self.listings: dict[str, asyncio.Future[dict[str, ListedObject] | None]] = {}
         # What a re-run finds stored, a folder scan at a time (force and refresh look at every file anyway).
         self.index = StoredIndex(self.storage) if not (force or refresh) else None
+        # Threads that receive, hash and write large bodies on loops of their own (see _pump); made on first use.
+        self.pumps: concurrent.futures.ThreadPoolExecutor | None = None
 
     def emit(self, kind: EventKind, file: ArchiveFile, nbytes: int = 0, error: str | None = None) -> None:
         if self.callbacks:
@@ -456,6 +460,8 @@ class _Run:
         finally:
             for task in self.listings.values():
                 task.cancel()  # only a run that ends early leaves one unfinished
+            if self.pumps is not None:
+                self.pumps.shutdown(wait=False, cancel_futures=True)  # idle by now, or told to stop (see _pump)
             self.report.duration = time.perf_counter() - started
             log.info("download finished: %s", self.report.summary())
 
@@ -728,6 +734,8 @@ class _Run:
                     await writer.write(chunk)
                     if callbacks:
                         self.emit(EventKind.BYTES, file, len(chunk))
+            elif body.loop_free and writer.writes_in_thread:
+                size = await self._pump(file, body, digest, writer)
             else:
                 size = await self._stream_large(file, body, digest, writer)
             expected = await self._expected_digest(file, sidecar)
@@ -736,6 +744,47 @@ class _Run:
                 raise VerificationError(f"{file.key}: SHA-256 {actual} does not match the sidecar's {expected}")
             await writer.commit()
         return expected, size
+
+    async def _pump(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:
+        """Receive, hash and write a large body in a worker thread, on an event loop of that thread.
+
+        On the engine's loop, every chunk would go from the client's thread to the loop, and every batch from the
+        loop to a thread that hashes it and one that writes it: hand-overs of the GIL that cost as much CPU as the
+        hash itself. In a thread of its own, the body's chunks never reach the engine's loop; files in flight
+        hash on every core. (3 x 200 MB on 2 cores: see docs/performance.md.)
+        """
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        report_bytes = functools.partial(loop.call_soon_threadsafe, self.emit, EventKind.BYTES, file)
+        callbacks = bool(self.callbacks)
+
+        async def receive() -> int:
+            size = unreported = 0
+            async for chunk in body.chunks():
+                if stop.is_set():  # the download was cancelled meanwhile: nobody waits for the rest
+                    raise asyncio.CancelledError
+                digest.update(chunk)
+                writer.write_in_thread(chunk)
+                size += len(chunk)
+                if callbacks:
+                    unreported += len(chunk)
+                    if unreported >= _BATCH:
+                        report_bytes(unreported)
+                        unreported = 0
+            if unreported:
+                report_bytes(unreported)
+            return size
+
+        if self.pumps is None:
+            self.pumps = concurrent.futures.ThreadPoolExecutor(self.concurrency, "binance-archive-body")
+        log.debug("%s: received, hashed and written in a worker thread", file.key)
+        done = self.pumps.submit(_on_a_loop_of_its_own, receive)
+        try:
+            return await asyncio.wrap_future(done)
+        finally:
+            # Cancelled while the thread reads: it stops at its next chunk, or when the response it reads is
+            # released (leaving transport.get()); the writer's abort copes with a write still under way.
+            stop.set()
 
     async def _stream_large(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:
         """Hash and write a large body in batches of ~1 MB, in threads, while the next batch arrives.
@@ -791,6 +840,15 @@ class _Run:
             raise VerificationError(f"{file.key}: SHA-256 {actual} does not match the sidecar's {expected}")
         await self.storage.put_file(file.key, path)
         return expected, size
+
+
+def _on_a_loop_of_its_own(work: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``work()`` to its end on a new event loop of the calling (worker) thread."""
+
+    async def main() -> _T:
+        return await work()
+
+    return asyncio.run(main())
 
 
 def _safe_symbols(listed: Iterable[str]) -> tuple[str, ...]:

@@ -51,6 +51,13 @@ class Body(abc.ABC):
     local_path: Path | None = None
     """A local file holding exactly these bytes, if there is one."""
 
+    loop_free: bool = False
+    """Whether :meth:`chunks` may be iterated on an event loop of another thread, not only on the one that made
+    the request: true when the client does its reading on threads of its own (pyreqwest). The engine then
+    receives, hashes and writes a large body in a worker thread, where no chunk passes through its own loop
+    (see :attr:`Writer.writes_in_thread`). A body whose reads are bound to the loop that made them (aiohttp's)
+    leaves it false."""
+
     @abc.abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:
         """The object's bytes, in order. Raises RetryableError when the stream breaks off."""
@@ -186,6 +193,17 @@ class Writer(abc.ABC):
         copy of every byte); a storage that can write them in one call (``writev``) overrides this."""
         for chunk in chunks:
             await self.write(chunk)
+
+    writes_in_thread: ClassVar[bool] = False
+    """Whether :meth:`write_in_thread` may be called: the writer can append from a worker thread, blocking it
+    (a local file can; a writer bound to an event loop, such as an S3 upload's, cannot)."""
+
+    def write_in_thread(self, chunk: bytes) -> None:
+        """Append ``chunk``, from a worker thread rather than the event loop; only called when
+        :attr:`writes_in_thread` is true, never at the same time as another write. The engine uses it for a large
+        body that is :attr:`Body.loop_free`. :meth:`abort` may be called from the event loop meanwhile (a
+        cancelled download): it must then leave nothing behind, whichever of the two ends last."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write from a worker thread")
 
     @abc.abstractmethod
     async def commit(self) -> None:

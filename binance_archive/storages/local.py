@@ -197,6 +197,17 @@ class _LocalWriter(Writer):
         else:
             await asyncio.to_thread(self._in_thread, self._write_many, chunks)
 
+    writes_in_thread: ClassVar[bool] = True
+
+    def write_in_thread(self, chunk: bytes) -> None:
+        if self._fd < 0:
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+            if self._buffered >= _SPILL_AT:
+                self._in_thread(self._open_and_write, self._take())
+        else:
+            self._in_thread(self._write, chunk)
+
     def _in_thread(self, work: Callable[[Any], None], data: Any) -> None:
         with self._lock:
             if self._abandoned:

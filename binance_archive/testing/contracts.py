@@ -173,6 +173,20 @@ class TransportContract:
             assert data == contract_archive.objects[key], key
             assert size is None or size == len(data), f"{key}: size {size} but {len(data)} bytes"
 
+    async def test_a_loop_free_body_reads_the_same_on_another_threads_loop(
+        self, transport: Transport, contract_archive: ContractArchive
+    ) -> None:
+        key = contract_archive.files[0].key
+        async with transport, transport.get(key) as body:
+            if not body.loop_free:
+                pytest.skip("this transport's bodies are not loop_free: the engine reads them on its own loop")
+
+            async def read() -> bytes:
+                return b"".join([bytes(chunk) async for chunk in body.chunks()])
+
+            data = await asyncio.to_thread(asyncio.run, read())
+        assert data == contract_archive.objects[key]
+
     async def test_get_non_ascii_key(self, transport: Transport, contract_archive: ContractArchive) -> None:
         key = next(f.key for f in contract_archive.files if not f.symbol.isascii())
         async with transport:
@@ -404,6 +418,28 @@ class StorageContract:
                 await writer.write_many([])
                 await writer.commit()
             assert await _read(storage, self.KEY) == data
+
+    @pytest.mark.parametrize("size", ["small", "large"])
+    async def test_write_in_thread_appends_from_a_worker_thread(self, storage: Storage, size: str) -> None:
+        data = _blob(1000 if size == "small" else self.large_size, 10)
+        step = 97 if size == "small" else 256 * 1024 + 5
+        async with storage:
+            async with storage.writer(self.KEY) as writer:
+                if not writer.writes_in_thread:
+                    pytest.skip("this storage's writers do not write in threads: the engine uses write_many")
+
+                def write_all() -> None:
+                    for start in range(0, len(data), step):
+                        writer.write_in_thread(data[start : start + step])
+
+                await asyncio.to_thread(write_all)
+                assert await storage.stat(self.KEY) is None, "nothing is visible before commit"
+                await writer.commit()
+            assert await _read(storage, self.KEY) == data
+            async with storage.writer(self.KEY + ".x") as writer:
+                await asyncio.to_thread(writer.write_in_thread, data)
+                await writer.abort()
+            assert await _keys(storage) == {self.KEY: len(data)}, "an abort after write_in_thread leaves nothing"
 
     @pytest.mark.parametrize("size", ["small", "large"])
     async def test_nothing_is_visible_before_commit(self, storage: Storage, size: str) -> None:

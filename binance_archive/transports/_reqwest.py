@@ -94,6 +94,9 @@ class ReqwestResponse:
 class ReqwestBody(Body):
     """A file's body, chunk by chunk as received."""
 
+    # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
+    loop_free = True
+
     def __init__(self, response: Any, url: str, redact: Any, *, min_speed: float, window: float) -> None:
         self._response = response
         self._url = url

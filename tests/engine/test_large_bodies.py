@@ -1,0 +1,141 @@
+"""Large bodies: received, hashed and written in a worker thread when the client and the storage allow it.
+
+pyreqwest's bodies may be read on another thread's event loop and the local storage can write from a thread,
+so a body over 1 MB never passes through the engine's loop; aiohttp's bodies (bound to their loop) take the
+batched path on the loop instead. Both must store the same verified bytes, and both must survive a body cut
+short, a corrupt body and a cancelled download without leaving anything under a final name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+from binance_archive import Archive, Selection
+from binance_archive.core import ArchiveFile
+from binance_archive.events import Event, EventKind
+from binance_archive.retry import RetryPolicy
+from binance_archive.testing import FakeArchiveServer, Faults, key_path, make_sidecar, make_zip
+
+from ..reliability.support import wait_until
+from .scenario import FAST_RETRY, TODAY, planned
+
+pyreqwest = pytest.importorskip("pyreqwest", reason="the worker-thread path needs the pyreqwest client ([fast])")
+
+LARGE = Selection(
+    markets="spot", data_types="trades", symbols="BTCUSDT", start="2024-01-01", end="2024-01-03", periods="daily"
+)  # fmt: skip
+SIZE = 3 * 1024 * 1024 + 12_345  # over the engine's 1 MB batch, and not a multiple of any chunk size
+PUMP_LOG = "received, hashed and written in a worker thread"
+
+
+@pytest.fixture
+def large_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "upstream"
+    rng = random.Random(7)
+    for file in planned(LARGE):
+        data = make_zip(file, rng.randbytes(SIZE))
+        path = key_path(root, file.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        key_path(root, file.checksum_key).write_bytes(make_sidecar(file, data))
+    return root
+
+
+def _archive(mirror: Path, server: FakeArchiveServer, client: str, **kwargs: object) -> Archive:
+    return Archive(
+        mirror,
+        base_url=server.base_url,
+        transport_options={"client": client, "read_timeout": 2.0},
+        retry=kwargs.pop("retry", FAST_RETRY),  # type: ignore[arg-type]
+        entry_points=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _assert_mirrored(mirror: Path, upstream: Path, files: list[ArchiveFile]) -> None:
+    for file in files:
+        stored = key_path(mirror, file.key).read_bytes()
+        assert hashlib.sha256(stored).digest() == hashlib.sha256(key_path(upstream, file.key).read_bytes()).digest()
+        assert key_path(mirror, file.checksum_key).read_bytes() == key_path(upstream, file.checksum_key).read_bytes()
+
+
+@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
+async def test_large_bodies_are_stored_verified_by_either_path(
+    large_tree: Path, mirror: Path, client: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[Event] = []
+    caplog.set_level(logging.DEBUG, logger="binance_archive.archive")
+    async with FakeArchiveServer(large_tree) as server:
+        report = await _archive(mirror, server, client, progress=events.append).download(LARGE, today=TODAY)
+    files = planned(LARGE)
+    assert report.downloaded == len(files) and not report.failures
+    _assert_mirrored(mirror, large_tree, files)
+    pumped = [r for r in caplog.records if PUMP_LOG in r.getMessage()]
+    assert len(pumped) == (len(files) if client == "pyreqwest" else 0)
+    # Progress still arrives on the caller's thread, in batches, adding up to every byte of every zip.
+    received = [e for e in events if e.kind is EventKind.BYTES]
+    assert sum(e.bytes for e in received) == sum(key_path(large_tree, f.key).stat().st_size for f in files)
+    assert len(received) >= len(files) * (SIZE // (1024 * 1024))
+
+
+@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
+async def test_a_large_body_cut_short_is_fetched_again(large_tree: Path, mirror: Path, client: str) -> None:
+    async with FakeArchiveServer(large_tree, faults=Faults(truncate_rate=0.3, seed=3)) as server:
+        report = await _archive(mirror, server, client).download(LARGE, today=TODAY)
+        truncated = server.stats.faults["truncate"]
+    assert truncated > 0, "the fault must have fired for the test to mean anything"
+    assert report.downloaded == len(planned(LARGE)) and not report.failures
+    _assert_mirrored(mirror, large_tree, planned(LARGE))
+
+
+async def test_a_corrupt_large_body_is_never_stored(large_tree: Path, mirror: Path) -> None:
+    bad = planned(LARGE)[1]
+    once = RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02)
+    async with FakeArchiveServer(large_tree, faults=Faults(corrupt_keys={bad.key})) as server:
+        report = await _archive(mirror, server, "pyreqwest", retry=once).download(LARGE, today=TODAY)
+    assert [f.key for f in report.failures] == [bad.key]
+    assert "does not match the sidecar" in (report.failures[0].error or "")
+    assert not key_path(mirror, bad.key).exists() and not key_path(mirror, bad.checksum_key).exists()
+    _assert_mirrored(mirror, large_tree, [f for f in planned(LARGE) if f != bad])
+
+
+async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threads(
+    large_tree: Path, mirror: Path
+) -> None:
+    files = planned(LARGE)
+    # Every body stops halfway for longer than the test: the worker threads are mid-read when it is cancelled.
+    faults = Faults(stall_keys={f.key for f in files}, stall_seconds=20.0)
+    threads_before = {t.ident for t in threading.enumerate()}
+    async with FakeArchiveServer(large_tree, faults=faults, shutdown_timeout=0.5) as server:
+        started = asyncio.Event()
+
+        def progress(event: Event) -> None:
+            if event.kind is EventKind.BYTES:
+                started.set()
+
+        archive = _archive(mirror, server, "pyreqwest", progress=progress)
+        archive.transport._read_timeout = 30.0  # type: ignore[attr-defined]  # the cancel, not a timeout, ends it
+        task = asyncio.create_task(archive.download(LARGE, today=TODAY))
+        await asyncio.wait_for(started.wait(), 10)
+        assert any(t.name.startswith("binance-archive-body") for t in threading.enumerate()), "bodies in threads"
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    for file in files:
+        assert not key_path(mirror, file.key).exists() and not key_path(mirror, file.checksum_key).exists()
+
+    # The readers end once their responses are released (not after the 20 s stall); temporary files are gone
+    # (the mirror fixture checks that too, after the test).
+    def pumps_ended() -> bool:
+        return not any(
+            t.name.startswith("binance-archive-body") and t.ident not in threads_before for t in threading.enumerate()
+        )
+
+    assert await wait_until(pumps_ended, 10), "the worker threads went on reading after the download was cancelled"
