@@ -173,10 +173,29 @@ async def run_cli(lane: Lane, mode: str, config: Path, kill_at: int | str | None
         await asyncio.sleep(delay)
     killed = await end_cli(process, kill=kill_at is not None, bound=RUN_BOUND)
     if killed:
-        left = {u["UploadId"] for u in await lane.s3(s3_uploads, "mirror/")} - pending
+        left = await settled_uploads(lane, "mirror/") - pending
         lane.multipart_kills += bool(left)
         lane.leftovers |= left
     return killed, lane.server.stats.requests - before
+
+
+async def settled_uploads(lane: Lane, prefix: str, *, quiet: float = 0.2, bound: float = 3.0) -> set[str]:
+    """The pending uploads once moto has answered what the killed process had already sent.
+
+    A CreateMultipartUpload sent just before the SIGKILL is still created by moto after the process died; listed
+    too early, it would later look like an upload of the re-run's. The listing is taken again until it has not
+    changed for ``quiet`` seconds (at most ``bound`` seconds: a bound, not a measurement).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    uploads = {u["UploadId"] for u in await lane.s3(s3_uploads, prefix)}
+    while loop.time() < deadline:
+        await asyncio.sleep(quiet)
+        again = {u["UploadId"] for u in await lane.s3(s3_uploads, prefix)}
+        if again == uploads:
+            break
+        uploads = again
+    return uploads
 
 
 async def assert_objects_are_upstream(lane: Lane, prefix: str) -> set[str]:
