@@ -111,3 +111,46 @@ def test_blocked_plugins_are_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("BINANCE_ARCHIVE_DISABLE_PLUGINS", "some-plugin, other")
     pm = make_plugin_manager()
     assert pm.is_blocked("some-plugin") and pm.is_blocked("other")
+
+
+def _dist_info(site: Path, name: str, entry_points: str) -> None:
+    folder = site / f"{name}-1.0.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n", encoding="utf-8")
+    (folder / "entry_points.txt").write_text(entry_points, encoding="utf-8")
+
+
+def test_the_entry_point_precheck_finds_a_declared_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from binance_archive.plugins import _may_declare_entry_points
+
+    assert not _may_declare_entry_points("binance_archive"), "this environment declares no plugin"
+    site = tmp_path / "site"
+    _dist_info(site, "other", "[console_scripts]\nx = y:z\n\n[binance_archive_extra]\nm = n\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert not _may_declare_entry_points("binance_archive"), "another group, or a longer name, is not ours"
+    _dist_info(site, "ours", "[ binance_archive ]\nmemory = memory_plugin\n")
+    assert _may_declare_entry_points("binance_archive")
+
+
+def test_the_entry_point_precheck_defers_to_importlib_where_it_cannot_see(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import zipfile
+
+    from binance_archive.plugins import _may_declare_entry_points
+
+    archive = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("ours-1.0.dist-info/entry_points.txt", "[binance_archive]\nmemory = memory_plugin\n")
+    monkeypatch.syspath_prepend(str(archive))
+    assert _may_declare_entry_points("binance_archive"), "a zip on sys.path may hold metadata"
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(archive)])
+
+    class Finder:  # a meta-path finder that finds distributions of its own (as importlib.metadata allows)
+        @staticmethod
+        def find_distributions(*args: object, **kwargs: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
+    assert _may_declare_entry_points("binance_archive")
