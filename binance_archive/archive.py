@@ -749,9 +749,9 @@ class _Run:
         """Receive, hash and write a large body in a worker thread, on an event loop of that thread.
 
         On the engine's loop, every chunk would go from the client's thread to the loop, and every batch from the
-        loop to a thread that hashes it and one that writes it: hand-overs of the GIL that cost as much CPU as the
-        hash itself. In a thread of its own, the body's chunks never reach the engine's loop; files in flight
-        hash on every core. (3 x 200 MB on 2 cores: see docs/performance.md.)
+        loop to a thread that hashes it and one that writes it: four hand-overs of the GIL a megabyte. In a thread
+        of its own, the body's chunks never reach the engine's loop, and files in flight still hash on every core
+        (3 x 200 MB on 2 cores: 1.03 s in the engine before, 0.89 s after; see docs/performance.md).
         """
         loop = asyncio.get_running_loop()
         stop = threading.Event()
