@@ -749,7 +749,7 @@ class _Run:
         """Receive, hash and write a large body in a worker thread, on an event loop of that thread.
 
         On the engine's loop, every chunk would go from the client's thread to the loop, and every batch from the
-        loop to a thread that hashes it and one that writes it: four hand-overs of the GIL a megabyte. In a thread
+        loop to a thread that hashes it and one that writes it: several hand-overs of the GIL a megabyte. In a thread
         of its own, the body's chunks never reach the engine's loop, and files in flight still hash on every core
         (3 x 200 MB on 2 cores: 1.03 s in the engine before, 0.89 s after; see docs/performance.md).
         """
