@@ -139,3 +139,31 @@ async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threa
         )
 
     assert await wait_until(pumps_ended, 10), "the worker threads went on reading after the download was cancelled"
+
+
+@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
+@pytest.mark.parametrize("fault", ["stall", "drip"])
+async def test_a_large_body_that_stalls_or_drips_is_given_up_in_time(
+    large_tree: Path, mirror: Path, client: str, fault: str
+) -> None:
+    files = planned(LARGE)
+    victim = files[0]
+    faults = Faults(stall_keys={victim.key}, stall_seconds=20.0) if fault == "stall" else Faults(drip_keys={victim.key})
+    async with FakeArchiveServer(large_tree, faults=faults, shutdown_timeout=0.5) as server:
+        archive = Archive(
+            mirror,
+            base_url=server.base_url,
+            transport_options={"client": client, "read_timeout": 0.5, "min_speed": 10_000},
+            retry=RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02),
+            entry_points=False,
+        )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        report = await archive.download(LARGE, today=TODAY)
+        took = loop.time() - started
+    assert [f.key for f in report.failures] == [victim.key]
+    expected = "timed out" if fault == "stall" else "came too slowly"
+    assert expected in (report.failures[0].error or ""), report.failures[0].error
+    assert took < 10, f"{took:.1f} s: the {fault} was waited out instead of given up"
+    assert not key_path(mirror, victim.key).exists() and not key_path(mirror, victim.checksum_key).exists()
+    _assert_mirrored(mirror, large_tree, files[1:])
