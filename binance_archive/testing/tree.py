@@ -75,13 +75,16 @@ def write_file(
     max_rows: int | None = None,
     seed: int = 0,
     mtime: float | None = None,
+    member: bytes | None = None,
 ) -> str:
     """Write one zip and its ``.CHECKSUM`` under ``root``; return the zip's SHA-256.
 
     Both get the file's publication time as modification time (the server's Last-Modified) unless ``mtime``
-    is given.
+    is given. ``member`` is the zipped CSV's content instead of generated rows (incompressible bytes make a
+    large file of a chosen size, say).
     """
-    zip_bytes = make_zip(file, make_csv(file, max_rows=max_rows, seed=seed))
+    csv = make_csv(file, max_rows=max_rows, seed=seed) if member is None else member
+    zip_bytes = make_zip(file, csv)
     stamp = published_at(file).timestamp() if mtime is None else mtime
     _write_atomic(key_path(root, file.key), zip_bytes, stamp)
     _write_atomic(key_path(root, file.checksum_key), make_sidecar(file, zip_bytes), stamp)

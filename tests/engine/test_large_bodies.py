@@ -21,7 +21,7 @@ from binance_archive import Archive, Selection
 from binance_archive.core import ArchiveFile
 from binance_archive.events import Event, EventKind
 from binance_archive.retry import RetryPolicy
-from binance_archive.testing import FakeArchiveServer, Faults, key_path, make_sidecar, make_zip
+from binance_archive.testing import FakeArchiveServer, Faults, key_path, write_file
 
 from ..reliability.support import wait_until
 from .scenario import FAST_RETRY, TODAY, planned
@@ -40,11 +40,7 @@ def large_tree(tmp_path: Path) -> Path:
     root = tmp_path / "upstream"
     rng = random.Random(7)
     for file in planned(LARGE):
-        data = make_zip(file, rng.randbytes(SIZE))
-        path = key_path(root, file.key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        key_path(root, file.checksum_key).write_bytes(make_sidecar(file, data))
+        write_file(root, file, member=rng.randbytes(SIZE))
     return root
 
 

@@ -36,7 +36,7 @@ import attrs
 from binance_archive import Archive, Selection
 from binance_archive.core import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.storages.s3 import MIN_PART_SIZE, S3Storage
-from binance_archive.testing import FakeArchiveServer, key_path, make_sidecar, make_zip
+from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
@@ -74,11 +74,7 @@ def build_upstream(root: Path, seed: int) -> list[ArchiveFile]:
     build(root, SMALL, max_rows=24)
     rng = random.Random(seed)
     for file in planned(LARGE):
-        data = make_zip(file, rng.randbytes(LARGE_SIZE))
-        path = key_path(root, file.key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        key_path(root, file.checksum_key).write_bytes(make_sidecar(file, data))
+        write_file(root, file, member=rng.randbytes(LARGE_SIZE))
     return planned(*SELECTIONS)
 
 
