@@ -9,20 +9,20 @@ short, a corrupt body and a cancelled download without leaving anything under a 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from binance_archive import Archive, Selection
-from binance_archive.core import ArchiveFile
 from binance_archive.events import Event, EventKind
 from binance_archive.retry import RetryPolicy
 from binance_archive.testing import FakeArchiveServer, Faults, key_path, write_file
 
+from ..backends._scenario import assert_mirrored
 from ..reliability.support import wait_until
 from .scenario import FAST_RETRY, TODAY, planned
 
@@ -44,22 +44,23 @@ def large_tree(tmp_path: Path) -> Path:
     return root
 
 
-def _archive(mirror: Path, server: FakeArchiveServer, client: str, **kwargs: object) -> Archive:
+def _archive(
+    mirror: Path,
+    server: FakeArchiveServer,
+    client: str,
+    *,
+    retry: RetryPolicy = FAST_RETRY,
+    progress: Callable[[Event], None] | None = None,
+    **transport_options: object,
+) -> Archive:
     return Archive(
         mirror,
         base_url=server.base_url,
-        transport_options={"client": client, "read_timeout": 2.0},
-        retry=kwargs.pop("retry", FAST_RETRY),  # type: ignore[arg-type]
+        transport_options={"client": client, "read_timeout": 2.0, **transport_options},
+        retry=retry,
+        progress=progress,
         entry_points=False,
-        **kwargs,  # type: ignore[arg-type]
     )
-
-
-def _assert_mirrored(mirror: Path, upstream: Path, files: list[ArchiveFile]) -> None:
-    for file in files:
-        stored = key_path(mirror, file.key).read_bytes()
-        assert hashlib.sha256(stored).digest() == hashlib.sha256(key_path(upstream, file.key).read_bytes()).digest()
-        assert key_path(mirror, file.checksum_key).read_bytes() == key_path(upstream, file.checksum_key).read_bytes()
 
 
 @pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
@@ -72,7 +73,7 @@ async def test_large_bodies_are_stored_verified_by_either_path(
         report = await _archive(mirror, server, client, progress=events.append).download(LARGE, today=TODAY)
     files = planned(LARGE)
     assert report.downloaded == len(files) and not report.failures
-    _assert_mirrored(mirror, large_tree, files)
+    assert_mirrored(large_tree, mirror, files)
     pumped = [r for r in caplog.records if PUMP_LOG in r.getMessage()]
     assert len(pumped) == (len(files) if client == "pyreqwest" else 0)
     # Progress still arrives on the caller's thread, in batches, adding up to every byte of every zip.
@@ -88,7 +89,7 @@ async def test_a_large_body_cut_short_is_fetched_again(large_tree: Path, mirror:
         truncated = server.stats.faults["truncate"]
     assert truncated > 0, "the fault must have fired for the test to mean anything"
     assert report.downloaded == len(planned(LARGE)) and not report.failures
-    _assert_mirrored(mirror, large_tree, planned(LARGE))
+    assert_mirrored(large_tree, mirror, planned(LARGE))
 
 
 async def test_a_corrupt_large_body_is_never_stored(large_tree: Path, mirror: Path) -> None:
@@ -99,7 +100,7 @@ async def test_a_corrupt_large_body_is_never_stored(large_tree: Path, mirror: Pa
     assert [f.key for f in report.failures] == [bad.key]
     assert "does not match the sidecar" in (report.failures[0].error or "")
     assert not key_path(mirror, bad.key).exists() and not key_path(mirror, bad.checksum_key).exists()
-    _assert_mirrored(mirror, large_tree, [f for f in planned(LARGE) if f != bad])
+    assert_mirrored(large_tree, mirror, [f for f in planned(LARGE) if f != bad])
 
 
 async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threads(
@@ -116,8 +117,7 @@ async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threa
             if event.kind is EventKind.BYTES:
                 started.set()
 
-        archive = _archive(mirror, server, "pyreqwest", progress=progress)
-        archive.transport._read_timeout = 30.0  # type: ignore[attr-defined]  # the cancel, not a timeout, ends it
+        archive = _archive(mirror, server, "pyreqwest", progress=progress, read_timeout=30.0)  # the cancel ends it
         task = asyncio.create_task(archive.download(LARGE, today=TODAY))
         await asyncio.wait_for(started.wait(), 10)
         assert any(t.name.startswith("binance-archive-body") for t in threading.enumerate()), "bodies in threads"
@@ -146,13 +146,8 @@ async def test_a_large_body_that_stalls_or_drips_is_given_up_in_time(
     victim = files[0]
     faults = Faults(stall_keys={victim.key}, stall_seconds=20.0) if fault == "stall" else Faults(drip_keys={victim.key})
     async with FakeArchiveServer(large_tree, faults=faults, shutdown_timeout=0.5) as server:
-        archive = Archive(
-            mirror,
-            base_url=server.base_url,
-            transport_options={"client": client, "read_timeout": 0.5, "min_speed": 10_000},
-            retry=RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02),
-            entry_points=False,
-        )
+        once = RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02)
+        archive = _archive(mirror, server, client, retry=once, read_timeout=0.5, min_speed=10_000)
         loop = asyncio.get_running_loop()
         started = loop.time()
         report = await archive.download(LARGE, today=TODAY)
@@ -162,4 +157,4 @@ async def test_a_large_body_that_stalls_or_drips_is_given_up_in_time(
     assert expected in (report.failures[0].error or ""), report.failures[0].error
     assert took < 10, f"{took:.1f} s: the {fault} was waited out instead of given up"
     assert not key_path(mirror, victim.key).exists() and not key_path(mirror, victim.checksum_key).exists()
-    _assert_mirrored(mirror, large_tree, files[1:])
+    assert_mirrored(large_tree, mirror, files[1:])
