@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from binance_archive.backends import Body, Storage, StoredObject, Transport, Writer
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
@@ -49,7 +49,9 @@ from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.retry import RetryPolicy
 from binance_archive.storages.local import LocalStorage
 from binance_archive.stored_index import UNSCANNED, StoredIndex
-from binance_archive.verification import VerifyReport, verify_storage
+
+if TYPE_CHECKING:
+    from binance_archive.verification import VerifyReport
 
 __all__ = ["MAX_CONCURRENCY", "Archive"]
 
@@ -227,6 +229,8 @@ class Archive:
             selections: also report every file these selections plan that is not stored as missing.
             today: the UTC date the selections are planned for.
         """
+        from binance_archive.verification import verify_storage  # only here: a download does not need it
+
         async with await self._session():
             try:
                 return await verify_storage(
@@ -734,7 +738,7 @@ class _Run:
                     await writer.write(chunk)
                     if callbacks:
                         self.emit(EventKind.BYTES, file, len(chunk))
-            elif body.loop_free and writer.writes_in_thread:
+            elif writer.writes_in_thread and (body.blocking or body.loop_free):
                 size = await self._pump(file, body, digest, writer)
             else:
                 size = await self._stream_large(file, body, digest, writer)
@@ -757,33 +761,49 @@ class _Run:
         stop = threading.Event()
         report_bytes = functools.partial(loop.call_soon_threadsafe, self.emit, EventKind.BYTES, file)
         callbacks = bool(self.callbacks)
+        counts = [0, 0]  # bytes received, bytes not yet reported
+
+        def absorb(chunk: bytes) -> None:
+            if stop.is_set():  # the download was cancelled meanwhile: nobody waits for the rest
+                raise asyncio.CancelledError
+            digest.update(chunk)
+            writer.write_in_thread(chunk)
+            counts[0] += len(chunk)
+            if callbacks:
+                counts[1] += len(chunk)
+                if counts[1] >= _BATCH:
+                    report_bytes(counts[1])
+                    counts[1] = 0
+
+        def finish() -> int:
+            if counts[1]:
+                report_bytes(counts[1])
+            return counts[0]
+
+        def receive_blocking() -> int:
+            for chunk in body.blocking_chunks():
+                absorb(chunk)
+            return finish()
 
         async def receive() -> int:
-            size = unreported = 0
             async for chunk in body.chunks():
-                if stop.is_set():  # the download was cancelled meanwhile: nobody waits for the rest
-                    raise asyncio.CancelledError
-                digest.update(chunk)
-                writer.write_in_thread(chunk)
-                size += len(chunk)
-                if callbacks:
-                    unreported += len(chunk)
-                    if unreported >= _BATCH:
-                        report_bytes(unreported)
-                        unreported = 0
-            if unreported:
-                report_bytes(unreported)
-            return size
+                absorb(chunk)
+            return finish()
 
         if self.pumps is None:
             self.pumps = concurrent.futures.ThreadPoolExecutor(self.concurrency, "binance-archive-body")
-        log.debug("%s: received, hashed and written in a worker thread", file.key)
-        done = self.pumps.submit(_on_a_loop_of_its_own, receive)
+        if body.blocking:
+            log.debug("%s: fetched again, hashed and written in a worker thread", file.key)
+            done = self.pumps.submit(receive_blocking)
+        else:
+            log.debug("%s: received, hashed and written in a worker thread", file.key)
+            done = self.pumps.submit(_on_a_loop_of_its_own, receive)
         try:
             return await asyncio.wrap_future(done)
         finally:
             # Cancelled while the thread reads: it stops at its next chunk, or when the response it reads is
-            # released (leaving transport.get()); the writer's abort copes with a write still under way.
+            # released (leaving transport.get(), which also shuts a blocking GET's socket); the writer's abort
+            # copes with a write still under way.
             stop.set()
 
     async def _stream_large(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from types import TracebackType
@@ -58,9 +58,21 @@ class Body(abc.ABC):
     (see :attr:`Writer.writes_in_thread`). A body whose reads are bound to the loop that made them (aiohttp's)
     leaves it false."""
 
+    blocking: bool = False
+    """Whether :meth:`blocking_chunks` may be called instead of :meth:`chunks`, in a worker thread. The HTTP
+    transport says so of a large body: it then sends the GET again from that thread, on a blocking connection of
+    its own, which receives a large body for less CPU than any async client hands it over (see
+    docs/performance.md). The engine uses it only for a writer that :attr:`Writer.writes_in_thread`."""
+
     @abc.abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:
         """The object's bytes, in order. Raises RetryableError when the stream breaks off."""
+
+    def blocking_chunks(self) -> Iterator[bytes]:
+        """The object's bytes, in order, from a plain iterator that blocks: called from a worker thread when
+        :attr:`blocking` is true, instead of :meth:`chunks`. Leaving the transport's ``get()`` (a cancelled
+        download) must make a read blocked in here fail soon, so that the thread does not outlive the file."""
+        raise NotImplementedError(f"{type(self).__name__} has no blocking reader")
 
 
 class FileBody(Body):

@@ -102,9 +102,13 @@ def test_backends_by_instance_url_and_path(tmp_path: Path) -> None:
     assert Archive(storage).storage is storage
 
 
-def test_invalid_urls_are_refused_before_io(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com", "http://", "http://host:port/x", "http://[zz]/", "http://a.com\\@b.com", "http://a b"]
+)
+def test_invalid_urls_are_refused_before_io(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigurationError, match="expected an http:// or https:// URL"):
-        Archive(tmp_path, base_url="ftp://example.com")
+        Archive(tmp_path, base_url=url)
+    assert not tmp_path.joinpath("data").exists()
 
 
 def test_blocked_plugins_are_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -187,6 +187,18 @@ class TransportContract:
             data = await asyncio.to_thread(asyncio.run, read())
         assert data == contract_archive.objects[key]
 
+    async def test_a_blocking_body_reads_the_same_from_a_worker_thread(
+        self, transport: Transport, contract_archive: ContractArchive
+    ) -> None:
+        keys = [f.key for f in contract_archive.files[:2]]
+        async with transport:
+            for key in keys:
+                async with transport.get(key) as body:
+                    if not body.blocking:
+                        pytest.skip("this transport's bodies are not blocking: the engine reads them with chunks()")
+                    data = await asyncio.to_thread(lambda: b"".join(bytes(c) for c in body.blocking_chunks()))
+                assert data == contract_archive.objects[key], key
+
     async def test_get_non_ascii_key(self, transport: Transport, contract_archive: ContractArchive) -> None:
         key = next(f.key for f in contract_archive.files if not f.symbol.isascii())
         async with transport:

@@ -15,11 +15,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from binance_archive.backends import Body
 from binance_archive.errors import RetryableError, TransportError
-from binance_archive.transports.http import SpeedGuard, release, status_error  # loaded already: it imports this
+from binance_archive.transports.http import (  # loaded already: it imports this
+    BodySettings,
+    HttpBody,
+    release,
+    status_error,
+)
+
+if TYPE_CHECKING:
+    from binance_archive.transports._blocking import FirstResponse
 
 __all__ = ["ReqwestClient"]
 
@@ -51,7 +58,7 @@ class ReqwestClient:
             builder = builder.danger_accept_invalid_certs(True)
         self._client = builder.build()
 
-    def request(self, url: str, what: str, *, body: tuple[float, float] | None = None, redact: Any) -> ReqwestRequest:
+    def request(self, url: str, what: str, *, body: BodySettings | None = None, redact: Any) -> ReqwestRequest:
         return ReqwestRequest(self._client, url, what, body=body, redact=redact)
 
     async def close(self) -> None:
@@ -91,23 +98,29 @@ class ReqwestResponse:
             yield bytes(chunk)
 
 
-class ReqwestBody(Body):
+class ReqwestBody(HttpBody):
     """A file's body, chunk by chunk as received."""
 
     # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
     loop_free = True
 
-    def __init__(self, response: Any, url: str, redact: Any, *, min_speed: float, window: float) -> None:
+    def __init__(self, response: Any, url: str, redact: Any, settings: BodySettings) -> None:
+        super().__init__(url, _content_length(response), settings)
         self._response = response
-        self._url = url
         self._redact = redact
-        self.size = _content_length(response)
-        self._min_speed = min_speed
-        self._window = window
+
+    def _first_response(self) -> FirstResponse | None:
+        from binance_archive.transports._blocking import FirstResponse
+
+        if self.size is None:
+            return None
+        etag = self._response.get_header("ETag")
+        validator = etag if etag and not etag.startswith("W/") else self._response.get_header("Last-Modified")
+        return FirstResponse(self.chunks, self.size, validator)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
-        guard = SpeedGuard(self._url, min_speed=self._min_speed, window=self._window)
+        guard = self._settings.guard(self._url)
         while True:
             try:
                 chunk = await reader.read_chunk()
@@ -124,15 +137,16 @@ class ReqwestBody(Body):
 class ReqwestRequest:
     """One GET as an async context manager, like the aiohttp client's ``_Request``."""
 
-    __slots__ = ("_body", "_client", "_context", "_redact", "_url", "_what")
+    __slots__ = ("_body", "_client", "_context", "_made", "_redact", "_url", "_what")
 
-    def __init__(self, client: Any, url: str, what: str, *, body: tuple[float, float] | None, redact: Any) -> None:
+    def __init__(self, client: Any, url: str, what: str, *, body: BodySettings | None, redact: Any) -> None:
         self._client = client
         self._url = url
         self._what = what
         self._body = body
         self._redact = redact
         self._context: Any = None
+        self._made: ReqwestBody | None = None
 
     async def __aenter__(self) -> Any:
         url, redact = self._url, self._redact
@@ -151,15 +165,16 @@ class ReqwestRequest:
             await context.__aexit__(None, None, None)
             raise status_error(status, url, self._what, response.get_header("Retry-After"))
         if self._body is not None:
-            min_speed, window = self._body
-            return ReqwestBody(response, url, redact, min_speed=min_speed, window=window)
+            self._made = ReqwestBody(response, url, redact, self._body)
+            return self._made
         return ReqwestResponse(response, url, redact)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         context, self._context = self._context, None
-        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url, self._redact))
+        body, self._made = self._made, None
+        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url, self._redact), body)
 
 
 def _content_length(response: Any) -> int | None:

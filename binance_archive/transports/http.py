@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
-
-import yarl
 
 from binance_archive.backends import Body, Transport
 from binance_archive.core.files import url_for_key
@@ -25,10 +23,12 @@ from binance_archive.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import aiohttp
+    import yarl
 
+    from binance_archive.transports._blocking import FirstResponse
     from binance_archive.transports._reqwest import ReqwestClient
 else:
-    aiohttp = None  # the module, once _load_aiohttp() has imported it (before the first request)
+    aiohttp = yarl = None  # the modules, once _load_aiohttp() has imported them (before the first request)
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTING_URL", "HttpTransport"]
 
@@ -40,10 +40,12 @@ _MAX_LISTING_BYTES = 16 * 1024 * 1024  # a real page of 1000 entries is ~300 KB
 
 
 def _load_aiohttp() -> Any:
-    global aiohttp
+    global aiohttp, yarl
     if aiohttp is None:
         import aiohttp as module
+        import yarl as urls  # aiohttp's URLs
 
+        yarl = urls
         aiohttp = module
     return aiohttp
 
@@ -63,15 +65,16 @@ def _check_url(url: object, what: str) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError for a port that is not a number
-        yarl.URL(url)
     except ValueError:
         parts, port = None, None
     # Refused here, before any I/O, rather than as a failure of every file: no host, white space or control
-    # characters in it, a port that is not one.
+    # characters in it, a port that is not one, a backslash in the host part (which aiohttp's yarl refuses;
+    # checked here so that yarl, 8 ms to import, is not needed unless aiohttp is).
     if (
         parts is None
         or parts.scheme not in ("http", "https")
         or not parts.hostname
+        or "\\" in parts.netloc
         or any(c.isspace() or not c.isprintable() for c in url)
         or (port is not None and not 0 < port < 65536)
     ):
@@ -127,16 +130,73 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare here, and the backoff will do
 
 
-class _ResponseBody(Body):
-    def __init__(self, response: aiohttp.ClientResponse, url: str, *, min_speed: float, window: float) -> None:
-        self._response = response
+class BodySettings:
+    """How the transport reads a file's body, with either client: the speed guard's limits, and when and how a
+    large body is fetched again on a blocking connection in the engine's worker thread (see ``_blocking``)."""
+
+    __slots__ = ("connect_timeout", "large_body_bytes", "min_speed", "read_timeout", "user_agent", "verify_ssl")
+
+    def __init__(
+        self,
+        *,
+        min_speed: float,
+        read_timeout: float,
+        connect_timeout: float,
+        large_body_bytes: int,
+        verify_ssl: bool,
+        user_agent: str,
+    ) -> None:
+        self.min_speed = min_speed
+        self.read_timeout = read_timeout  # also the speed guard's window
+        self.connect_timeout = connect_timeout
+        self.large_body_bytes = large_body_bytes
+        self.verify_ssl = verify_ssl
+        self.user_agent = user_agent
+
+    def guard(self, url: str) -> SpeedGuard:
+        return SpeedGuard(url, min_speed=self.min_speed, window=self.read_timeout)
+
+
+class HttpBody(Body):
+    """What the bodies of both clients share: the speed guard, and the blocking GET of a large body."""
+
+    def __init__(self, url: str, size: int | None, settings: BodySettings) -> None:
         self._url = url  # unredacted: redact() runs only when a message is built, not for every file
-        self.size = response.content_length
-        self._min_speed = min_speed
-        self._window = window
+        self.size = size
+        self._settings = settings
+        self._blocking_get: Any = None
+        self._released = False
+        limit = settings.large_body_bytes
+        self.blocking = bool(limit) and size is not None and size > limit
+
+    def blocking_chunks(self) -> Iterator[bytes]:
+        from binance_archive.transports._blocking import BlockingGet  # http.client: ~16 ms to import
+
+        get = self._blocking_get = BlockingGet(self._url, self._settings, redact=redact)
+        if self._released:  # released (the download cancelled) before this thread got here
+            get.interrupt()
+        return get.chunks(self._settings.guard(self._url), first=self._first_response())
+
+    def _first_response(self) -> FirstResponse | None:
+        """The first response, for a ranged GET to continue, where the worker thread may read it (pyreqwest's);
+        ``None`` (aiohttp's, bound to the engine's loop): the GET is then sent again whole."""
+        return None
+
+    def release(self) -> None:
+        """Called when the request is left: a blocking GET under way in a worker thread fails at once."""
+        self._released = True
+        get = self._blocking_get
+        if get is not None:
+            get.interrupt()
+
+
+class _ResponseBody(HttpBody):
+    def __init__(self, response: aiohttp.ClientResponse, url: str, settings: BodySettings) -> None:
+        super().__init__(url, response.content_length, settings)
+        self._response = response
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        guard = SpeedGuard(self._url, min_speed=self._min_speed, window=self._window)
+        guard = self._settings.guard(self._url)
         try:
             # Chunks as they arrived (readchunk pops aiohttp's buffer; iter_chunked(n) would join what is
             # buffered into a copy of up to n bytes).
@@ -199,16 +259,17 @@ class _Request:
     generator machinery cost more than the rest of this wrapper.
     """
 
-    __slots__ = ("_body", "_context", "_session", "_url", "_what")
+    __slots__ = ("_body", "_context", "_made", "_session", "_url", "_what")
 
     def __init__(
-        self, session: aiohttp.ClientSession, url: str, what: str, *, body: tuple[float, float] | None = None
+        self, session: aiohttp.ClientSession, url: str, what: str, *, body: BodySettings | None = None
     ) -> None:
         self._session = session
         self._url = url  # unredacted: redact() (a URL parse) runs only when a message is built
         self._what = what
-        self._body = body  # (min_speed, read_timeout) when the caller wants a Body, not the response
+        self._body = body  # set when the caller wants a Body, not the response
         self._context: Any = None
+        self._made: HttpBody | None = None
 
     async def __aenter__(self) -> Any:
         url = self._url
@@ -227,15 +288,16 @@ class _Request:
             await context.__aexit__(None, None, None)
             raise status_error(status, url, self._what, response.headers.get("Retry-After"))
         if self._body is not None:
-            min_speed, window = self._body
-            return _ResponseBody(response, url, min_speed=min_speed, window=window)
+            self._made = _ResponseBody(response, url, self._body)
+            return self._made
         return response
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         context, self._context = self._context, None
-        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url))
+        body, self._made = self._made, None
+        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url), body)
 
 
 async def release(
@@ -244,9 +306,12 @@ async def release(
     exc: BaseException | None,
     tb: TracebackType | None,
     translate: Any,
+    body: HttpBody | None,
 ) -> None:
     """Leave a client's request context (for both clients); releasing the connection failing is a failure of the
-    request, turned into the library's error by ``translate``."""
+    request, turned into the library's error by ``translate``. A blocking GET of ``body`` is stopped first."""
+    if body is not None:
+        body.release()
     if context is not None:
         try:
             await context.__aexit__(exc_type, exc, tb)
@@ -296,6 +361,10 @@ class HttpTransport(Transport):
         client: the HTTP client library: ``auto`` (the default: pyreqwest when it is installed, else aiohttp),
             ``aiohttp``, or ``pyreqwest`` (Rust's reqwest on a thread of its own: about half the event loop's CPU
             per request; ``pip install 'binance-archive[fast]'``).
+        large_body_bytes: a file whose response says it is larger than this (8 MiB by default) is fetched again
+            on a blocking connection of its own in a worker thread, when the storage can write from one (the
+            local file system): one more request, and a large body received for less CPU (see
+            docs/performance.md). 0 turns it off.
     """
 
     name: ClassVar[str] = "http"
@@ -313,6 +382,7 @@ class HttpTransport(Transport):
         verify_ssl: bool = True,
         user_agent: str | None = None,
         client: str = "auto",
+        large_body_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         self.base_url = _check_url(base_url, "base URL")
         self.listing_url = _check_url(listing_url, "listing URL")
@@ -330,6 +400,10 @@ class HttpTransport(Transport):
             raise ConfigurationError(f"verify_ssl must be true or false, not {verify_ssl!r}")
         if user_agent is not None and not isinstance(user_agent, str):
             raise ConfigurationError(f"user_agent must be a string, not {user_agent!r}")
+        if isinstance(large_body_bytes, bool) or not isinstance(large_body_bytes, int) or large_body_bytes < 0:
+            raise ConfigurationError(
+                f"large_body_bytes must be a whole number of bytes (0 turns it off), not {large_body_bytes!r}"
+            )
         self._auto_client = client == "auto"
         self.client = _check_client(client)
         self._limit = limit
@@ -337,6 +411,14 @@ class HttpTransport(Transport):
         from binance_archive import __version__
 
         self._headers = {"User-Agent": user_agent or f"binance-archive/{__version__}"}
+        self._body_settings = BodySettings(
+            min_speed=self._min_speed,
+            read_timeout=self._read_timeout,
+            connect_timeout=self._connect_timeout,
+            large_body_bytes=large_body_bytes,
+            verify_ssl=verify_ssl,
+            user_agent=self._headers["User-Agent"],
+        )
         self._session: aiohttp.ClientSession | None = None
         self._reqwest: ReqwestClient | None = None
         self._opened = False
@@ -386,7 +468,7 @@ class HttpTransport(Transport):
         )
         return session
 
-    def _request(self, url: str, *, what: str, body: tuple[float, float] | None = None) -> Any:
+    def _request(self, url: str, *, what: str, body: BodySettings | None = None) -> Any:
         """``async with self._request(url, what=...) as response``: a 200 response (a Body with ``body``), or the
         library's error; through the chosen client."""
         if self.client == "pyreqwest":
@@ -425,7 +507,7 @@ class HttpTransport(Transport):
         return f"{url}?{self._base_query}" if self._base_query else url
 
     def get(self, key: str) -> Any:
-        return self._request(self._url(key), what="file", body=(self._min_speed, self._read_timeout))
+        return self._request(self._url(key), what="file", body=self._body_settings)
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
         # Sidecars are tiny: read them in one go rather than through the chunk iterator.

@@ -42,6 +42,17 @@ class TestHttpTransportPyreqwest(TransportContract):
             yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url, client="pyreqwest")
 
 
+class TestHttpTransportBlockingGet(TransportContract):
+    """The HTTP transport with every body fetched again on a blocking connection (``large_body_bytes=1``)."""
+
+    listing_page_size = 2
+
+    @pytest.fixture
+    async def transport(self, contract_archive: ContractArchive) -> AsyncIterator[Transport]:
+        async with FakeArchiveServer(contract_archive.root, page_size=2) as server:
+            yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url, large_body_bytes=1)
+
+
 class TestMirrorTransport(TransportContract):
     listing_page_size = 2
 

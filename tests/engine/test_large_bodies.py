@@ -1,9 +1,14 @@
 """Large bodies: received, hashed and written in a worker thread when the client and the storage allow it.
 
-pyreqwest's bodies may be read on another thread's event loop and the local storage can write from a thread,
-so a body over 1 MB never passes through the engine's loop; aiohttp's bodies (bound to their loop) take the
-batched path on the loop instead. Both must store the same verified bytes, and both must survive a body cut
-short, a corrupt body and a cancelled download without leaving anything under a final name.
+Three paths, which must store the same verified bytes and survive a body cut short, a corrupt body, a stall, a
+drip and a cancelled download without leaving anything under a final name:
+
+- ``blocking``: a body over the HTTP transport's ``large_body_bytes`` is fetched again on a blocking connection
+  in the worker thread (either client; with pyreqwest only the rest of it, its first bytes read meanwhile from
+  the first response);
+- ``thread-loop``: pyreqwest's bodies may be read on another thread's event loop, so the worker thread reads
+  the first response there;
+- ``event-loop``: aiohttp's bodies, bound to their loop, are batched on the engine's loop.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ LARGE = Selection(
 )  # fmt: skip
 SIZE = 3 * 1024 * 1024 + 12_345  # over the engine's 1 MB batch, and not a multiple of any chunk size
 PUMP_LOG = "received, hashed and written in a worker thread"
+REFETCH_LOG = "fetched again, hashed and written in a worker thread"
+
+# (client, large_body_bytes): the threshold is under SIZE for the blocking path, 0 (off) for the others.
+PATHS = {
+    "blocking-pyreqwest": ("pyreqwest", 1024 * 1024),
+    "blocking-aiohttp": ("aiohttp", 1024 * 1024),
+    "thread-loop": ("pyreqwest", 0),
+    "event-loop": ("aiohttp", 0),
+}
+THREADED = ["blocking-pyreqwest", "blocking-aiohttp", "thread-loop"]  # the paths with worker threads
 
 
 @pytest.fixture
@@ -47,64 +62,86 @@ def large_tree(tmp_path: Path) -> Path:
 def _archive(
     mirror: Path,
     server: FakeArchiveServer,
-    client: str,
+    path: str,
     *,
     retry: RetryPolicy = FAST_RETRY,
     progress: Callable[[Event], None] | None = None,
     **transport_options: object,
 ) -> Archive:
+    client, large_body_bytes = PATHS[path]
     return Archive(
         mirror,
         base_url=server.base_url,
-        transport_options={"client": client, "read_timeout": 2.0, **transport_options},
+        transport_options={
+            "client": client,
+            "large_body_bytes": large_body_bytes,
+            "read_timeout": 2.0,
+            **transport_options,
+        },
         retry=retry,
         progress=progress,
         entry_points=False,
     )
 
 
-@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
-async def test_large_bodies_are_stored_verified_by_either_path(
-    large_tree: Path, mirror: Path, client: str, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("path", PATHS)
+async def test_large_bodies_are_stored_verified_by_every_path(
+    large_tree: Path, mirror: Path, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[Event] = []
     caplog.set_level(logging.DEBUG, logger="binance_archive.archive")
     async with FakeArchiveServer(large_tree) as server:
-        report = await _archive(mirror, server, client, progress=events.append).download(LARGE, today=TODAY)
+        report = await _archive(mirror, server, path, progress=events.append).download(LARGE, today=TODAY)
+        by_key = dict(server.stats.by_key)
+        partial = server.stats.by_status[206]
     files = planned(LARGE)
     assert report.downloaded == len(files) and not report.failures
     assert_mirrored(large_tree, mirror, files)
-    pumped = [r for r in caplog.records if PUMP_LOG in r.getMessage()]
-    assert len(pumped) == (len(files) if client == "pyreqwest" else 0)
+    messages = [r.getMessage() for r in caplog.records]
+    refetched = sum(REFETCH_LOG in m for m in messages)
+    pumped = sum(PUMP_LOG in m for m in messages)
+    assert (refetched, pumped) == {
+        "blocking-pyreqwest": (len(files), 0),
+        "blocking-aiohttp": (len(files), 0),
+        "thread-loop": (0, len(files)),
+        "event-loop": (0, 0),
+    }[path]
+    # The blocking path sends each zip's GET twice, the sidecars once. With pyreqwest the second GET asks for the
+    # rest only (206), the first bytes being read from the first response; with aiohttp it is sent again whole.
+    gets = 2 if path.startswith("blocking") else 1
+    assert by_key == {**{f.key: gets for f in files}, **{f.checksum_key: 1 for f in files}}
+    assert partial == (len(files) if path == "blocking-pyreqwest" else 0)
     # Progress still arrives on the caller's thread, in batches, adding up to every byte of every zip.
     received = [e for e in events if e.kind is EventKind.BYTES]
     assert sum(e.bytes for e in received) == sum(key_path(large_tree, f.key).stat().st_size for f in files)
     assert len(received) >= len(files) * (SIZE // (1024 * 1024))
 
 
-@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
-async def test_a_large_body_cut_short_is_fetched_again(large_tree: Path, mirror: Path, client: str) -> None:
+@pytest.mark.parametrize("path", PATHS)
+async def test_a_large_body_cut_short_is_fetched_again(large_tree: Path, mirror: Path, path: str) -> None:
     async with FakeArchiveServer(large_tree, faults=Faults(truncate_rate=0.3, seed=3)) as server:
-        report = await _archive(mirror, server, client).download(LARGE, today=TODAY)
+        report = await _archive(mirror, server, path).download(LARGE, today=TODAY)
         truncated = server.stats.faults["truncate"]
     assert truncated > 0, "the fault must have fired for the test to mean anything"
     assert report.downloaded == len(planned(LARGE)) and not report.failures
     assert_mirrored(large_tree, mirror, planned(LARGE))
 
 
-async def test_a_corrupt_large_body_is_never_stored(large_tree: Path, mirror: Path) -> None:
+@pytest.mark.parametrize("path", THREADED)
+async def test_a_corrupt_large_body_is_never_stored(large_tree: Path, mirror: Path, path: str) -> None:
     bad = planned(LARGE)[1]
     once = RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02)
     async with FakeArchiveServer(large_tree, faults=Faults(corrupt_keys={bad.key})) as server:
-        report = await _archive(mirror, server, "pyreqwest", retry=once).download(LARGE, today=TODAY)
+        report = await _archive(mirror, server, path, retry=once).download(LARGE, today=TODAY)
     assert [f.key for f in report.failures] == [bad.key]
     assert "does not match the sidecar" in (report.failures[0].error or "")
     assert not key_path(mirror, bad.key).exists() and not key_path(mirror, bad.checksum_key).exists()
     assert_mirrored(large_tree, mirror, [f for f in planned(LARGE) if f != bad])
 
 
+@pytest.mark.parametrize("path", THREADED)
 async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threads(
-    large_tree: Path, mirror: Path
+    large_tree: Path, mirror: Path, path: str
 ) -> None:
     files = planned(LARGE)
     # Every body stops halfway for longer than the test: the worker threads are mid-read when it is cancelled.
@@ -117,7 +154,7 @@ async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threa
             if event.kind is EventKind.BYTES:
                 started.set()
 
-        archive = _archive(mirror, server, "pyreqwest", progress=progress, read_timeout=30.0)  # the cancel ends it
+        archive = _archive(mirror, server, path, progress=progress, read_timeout=30.0)  # the cancel ends it
         task = asyncio.create_task(archive.download(LARGE, today=TODAY))
         await asyncio.wait_for(started.wait(), 10)
         assert any(t.name.startswith("binance-archive-body") for t in threading.enumerate()), "bodies in threads"
@@ -127,8 +164,8 @@ async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threa
     for file in files:
         assert not key_path(mirror, file.key).exists() and not key_path(mirror, file.checksum_key).exists()
 
-    # The readers end once their responses are released (not after the 20 s stall); temporary files are gone
-    # (the mirror fixture checks that too, after the test).
+    # The readers end once their responses are released (not after the 20 s stall): a blocking GET's socket is
+    # shut down then. Temporary files are gone (the mirror fixture checks that too, after the test).
     def pumps_ended() -> bool:
         return not any(
             t.name.startswith("binance-archive-body") and t.ident not in threads_before for t in threading.enumerate()
@@ -137,17 +174,17 @@ async def test_cancelling_a_download_mid_body_leaves_nothing_and_stops_the_threa
     assert await wait_until(pumps_ended, 10), "the worker threads went on reading after the download was cancelled"
 
 
-@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("fault", ["stall", "drip"])
 async def test_a_large_body_that_stalls_or_drips_is_given_up_in_time(
-    large_tree: Path, mirror: Path, client: str, fault: str
+    large_tree: Path, mirror: Path, path: str, fault: str
 ) -> None:
     files = planned(LARGE)
     victim = files[0]
     faults = Faults(stall_keys={victim.key}, stall_seconds=20.0) if fault == "stall" else Faults(drip_keys={victim.key})
     async with FakeArchiveServer(large_tree, faults=faults, shutdown_timeout=0.5) as server:
         once = RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02)
-        archive = _archive(mirror, server, client, retry=once, read_timeout=0.5, min_speed=10_000)
+        archive = _archive(mirror, server, path, retry=once, read_timeout=0.5, min_speed=10_000)
         loop = asyncio.get_running_loop()
         started = loop.time()
         report = await archive.download(LARGE, today=TODAY)

@@ -121,7 +121,8 @@ option_values = st.one_of(
     st.sampled_from(["limit=0", "limit=abc", "limit=-3", "limit=true", "read_timeout=0", "read_timeout=abc",
                      "read_timeout=-1", "read_timeout=[1]", "connect_timeout=null", "verify_ssl=maybe",
                      "verify_ssl=1", "user_agent=7", "nope=1", "=1", "limit", "base_url=ftp://x",
-                     "listing_url=5", "fsync=maybe", "link=[]", "fsync=true"]),
+                     "listing_url=5", "fsync=maybe", "link=[]", "fsync=true", "large_body_bytes=-1",
+                     "large_body_bytes=abc", "large_body_bytes=1.5", "base_url=http://a\\@b"]),
 )  # fmt: skip
 
 

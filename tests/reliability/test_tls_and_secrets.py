@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import ipaddress
 import json
@@ -182,6 +183,70 @@ async def test_verification_is_real_a_trusted_ca_is_accepted_and_a_wrong_host_re
     assert any(word in wrong_result.lower() for word in named), wrong_result
 
 
+BLOCKING_CHECK = textwrap.dedent(
+    """
+    import json, sys
+    from binance_archive.transports._blocking import BlockingGet
+    from binance_archive.transports.http import BodySettings, redact
+    settings = BodySettings(min_speed=0, read_timeout=5, connect_timeout=5, large_body_bytes=1, verify_ssl=True,
+                            user_agent="test")
+    def fetch(url):
+        try:
+            get = BlockingGet(url + "/" + sys.argv[1], settings, redact=redact)
+            b"".join(get.chunks(settings.guard(url)))
+            return "ok"
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+    print(json.dumps([fetch(url) for url in sys.argv[2:]]))
+    """
+)
+
+
+def _blocking_get(url: str, *, verify_ssl: bool = True, read_timeout: float = 5.0) -> bytes:
+    """A large body's second GET (``transports/_blocking.py``) of ``url``, as the engine's worker thread sends it."""
+    from binance_archive.transports._blocking import BlockingGet
+    from binance_archive.transports.http import BodySettings, redact
+
+    settings = BodySettings(
+        min_speed=0, read_timeout=read_timeout, connect_timeout=5, large_body_bytes=1, verify_ssl=verify_ssl,
+        user_agent="test",
+    )  # fmt: skip
+    return b"".join(BlockingGet(url, settings, redact=redact).chunks(settings.guard(url)))
+
+
+async def test_the_blocking_get_of_a_large_body_verifies_certificates_as_the_clients_do(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    files = build(upstream, SELECTION)
+    self_signed, self_key, _ = make_certificate(tmp_path, host="127.0.0.1")
+    ca_cert, _, ca = make_certificate(tmp_path, host="Reliability Test CA")
+    good_cert, good_key, _ = make_certificate(tmp_path, host="127.0.0.1", ca=ca)  # type: ignore[arg-type]
+    wrong_cert, wrong_key, _ = make_certificate(tmp_path, host="archive.example", ca=ca)  # type: ignore[arg-type]
+    key = files[0].key
+    async with backends("http", "local", upstream, tmp_path) as cell:
+        assert cell.server is not None
+        async with (
+            tls_front(cell.server.port, self_signed, self_key) as untrusted,
+            tls_front(cell.server.port, good_cert, good_key) as good,
+            tls_front(cell.server.port, wrong_cert, wrong_key) as wrong,
+        ):
+            url = f"https://127.0.0.1:{untrusted}/{key}"
+            with pytest.raises(TransportError, match=r"TLS failed.*certificate"):
+                await asyncio.to_thread(_blocking_get, url)
+            assert cell.server.stats.requests == 0, "nothing may be sent over an unverified connection"
+            assert await asyncio.to_thread(_blocking_get, url, verify_ssl=False) == (upstream / key).read_bytes()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", BLOCKING_CHECK, key, f"https://127.0.0.1:{good}", f"https://127.0.0.1:{wrong}",
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env={"SSL_CERT_FILE": str(ca_cert), "PATH": "/usr/bin:/bin"},
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    good_result, wrong_result = json.loads(out)
+    assert good_result == "ok", "a certificate signed by the CA of SSL_CERT_FILE is trusted"
+    assert wrong_result.startswith("TransportError: TLS failed") and "127.0.0.1" in wrong_result
+    assert any(word in wrong_result.lower() for word in ("match", "hostname")), wrong_result
+
+
 SECRETS = ("alice-user", "pw-S3CR3T", "sig-T0P-SECRET", "kp-ID-42")
 
 
@@ -238,6 +303,36 @@ async def test_credentials_and_signatures_never_reach_logs_reports_or_exceptions
     texts += [e.error or "" for e in events]
     assert caplog.records and any("retrying" in r.getMessage() for r in caplog.records)
     for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, f"{secret!r} leaked into: {text[:300]}"
+
+
+async def test_the_blocking_get_of_a_large_body_sends_credentials_and_keeps_them_secret(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    files = build(upstream, SELECTION)
+    async with backends("http", "local", upstream, tmp_path) as cell:
+        assert cell.server is not None
+        cell.server.faults.missing_keys = {files[1].key}
+        cell.server.faults.stall_keys = {files[2].key}
+        cell.server.faults.stall_seconds = 3
+        async with RecordingProxy(cell.server.port) as proxy:
+            base = proxy.url.replace("http://", f"http://{SECRETS[0]}:{SECRETS[1]}@")
+            signed = f"?Signature={SECRETS[2]}&Key-Pair-Id={SECRETS[3]}"
+            body = await asyncio.to_thread(_blocking_get, f"{base}/{files[0].key}{signed}")
+            failures = []
+            for file in files[1:3]:
+                with pytest.raises(BinanceArchiveError) as caught:
+                    await asyncio.to_thread(_blocking_get, f"{base}/{file.key}{signed}", read_timeout=0.3)
+                failures.append(caught.value)
+        sent = bytes(proxy.sent)
+    assert body == (upstream / files[0].key).read_bytes()
+    # Sent on the wire: Basic auth and the signed query string...
+    pair = base64.b64encode(f"{SECRETS[0]}:{SECRETS[1]}".encode())
+    assert b"Authorization: Basic " + pair in sent and all(SECRETS[2].encode() in line for line in proxy.request_lines)
+    # ...and in no message: a missing file, a stalled body.
+    assert "not found" in str(failures[0]) and "timed out" in str(failures[1])
+    for failure in failures:
+        text = str(failure) + repr(failure) + "".join(traceback.format_exception(failure))
         for secret in SECRETS:
             assert secret not in text, f"{secret!r} leaked into: {text[:300]}"
 

@@ -1,0 +1,309 @@
+"""A large body fetched again over a blocking connection of its own, read in the engine's worker thread.
+
+Through an async client every chunk of a body crosses from the client's thread (pyreqwest's Tokio thread) or
+loop (aiohttp's) to the thread that hashes and writes it, and pyreqwest copies each chunk once more on the way
+out of its buffers. For a body of a few hundred megabytes those hand-overs cost more than hashing it: 3 x 200 MB
+over loopback took ~0.15 s longer that way than through :mod:`http.client` in three threads, each receiving
+straight into a new ``bytes`` with one ``recv`` a megabyte, hashing it and writing it (docs/performance.md).
+
+So when the first response's ``Content-Length`` says a body is large (the transport's ``large_body_bytes``) and
+the engine reads it in a worker thread, the GET is sent again from that thread, here, and the first response is
+released unread (its connection closed). One more request per large file: a round trip and a connection, small
+beside the transfer of that many bytes. Both clients use it.
+
+This GET behaves as the clients' do: the same User-Agent, credentials in the URL sent as Basic auth (to that
+origin only, not to another host redirected to), up to 10 redirects followed, no proxy from the environment,
+no decompression, certificates verified against the default trust store (``SSL_CERT_FILE`` and
+``SSL_CERT_DIR`` honoured) unless ``verify_ssl`` is off, the same timeouts, speed guard and errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import http.client
+import logging
+import socket
+import ssl
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+
+from binance_archive.errors import RetryableError, TransportError
+
+if TYPE_CHECKING:
+    from binance_archive.transports.http import BodySettings, SpeedGuard
+
+__all__ = ["BlockingGet", "FirstResponse"]
+
+log = logging.getLogger(__name__)
+
+_READ_SIZE = 1024 * 1024  # over loopback a 200 MB body came in ~230 reads of this size
+_MAX_REDIRECTS = 10  # as the clients
+# A ranged GET asks for all but the first min(_FIRST_BYTES, size / 2) bytes, which come from the first response
+# meanwhile: at 100 MB/s, 16 MB is 160 ms, more than a round trip and a TLS handshake to the archive's CDN.
+_FIRST_BYTES = 16 * 1024 * 1024
+_FIRST_BYTES_MIN = 64 * 1024  # below twice this, a ranged GET is not worth it: the whole body is fetched again
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()  # the default trust store, with SSL_CERT_FILE / SSL_CERT_DIR
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class FirstResponse(NamedTuple):
+    """What a ranged GET needs of the first response: its chunks (readable on this thread's own event loop),
+    its size, and its version (a strong ETag, else Last-Modified) for If-Range."""
+
+    chunks: Callable[[], AsyncIterator[bytes]]
+    size: int
+    validator: str | None
+
+
+class BlockingGet:
+    """One GET of ``url`` on a connection of its own; :meth:`chunks` blocks, for a worker thread.
+
+    :meth:`interrupt` may be called from any other thread (the event loop, when the download is cancelled): it
+    shuts the socket down, so a read blocked on it returns at once and the body ends in an error.
+    """
+
+    def __init__(self, url: str, settings: BodySettings, *, redact: Callable[[str], str]) -> None:
+        self._url = url
+        self._settings = settings
+        self._redact = redact
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._interrupted = False
+
+    def chunks(self, guard: SpeedGuard, *, first: FirstResponse | None = None) -> Iterator[bytes]:
+        """The body's bytes, up to a megabyte at a time, each counted by ``guard`` (which gives up a body that
+        drips, or that ends short of its Content-Length); raises the library's errors.
+
+        With ``first`` (a first response that can be read from this thread, and names its version), the GET
+        asks for the bytes after the first few megabytes only, and those are read from the first response while
+        the GET is on its way: its round trip (and connection) then costs no time.
+        """
+        if first is not None and first.validator and first.size > 2 * _FIRST_BYTES_MIN:
+            yield from self._continued(first, first.validator, guard)
+            return
+        connection, response = self._answer(self._url, self._open(self._url, ()), ())
+        yield from self._body(connection, response, guard, response.length)
+
+    def interrupt(self) -> None:
+        """Stop the GET from another thread: a read under way fails at once, and none starts after."""
+        with self._lock:
+            self._interrupted = True
+            sock = self._socket
+        if sock is not None:
+            # socket.socket's shutdown even for a TLS socket: SSLSocket.shutdown would drop the TLS state that
+            # the reading thread is using. The reader closes the connection itself.
+            with contextlib.suppress(OSError):  # not connected any more
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _continued(self, first: FirstResponse, validator: str, guard: SpeedGuard) -> Iterator[bytes]:
+        """The first ``split`` bytes from the first response, the rest from a ranged GET sent before them."""
+        split = min(_FIRST_BYTES, first.size // 2)
+        # If-Range: the server sends the rest only if the object is still the version the first response is;
+        # otherwise (or if it ignores ranges) it answers 200, and the rest is read from the first response.
+        extra = (("Range", f"bytes={split}-"), ("If-Range", validator))
+        try:
+            connection: http.client.HTTPConnection | None = self._open(self._url, extra)
+        except (RetryableError, TransportError) as exc:
+            if self._interrupted:
+                raise
+            log.debug("%s: no ranged GET (%s); reading the first response", self._redact(self._url), exc)
+            connection = None
+        loop = asyncio.new_event_loop()
+        source = first.chunks()
+        try:
+            taken, rest = 0, b""
+            while taken < split:
+                try:
+                    chunk = loop.run_until_complete(anext(source))
+                except StopAsyncIteration:
+                    return  # shorter than it said: its own guard has raised already, this is for the type checker
+                if taken + len(chunk) > split:
+                    chunk, rest = chunk[: split - taken], chunk[split - taken :]
+                taken += len(chunk)
+                yield chunk
+            if connection is not None:
+                answer = self._ranged_answer(connection, extra, split, first.size)
+                if answer is not None:
+                    connection, response = answer
+                    yield from self._body(connection, response, guard, first.size - split)
+                    return
+            if rest:
+                yield rest
+            while True:
+                try:
+                    yield loop.run_until_complete(anext(source))
+                except StopAsyncIteration:
+                    return
+        finally:
+            close = getattr(source, "aclose", None)  # an async generator's: its clean-up runs on this loop
+            if close is not None:
+                loop.run_until_complete(close())
+            loop.close()
+
+    def _ranged_answer(
+        self, connection: http.client.HTTPConnection, extra: Headers, split: int, size: int
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse] | None:
+        """The ranged GET's answer when it is the rest of the same object; ``None`` (after saying why, in the
+        debug log) when the rest must come from the first response instead."""
+        try:
+            connection, response = self._answer(self._url, connection, extra, ok=(200, 206))
+        except (RetryableError, TransportError) as exc:
+            if self._interrupted:
+                raise
+            log.debug("%s: the ranged GET failed (%s); reading the first response", self._redact(self._url), exc)
+            return None
+        expected = f"bytes {split}-{size - 1}/{size}"
+        if response.status == 206 and response.getheader("Content-Range") == expected:
+            return connection, response
+        log.debug(
+            "%s: the ranged GET was answered %s %s, not 206 %s; reading the first response",
+            self._redact(self._url), response.status, response.getheader("Content-Range"), expected,
+        )  # fmt: skip
+        self._close(connection)
+        return None
+
+    def _body(
+        self,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        guard: SpeedGuard,
+        length: int | None,
+    ) -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    chunk = response.read1(_READ_SIZE)  # one recv straight into a new bytes when none is buffered
+                except BaseException as exc:
+                    raise self._error(exc, self._url, body=True, received=guard.received) from None
+                if not chunk:
+                    break
+                guard.count(len(chunk))
+                yield chunk
+            if self._interrupted:
+                raise RetryableError(f"the GET of {self._redact(self._url)} was stopped after {guard.received} bytes")
+            guard.finish(length)
+        finally:
+            self._close(connection)
+
+    def _open(self, url: str, extra: Headers) -> http.client.HTTPConnection:
+        """A connection to ``url``'s host with the GET sent on it (the answer not read yet)."""
+        connection = self._connect(url)
+        try:
+            parts = urlsplit(url)
+            connection.putrequest("GET", f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}")
+            for name, value in (*self._headers(url), *extra):
+                connection.putheader(name, value)
+            connection.endheaders()
+        except BaseException as exc:
+            self._close(connection)
+            raise self._error(exc, url, body=False, received=0) from None
+        return connection
+
+    def _answer(
+        self, url: str, connection: http.client.HTTPConnection, extra: Headers, *, ok: tuple[int, ...] = (200,)
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """The connection and its answer of a status in ``ok``, after redirects (as the clients follow them)."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                response = connection.getresponse()
+            except BaseException as exc:
+                self._close(connection)
+                raise self._error(exc, url, body=False, received=0) from None
+            if response.status in ok:
+                return connection, response
+            self._close(connection)
+            location = response.getheader("Location")
+            if response.status in _REDIRECTS and location:
+                url = urljoin(url, location)
+                connection = self._open(url, extra)
+                continue
+            from binance_archive.transports.http import status_error
+
+            raise status_error(response.status, url, "file", response.getheader("Retry-After"))
+        raise TransportError(f"{self._redact(self._url)} redirected more than {_MAX_REDIRECTS} times")
+
+    def _close(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._socket = None
+        connection.close()
+
+    def _headers(self, url: str) -> list[tuple[str, str]]:
+        headers = [("User-Agent", self._settings.user_agent)]
+        parts, first = urlsplit(url), urlsplit(self._url)
+        # Credentials go to the URL they were given with, as aiohttp's; not to another host redirected to.
+        if first.username is not None and _origin(parts) == _origin(first):
+            pair = f"{unquote(first.username)}:{unquote(first.password or '')}".encode()
+            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode("ascii")))
+        return headers
+
+    def _connect(self, url: str) -> http.client.HTTPConnection:
+        settings = self._settings
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=settings.connect_timeout, context=_tls_context(settings.verify_ssl)
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=settings.connect_timeout)
+        try:
+            connection.connect()
+        except BaseException as exc:
+            connection.close()
+            raise self._error(exc, url, body=False, received=0) from None
+        assert connection.sock is not None
+        connection.sock.settimeout(settings.read_timeout)
+        with self._lock:
+            interrupted = self._interrupted
+            if not interrupted:
+                self._socket = connection.sock
+        if interrupted:
+            connection.close()
+            raise RetryableError(f"the GET of {self._redact(url)} was stopped")
+        return connection
+
+    def _error(self, exc: BaseException, url: str, *, body: bool, received: int) -> BaseException:
+        """The library's error for a failure of the socket or of http.client (anything else as it is)."""
+        where = self._redact(url)
+        if isinstance(exc, RetryableError | TransportError):
+            return exc
+        if self._interrupted and isinstance(exc, OSError | http.client.HTTPException | ValueError):
+            return RetryableError(f"the GET of {where} was stopped after {received} bytes")
+        if isinstance(exc, TimeoutError):
+            if body:
+                return RetryableError(f"reading {where} timed out after {received} bytes")
+            return RetryableError(f"timed out waiting for {where}")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return TransportError(
+                f"TLS failed for {where}: {exc.verify_message or exc}; the server's certificate must be valid for "
+                "its host (pass verify_ssl=False only for a test server you trust)"
+            )
+        if isinstance(exc, OSError | http.client.HTTPException):
+            if body:
+                return RetryableError(f"the body of {where} broke off after {received} bytes: {_reason(exc)}")
+            return RetryableError(f"connection failed for {where}: {_reason(exc)}")
+        return exc
+
+
+def _origin(parts: SplitResult) -> tuple[str, str | None, int]:
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__

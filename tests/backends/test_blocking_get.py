@@ -1,0 +1,242 @@
+"""The HTTP transport's blocking GET of a large body (``transports/_blocking.py``), with either client.
+
+A body larger than ``large_body_bytes`` is fetched again from the engine's worker thread over a connection of
+its own. That GET must give the same bytes, follow redirects as the clients do, turn every failure into the
+library's errors, and stop at once when the request is left from the event loop (a cancelled download). Its
+TLS checks and its handling of credentials are in ``tests/reliability/test_tls_and_secrets.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from binance_archive import ArchiveFile, DataType, Market, Period
+from binance_archive.errors import ConfigurationError, FileMissingError, RetryableError
+from binance_archive.testing import FakeArchiveServer, key_path, write_file
+from binance_archive.transports.http import HttpTransport
+
+CLIENTS = ["aiohttp", "pyreqwest"]
+FILE = ArchiveFile(Market.SPOT, DataType.TRADES, "BTCUSDT", Period.DAILY, dt.date(2024, 1, 1))
+MEMBER = 300_000  # bytes of the zipped CSV: incompressible, so the zip is about as large
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "upstream"
+    write_file(root, FILE, member=random.Random(5).randbytes(MEMBER))
+    return root
+
+
+def _zip(tree: Path) -> bytes:
+    return key_path(tree, FILE.key).read_bytes()
+
+
+async def _read_again(body: object) -> bytes:
+    assert getattr(body, "blocking", False), "the body should be fetched again"
+    return await asyncio.to_thread(lambda: b"".join(body.blocking_chunks()))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_large_body_is_fetched_again_whole_by_a_second_get(tree: Path, client: str) -> None:
+    size = len(_zip(tree))
+    async with FakeArchiveServer(tree) as server:
+        async with (
+            HttpTransport(base_url=server.base_url, client=client, large_body_bytes=size - 1) as transport,
+            transport.get(FILE.key) as body,
+        ):
+            assert body.size == size
+            assert await _read_again(body) == _zip(tree)
+        assert server.stats.by_key[FILE.key] == 2, "the first response is released unread, and the GET sent again"
+        # At the threshold or under it, or with the option off, a body is read from the first response.
+        for threshold in (size, 0):
+            async with (
+                HttpTransport(base_url=server.base_url, client=client, large_body_bytes=threshold) as transport,
+                transport.get(FILE.key) as body,
+            ):
+                assert not body.blocking
+                assert b"".join([chunk async for chunk in body.chunks()]) == _zip(tree)
+
+
+async def test_with_pyreqwest_the_second_get_asks_only_for_the_rest(tree: Path) -> None:
+    """The first bytes come from the first response while a ranged GET (If-Range: its ETag) is on its way."""
+    async with FakeArchiveServer(tree) as server:
+        async with (
+            HttpTransport(base_url=server.base_url, client="pyreqwest", large_body_bytes=1) as transport,
+            transport.get(FILE.key) as body,
+        ):
+            assert await _read_again(body) == _zip(tree)
+        assert server.stats.by_key[FILE.key] == 2 and server.stats.by_status[206] == 1, server.stats
+
+
+# Faults of the second GET before its body: with aiohttp the GET was sent again whole, so they are the file's
+# failure; with pyreqwest the rest is read from the first response instead.
+BEFORE_THE_BODY = [
+    ("missing", FileMissingError, "not found"),
+    ("error", RetryableError, "HTTP 50"),
+    ("reset", RetryableError, "connection failed"),
+]
+# Faults in the middle of its body: a failure either way (the engine fetches the file again).
+IN_THE_BODY = [
+    ("truncate", RetryableError, "truncated"),
+    ("stall", RetryableError, "timed out after"),
+    ("drip", RetryableError, "came too slowly"),
+]
+
+
+@pytest.mark.parametrize(("fault", "error", "words"), BEFORE_THE_BODY + IN_THE_BODY)
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_failure_of_the_second_get_is_the_librarys_error_or_is_read_around(
+    tree: Path, client: str, fault: str, error: type[Exception], words: str
+) -> None:
+    falls_back = client == "pyreqwest" and fault in {f for f, _, _ in BEFORE_THE_BODY}
+    async with FakeArchiveServer(tree, shutdown_timeout=0.5) as server:
+        async with (
+            HttpTransport(
+                base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=0.4, min_speed=100_000
+            ) as transport,
+            transport.get(FILE.key) as body,
+        ):
+            # The first GET went well; the fault is for the second one only.
+            faults = server.faults
+            if fault in ("missing", "stall", "drip"):
+                setattr(faults, f"{fault}_keys", {FILE.key})
+                faults.stall_seconds = 5
+            else:
+                setattr(faults, f"{fault}_rate", 1.0)
+            started = time.monotonic()
+            if falls_back:
+                assert await _read_again(body) == _zip(tree)
+            else:
+                with pytest.raises(error, match=words) as caught:
+                    await _read_again(body)
+            took = time.monotonic() - started
+        fired = server.stats.faults[fault]
+    assert fired >= 1, f"the {fault} fault must have fired for the test to mean anything"
+    assert took < 4, f"{took:.1f} s: the {fault} was waited out"
+    if not falls_back:
+        assert server.base_url.split("//")[1] in str(caught.value), "the message names where it went wrong"
+
+
+@pytest.mark.parametrize("answer", ["honoured", "ignored", "another range", "another version"])
+async def test_a_ranged_get_is_used_only_for_the_rest_of_the_same_version(tree: Path, answer: str) -> None:
+    data = _zip(tree)
+    newer = bytes(reversed(data))  # what the server has after a re-upload, for "another version"
+    ranges: list[tuple[str | None, str | None]] = []
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        wanted, if_range = request.headers.get("Range"), request.headers.get("If-Range")
+        headers = {"ETag": '"v1"', "Accept-Ranges": "bytes"}
+        if wanted is None:
+            return web.Response(body=data, headers=headers)
+        ranges.append((wanted, if_range))
+        start = int(wanted.removeprefix("bytes=").rstrip("-"))
+        if answer == "honoured":
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+            return web.Response(status=206, body=data[start:], headers=headers)
+        if answer == "another range":
+            headers["Content-Range"] = f"bytes 0-{len(data) - start - 1}/{len(data)}"
+            return web.Response(status=206, body=data[: len(data) - start], headers=headers)
+        if answer == "another version":
+            return web.Response(body=newer, headers={"ETag": '"v2"'})  # If-Range did not match: 200, whole
+        return web.Response(body=data, headers=headers)  # "ignored"
+
+    application = web.Application()
+    application.router.add_get("/file.zip", serve)
+    async with TestServer(application) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        async with (
+            HttpTransport(base_url=base, client="pyreqwest", large_body_bytes=1) as transport,
+            transport.get("file.zip") as body,
+        ):
+            got = await _read_again(body)
+    assert got == data, "the bytes are those of the first response's version, whole and in order"
+    assert len(ranges) == 1 and ranges[0][0] is not None and ranges[0][0].startswith("bytes=")
+    assert ranges[0][1] == '"v1"', "If-Range names the first response's version"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_leaving_the_request_stops_a_blocked_read_at_once(tree: Path, client: str) -> None:
+    async with (
+        FakeArchiveServer(tree, shutdown_timeout=0.5) as server,
+        HttpTransport(base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=30.0) as transport,
+    ):
+        first_chunk = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def read(chunks: Iterator[bytes]) -> None:
+            try:
+                for _ in chunks:
+                    first_chunk.set()
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        async with transport.get(FILE.key) as body:
+            server.faults.stall_keys = {FILE.key}  # part of the body, then 20 s of nothing
+            server.faults.stall_seconds = 20
+            reader = threading.Thread(target=read, args=(body.blocking_chunks(),))
+            reader.start()
+            assert await asyncio.to_thread(first_chunk.wait, 10), "the second GET sent part of its body"
+            await asyncio.sleep(0.2)  # the reader is now blocked on the stalled socket
+            left = time.monotonic()
+        await asyncio.to_thread(reader.join, 10)
+        took = time.monotonic() - left
+    assert not reader.is_alive() and took < 3, f"the read went on for {took:.1f} s after the request was left"
+    assert len(outcome) == 1 and isinstance(outcome[0], RetryableError), outcome
+    assert "stopped" in str(outcome[0])
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_the_second_get_follows_redirects_and_keeps_credentials_to_their_origin(tree: Path, client: str) -> None:
+    data = _zip(tree)
+    seen: dict[str, list[str | None]] = {"home": [], "away": []}
+
+    def app(name: str, *, redirect_to: str | None = None) -> web.Application:
+        async def serve(request: web.Request) -> web.StreamResponse:
+            seen[name].append(request.headers.get("Authorization"))
+            return web.Response(body=data, content_type="application/zip")
+
+        async def moved(request: web.Request) -> web.StreamResponse:
+            seen[name].append(request.headers.get("Authorization"))
+            raise web.HTTPFound(redirect_to or "/file.zip")
+
+        application = web.Application()
+        application.router.add_get("/file.zip", serve)
+        application.router.add_get("/moved.zip", moved)
+        return application
+
+    async with TestServer(app("away")) as away:
+        async with TestServer(app("home", redirect_to=None)) as home:
+            base = f"http://user:pw@127.0.0.1:{home.port}"
+            async with (
+                HttpTransport(base_url=base, client=client, large_body_bytes=1) as transport,
+                transport.get("moved.zip") as body,
+            ):
+                assert await _read_again(body) == data
+            # Every request to the home server carried the credentials, and the redirect was followed there.
+            assert len(seen["home"]) == 4 and all(value and value.startswith("Basic ") for value in seen["home"])
+        async with TestServer(app("home", redirect_to=f"http://127.0.0.1:{away.port}/file.zip")) as home:
+            seen["home"].clear()
+            base = f"http://user:pw@127.0.0.1:{home.port}"
+            async with (
+                HttpTransport(base_url=base, client=client, large_body_bytes=1) as transport,
+                transport.get("moved.zip") as body,
+            ):
+                assert await _read_again(body) == data
+    assert seen["away"] and all(value is None for value in seen["away"]), "credentials went to another host"
+
+
+@pytest.mark.parametrize("value", [-1, True, "8", 1.5])
+def test_large_body_bytes_must_be_a_whole_number_of_bytes(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="large_body_bytes must be a whole number of bytes"):
+        HttpTransport(large_body_bytes=value)  # type: ignore[arg-type]
