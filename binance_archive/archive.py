@@ -750,7 +750,8 @@ class _Run:
         return expected, size
 
     async def _pump(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:
-        """Receive, hash and write a large body in a worker thread, on an event loop of that thread.
+        """Receive, hash and write a large body in a worker thread: from its blocking reader where it has one
+        (:attr:`Body.blocking`), else on an event loop of that thread.
 
         On the engine's loop, every chunk would go from the client's thread to the loop, and every batch from the
         loop to a thread that hashes it and one that writes it: several hand-overs of the GIL a megabyte. In a thread

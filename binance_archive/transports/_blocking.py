@@ -136,10 +136,10 @@ class BlockingGet:
                 taken += len(chunk)
                 yield chunk
             if connection is not None:
-                answer = self._ranged_answer(connection, extra, split, first.size)
+                sent, connection = connection, None  # closed from here on by what it is handed to
+                answer = self._ranged_answer(sent, extra, split, first.size)
                 if answer is not None:
-                    connection, response = answer
-                    yield from self._body(connection, response, guard, first.size - split)
+                    yield from self._body(*answer, guard, first.size - split)
                     return
             if rest:
                 yield rest
@@ -149,6 +149,8 @@ class BlockingGet:
                 except StopAsyncIteration:
                     return
         finally:
+            if connection is not None:  # the first response failed before the ranged GET's answer was read
+                self._close(connection)
             close = getattr(source, "aclose", None)  # an async generator's: its clean-up runs on this loop
             if close is not None:
                 loop.run_until_complete(close())

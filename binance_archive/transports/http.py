@@ -170,7 +170,7 @@ class HttpBody(Body):
         self.blocking = bool(limit) and size is not None and size > limit
 
     def blocking_chunks(self) -> Iterator[bytes]:
-        from binance_archive.transports._blocking import BlockingGet  # http.client: ~16 ms to import
+        from binance_archive.transports._blocking import BlockingGet  # http.client: ~10 ms to import
 
         get = self._blocking_get = BlockingGet(self._url, self._settings, redact=redact)
         if self._released:  # released (the download cancelled) before this thread got here
