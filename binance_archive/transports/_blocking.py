@@ -7,9 +7,14 @@ over loopback took ~0.15 s longer that way than through :mod:`http.client` in th
 straight into a new ``bytes`` with one ``recv`` a megabyte, hashing it and writing it (docs/performance.md).
 
 So when the first response's ``Content-Length`` says a body is large (the transport's ``large_body_bytes``) and
-the engine reads it in a worker thread, the GET is sent again from that thread, here, and the first response is
-released unread (its connection closed). One more request per large file: a round trip and a connection, small
-beside the transfer of that many bytes. Both clients use it.
+the engine reads it in a worker thread, the GET is sent again from that thread, here. Where that thread may read
+the first response (pyreqwest's), it names its version (an ETag, or Last-Modified) and it took long enough to
+answer for a round trip to be worth hiding (``RANGED_AFTER``), the GET asks only for the
+rest (``Range``, with ``If-Range``) and the first megabytes are read from the first response meanwhile, so the
+round trip costs no time; an answer that is not exactly that rest (a server ignoring ranges, an object replaced
+since) is dropped and the first response read to its end instead. Otherwise (aiohttp's first response is bound
+to the engine's loop) the GET is sent again whole. The first response is then released, its connection closed.
+One more request per large file either way.
 
 This GET behaves as the clients' do: the same User-Agent, credentials in the URL sent as Basic auth (to that
 origin only, not to another host redirected to), up to 10 redirects followed, no proxy from the environment,
@@ -46,6 +51,7 @@ _MAX_REDIRECTS = 10  # as the clients
 # meanwhile: at 100 MB/s, 16 MB is 160 ms, more than a round trip and a TLS handshake to the archive's CDN.
 _FIRST_BYTES = 16 * 1024 * 1024
 _FIRST_BYTES_MIN = 64 * 1024  # below twice this, a ranged GET is not worth it: the whole body is fetched again
+RANGED_AFTER = 0.01  # seconds the first response took to answer, above which a ranged GET is worth its cost
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
