@@ -60,10 +60,9 @@ class Body(abc.ABC):
 
     blocking: bool = False
     """Whether :meth:`blocking_chunks` may be called instead of :meth:`chunks`, in a worker thread. The HTTP
-    transport says so of a large body: it then sends the GET again from that thread (for the rest of the body
-    only, where it can read the first bytes meanwhile) on a blocking connection of its own, which receives a
-    large body for less CPU than an async client hands it over (see docs/performance.md). The engine uses it
-    only for a writer that :attr:`Writer.writes_in_thread`."""
+    transport says so of a large body: it then sends the GET again from that thread, on a blocking connection of
+    its own, which receives a large body for less CPU than an async client hands it over (see
+    docs/performance.md). The engine uses it only for a writer that :attr:`Writer.writes_in_thread`."""
 
     @abc.abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:

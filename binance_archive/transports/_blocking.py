@@ -7,14 +7,9 @@ over loopback took ~0.15 s longer that way than through :mod:`http.client` in th
 straight into a new ``bytes`` with one ``recv`` a megabyte, hashing it and writing it (docs/performance.md).
 
 So when the first response's ``Content-Length`` says a body is large (the transport's ``large_body_bytes``) and
-the engine reads it in a worker thread, the GET is sent again from that thread, here. Where that thread may read
-the first response (pyreqwest's), it names its version (an ETag, or Last-Modified) and it took long enough to
-answer for a round trip to be worth hiding (``RANGED_AFTER``), the GET asks only for the
-rest (``Range``, with ``If-Range``) and the first megabytes are read from the first response meanwhile, so the
-round trip costs no time; an answer that is not exactly that rest (a server ignoring ranges, an object replaced
-since) is dropped and the first response read to its end instead. Otherwise (aiohttp's first response is bound
-to the engine's loop) the GET is sent again whole. The first response is then released, its connection closed.
-One more request per large file either way.
+the engine reads it in a worker thread, the GET is sent again from that thread, here, and the first response is
+released unread (its connection closed). One more request per large file: a round trip and a connection, small
+beside the transfer of that many bytes. Both clients use it.
 
 This GET behaves as the clients' do: the same User-Agent, credentials in the URL sent as Basic auth (to that
 origin only, not to another host redirected to), up to 10 redirects followed, no proxy from the environment,
@@ -24,16 +19,14 @@ no decompression, certificates verified against the default trust store (``SSL_C
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import http.client
-import logging
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from binance_archive.errors import RetryableError, TransportError
@@ -41,17 +34,10 @@ from binance_archive.errors import RetryableError, TransportError
 if TYPE_CHECKING:
     from binance_archive.transports.http import BodySettings, SpeedGuard
 
-__all__ = ["BlockingGet", "FirstResponse"]
-
-log = logging.getLogger(__name__)
+__all__ = ["BlockingGet"]
 
 _READ_SIZE = 1024 * 1024  # over loopback a 200 MB body came in ~230 reads of this size
 _MAX_REDIRECTS = 10  # as the clients
-# A ranged GET asks for all but the first min(_FIRST_BYTES, size / 2) bytes, which come from the first response
-# meanwhile: at 100 MB/s, 16 MB is 160 ms, more than a round trip and a TLS handshake to the archive's CDN.
-_FIRST_BYTES = 16 * 1024 * 1024
-_FIRST_BYTES_MIN = 64 * 1024  # below twice this, a ranged GET is not worth it: the whole body is fetched again
-RANGED_AFTER = 0.01  # seconds the first response took to answer, above which a ranged GET is worth its cost
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -61,18 +47,6 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-Headers = tuple[tuple[str, str], ...]
-
-
-class FirstResponse(NamedTuple):
-    """What a ranged GET needs of the first response: its chunks (readable on this thread's own event loop),
-    its size, and its version (a strong ETag, else Last-Modified) for If-Range."""
-
-    chunks: Callable[[], AsyncIterator[bytes]]
-    size: int
-    validator: str | None
 
 
 class BlockingGet:
@@ -90,18 +64,10 @@ class BlockingGet:
         self._socket: socket.socket | None = None
         self._interrupted = False
 
-    def chunks(self, guard: SpeedGuard, *, first: FirstResponse | None = None) -> Iterator[bytes]:
+    def chunks(self, guard: SpeedGuard) -> Iterator[bytes]:
         """The body's bytes, up to a megabyte at a time, each counted by ``guard`` (which gives up a body that
-        drips, or that ends short of its Content-Length); raises the library's errors.
-
-        With ``first`` (a first response that can be read from this thread, and names its version), the GET
-        asks for the bytes after the first few megabytes only, and those are read from the first response while
-        the GET is on its way: its round trip (and connection) then costs no time.
-        """
-        if first is not None and first.validator and first.size > 2 * _FIRST_BYTES_MIN:
-            yield from self._continued(first, first.validator, guard)
-            return
-        connection, response = self._answer(self._url, self._open(self._url, ()), ())
+        drips, or that ends short of its Content-Length); raises the library's errors."""
+        connection, response = self._answer(self._url, self._open(self._url))
         yield from self._body(connection, response, guard, response.length)
 
     def interrupt(self) -> None:
@@ -114,75 +80,6 @@ class BlockingGet:
             # the reading thread is using. The reader closes the connection itself.
             with contextlib.suppress(OSError):  # not connected any more
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def _continued(self, first: FirstResponse, validator: str, guard: SpeedGuard) -> Iterator[bytes]:
-        """The first ``split`` bytes from the first response, the rest from a ranged GET sent before them."""
-        split = min(_FIRST_BYTES, first.size // 2)
-        # If-Range: the server sends the rest only if the object is still the version the first response is;
-        # otherwise (or if it ignores ranges) it answers 200, and the rest is read from the first response.
-        extra = (("Range", f"bytes={split}-"), ("If-Range", validator))
-        try:
-            connection: http.client.HTTPConnection | None = self._open(self._url, extra)
-        except (RetryableError, TransportError) as exc:
-            if self._interrupted:
-                raise
-            log.debug("%s: no ranged GET (%s); reading the first response", self._redact(self._url), exc)
-            connection = None
-        loop = asyncio.new_event_loop()
-        source = first.chunks()
-        try:
-            taken, rest = 0, b""
-            while taken < split:
-                try:
-                    chunk = loop.run_until_complete(anext(source))
-                except StopAsyncIteration:
-                    return  # shorter than it said: its own guard has raised already, this is for the type checker
-                if taken + len(chunk) > split:
-                    chunk, rest = chunk[: split - taken], chunk[split - taken :]
-                taken += len(chunk)
-                yield chunk
-            if connection is not None:
-                sent, connection = connection, None  # closed from here on by what it is handed to
-                answer = self._ranged_answer(sent, extra, split, first.size)
-                if answer is not None:
-                    yield from self._body(*answer, guard, first.size - split)
-                    return
-            if rest:
-                yield rest
-            while True:
-                try:
-                    yield loop.run_until_complete(anext(source))
-                except StopAsyncIteration:
-                    return
-        finally:
-            if connection is not None:  # the first response failed before the ranged GET's answer was read
-                self._close(connection)
-            close = getattr(source, "aclose", None)  # an async generator's: its clean-up runs on this loop
-            if close is not None:
-                loop.run_until_complete(close())
-            loop.close()
-
-    def _ranged_answer(
-        self, connection: http.client.HTTPConnection, extra: Headers, split: int, size: int
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse] | None:
-        """The ranged GET's answer when it is the rest of the same object; ``None`` (after saying why, in the
-        debug log) when the rest must come from the first response instead."""
-        try:
-            connection, response = self._answer(self._url, connection, extra, ok=(200, 206))
-        except (RetryableError, TransportError) as exc:
-            if self._interrupted:
-                raise
-            log.debug("%s: the ranged GET failed (%s); reading the first response", self._redact(self._url), exc)
-            return None
-        expected = f"bytes {split}-{size - 1}/{size}"
-        if response.status == 206 and response.getheader("Content-Range") == expected:
-            return connection, response
-        log.debug(
-            "%s: the ranged GET was answered %s %s, not 206 %s; reading the first response",
-            self._redact(self._url), response.status, response.getheader("Content-Range"), expected,
-        )  # fmt: skip
-        self._close(connection)
-        return None
 
     def _body(
         self,
@@ -207,13 +104,13 @@ class BlockingGet:
         finally:
             self._close(connection)
 
-    def _open(self, url: str, extra: Headers) -> http.client.HTTPConnection:
+    def _open(self, url: str) -> http.client.HTTPConnection:
         """A connection to ``url``'s host with the GET sent on it (the answer not read yet)."""
         connection = self._connect(url)
         try:
             parts = urlsplit(url)
             connection.putrequest("GET", f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}")
-            for name, value in (*self._headers(url), *extra):
+            for name, value in self._headers(url):
                 connection.putheader(name, value)
             connection.endheaders()
         except BaseException as exc:
@@ -222,22 +119,22 @@ class BlockingGet:
         return connection
 
     def _answer(
-        self, url: str, connection: http.client.HTTPConnection, extra: Headers, *, ok: tuple[int, ...] = (200,)
+        self, url: str, connection: http.client.HTTPConnection
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """The connection and its answer of a status in ``ok``, after redirects (as the clients follow them)."""
+        """The connection and its 200 answer, after redirects (as the clients follow them)."""
         for _ in range(_MAX_REDIRECTS + 1):
             try:
                 response = connection.getresponse()
             except BaseException as exc:
                 self._close(connection)
                 raise self._error(exc, url, body=False, received=0) from None
-            if response.status in ok:
+            if response.status == 200:
                 return connection, response
             self._close(connection)
             location = response.getheader("Location")
             if response.status in _REDIRECTS and location:
                 url = urljoin(url, location)
-                connection = self._open(url, extra)
+                connection = self._open(url)
                 continue
             from binance_archive.transports.http import status_error
 

@@ -13,10 +13,9 @@ same timeouts and the same guard against a body that drips.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from binance_archive.errors import RetryableError, TransportError
 from binance_archive.transports.http import (  # loaded already: it imports this
@@ -25,9 +24,6 @@ from binance_archive.transports.http import (  # loaded already: it imports this
     release,
     status_error,
 )
-
-if TYPE_CHECKING:
-    from binance_archive.transports._blocking import FirstResponse
 
 __all__ = ["ReqwestClient"]
 
@@ -58,27 +54,12 @@ class ReqwestClient:
         if not verify_ssl:
             builder = builder.danger_accept_invalid_certs(True)
         self._client = builder.build()
-        self.round_trips = RoundTrips()
 
     def request(self, url: str, what: str, *, body: BodySettings | None = None, redact: Any) -> ReqwestRequest:
-        return ReqwestRequest(self._client, url, what, body=body, redact=redact, round_trips=self.round_trips)
+        return ReqwestRequest(self._client, url, what, body=body, redact=redact)
 
     async def close(self) -> None:
         await self._client.close()
-
-
-class RoundTrips:
-    """The quickest answer the client has had (seconds from sending a GET to its headers): the round trip to the
-    server, as near as a client sees it. The slowest answers are the first ones, while connections are made."""
-
-    __slots__ = ("fastest",)
-
-    def __init__(self) -> None:
-        self.fastest = float("inf")
-
-    def saw(self, seconds: float) -> None:
-        if seconds < self.fastest:
-            self.fastest = seconds
 
 
 class ReqwestResponse:
@@ -120,25 +101,10 @@ class ReqwestBody(HttpBody):
     # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
     loop_free = True
 
-    def __init__(
-        self, response: Any, url: str, redact: Any, settings: BodySettings, *, round_trips: RoundTrips
-    ) -> None:
+    def __init__(self, response: Any, url: str, redact: Any, settings: BodySettings) -> None:
         super().__init__(url, _content_length(response), settings)
         self._response = response
         self._redact = redact
-        self._round_trips = round_trips
-
-    def _first_response(self) -> FirstResponse | None:
-        from binance_archive.transports._blocking import RANGED_AFTER, FirstResponse
-
-        # A ranged GET hides the second GET's round trip, but its first bytes come through this client's slower
-        # path: worth it only where there is a round trip to hide (3 x 200 MB from nginx on loopback, engine
-        # medians of 6 alternated runs: at 0 ms 0.70 s ranged against 0.655 s whole; at 50 ms 0.79 against 0.83).
-        if self.size is None or self._round_trips.fastest < RANGED_AFTER:
-            return None
-        etag = self._response.get_header("ETag")
-        validator = etag if etag and not etag.startswith("W/") else self._response.get_header("Last-Modified")
-        return FirstResponse(self.chunks, self.size, validator)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
@@ -159,13 +125,10 @@ class ReqwestBody(HttpBody):
 class ReqwestRequest:
     """One GET as an async context manager, like the aiohttp client's ``_Request``."""
 
-    __slots__ = ("_body", "_client", "_context", "_made", "_redact", "_round_trips", "_url", "_what")
+    __slots__ = ("_body", "_client", "_context", "_made", "_redact", "_url", "_what")
 
-    def __init__(
-        self, client: Any, url: str, what: str, *, body: BodySettings | None, redact: Any, round_trips: RoundTrips
-    ) -> None:
+    def __init__(self, client: Any, url: str, what: str, *, body: BodySettings | None, redact: Any) -> None:
         self._client = client
-        self._round_trips = round_trips
         self._url = url
         self._what = what
         self._body = body
@@ -180,9 +143,7 @@ class ReqwestRequest:
             # entering, before the status and the length are looked at (a listing claiming a gigabyte is refused
             # unread) and where no speed check runs (a body dripping a byte at a time would be waited out).
             self._context = self._client.get(url).streamed_read_buffer_limit(0).build_streamed()
-            sent = time.monotonic()
             response = await self._context.__aenter__()
-            self._round_trips.saw(time.monotonic() - sent)
         except BaseException as exc:
             self._context = None
             raise _translate(exc, url, redact) from None
@@ -192,7 +153,7 @@ class ReqwestRequest:
             await context.__aexit__(None, None, None)
             raise status_error(status, url, self._what, response.get_header("Retry-After"))
         if self._body is not None:
-            self._made = ReqwestBody(response, url, redact, self._body, round_trips=self._round_trips)
+            self._made = ReqwestBody(response, url, redact, self._body)
             return self._made
         return ReqwestResponse(response, url, redact)
 

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     import aiohttp
     import yarl
 
-    from binance_archive.transports._blocking import FirstResponse
     from binance_archive.transports._reqwest import ReqwestClient
 else:
     aiohttp = yarl = None  # the modules, once _load_aiohttp() has imported them (before the first request)
@@ -175,12 +174,7 @@ class HttpBody(Body):
         get = self._blocking_get = BlockingGet(self._url, self._settings, redact=redact)
         if self._released:  # released (the download cancelled) before this thread got here
             get.interrupt()
-        return get.chunks(self._settings.guard(self._url), first=self._first_response())
-
-    def _first_response(self) -> FirstResponse | None:
-        """The first response, for a ranged GET to continue, where the worker thread may read it (pyreqwest's);
-        ``None`` (aiohttp's, bound to the engine's loop): the GET is then sent again whole."""
-        return None
+        return get.chunks(self._settings.guard(self._url))
 
     def release(self) -> None:
         """Called when the request is left: a blocking GET under way in a worker thread fails at once."""

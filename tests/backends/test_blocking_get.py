@@ -22,8 +22,7 @@ from aiohttp.test_utils import TestServer
 
 from binance_archive import ArchiveFile, DataType, Market, Period
 from binance_archive.errors import ConfigurationError, FileMissingError, RetryableError
-from binance_archive.testing import FakeArchiveServer, Faults, key_path, write_file
-from binance_archive.transports._blocking import RANGED_AFTER
+from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.transports.http import HttpTransport
 
 CLIENTS = ["aiohttp", "pyreqwest"]
@@ -68,46 +67,22 @@ async def test_a_large_body_is_fetched_again_whole_by_a_second_get(tree: Path, c
                 assert b"".join([chunk async for chunk in body.chunks()]) == _zip(tree)
 
 
-@pytest.mark.parametrize("latency", [0.0, 0.02])
-async def test_with_pyreqwest_and_a_round_trip_to_hide_the_second_get_asks_only_for_the_rest(
-    tree: Path, latency: float
-) -> None:
-    """The first bytes come from the first response while a ranged GET (If-Range: its ETag) is on its way; where
-    the server answers within RANGED_AFTER (no round trip worth hiding) the GET is sent again whole."""
-    assert latency == 0 or latency > RANGED_AFTER
-    async with FakeArchiveServer(tree, faults=Faults(latency=latency)) as server:
-        async with (
-            HttpTransport(base_url=server.base_url, client="pyreqwest", large_body_bytes=1) as transport,
-            transport.get(FILE.key) as body,
-        ):
-            assert await _read_again(body) == _zip(tree)
-        assert server.stats.by_key[FILE.key] == 2
-        assert server.stats.by_status[206] == (1 if latency else 0), server.stats
-
-
-# Faults of the second GET before its body: with aiohttp the GET was sent again whole, so they are the file's
-# failure; with pyreqwest the rest is read from the first response instead.
-BEFORE_THE_BODY = [
-    ("missing", FileMissingError, "not found"),
-    ("error", RetryableError, "HTTP 50"),
-    ("reset", RetryableError, "connection failed"),
-]
-# Faults in the middle of its body: a failure either way (the engine fetches the file again).
-IN_THE_BODY = [
-    ("truncate", RetryableError, "truncated"),
-    ("stall", RetryableError, "timed out after"),
-    ("drip", RetryableError, "came too slowly"),
-]
-
-
-@pytest.mark.parametrize(("fault", "error", "words"), BEFORE_THE_BODY + IN_THE_BODY)
+@pytest.mark.parametrize(
+    ("fault", "error", "words"),
+    [
+        ("missing", FileMissingError, "not found"),
+        ("error", RetryableError, "HTTP 50"),
+        ("reset", RetryableError, "connection failed"),
+        ("truncate", RetryableError, "truncated"),
+        ("stall", RetryableError, "timed out after"),
+        ("drip", RetryableError, "came too slowly"),
+    ],
+)
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_a_failure_of_the_second_get_is_the_librarys_error_or_is_read_around(
+async def test_a_failure_of_the_second_get_is_the_librarys_error(
     tree: Path, client: str, fault: str, error: type[Exception], words: str
 ) -> None:
-    falls_back = client == "pyreqwest" and fault in {f for f, _, _ in BEFORE_THE_BODY}
-    # 20 ms a request: with pyreqwest the second GET is a ranged one, whose failures are read around.
-    async with FakeArchiveServer(tree, faults=Faults(latency=0.02), shutdown_timeout=0.5) as server:
+    async with FakeArchiveServer(tree, shutdown_timeout=0.5) as server:
         async with (
             HttpTransport(
                 base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=0.4, min_speed=100_000
@@ -122,55 +97,13 @@ async def test_a_failure_of_the_second_get_is_the_librarys_error_or_is_read_arou
             else:
                 setattr(faults, f"{fault}_rate", 1.0)
             started = time.monotonic()
-            if falls_back:
-                assert await _read_again(body) == _zip(tree)
-            else:
-                with pytest.raises(error, match=words) as caught:
-                    await _read_again(body)
+            with pytest.raises(error, match=words) as caught:
+                await _read_again(body)
             took = time.monotonic() - started
         fired = server.stats.faults[fault]
     assert fired >= 1, f"the {fault} fault must have fired for the test to mean anything"
     assert took < 4, f"{took:.1f} s: the {fault} was waited out"
-    if not falls_back:
-        assert server.base_url.split("//")[1] in str(caught.value), "the message names where it went wrong"
-
-
-@pytest.mark.parametrize("answer", ["honoured", "ignored", "another range", "another version"])
-async def test_a_ranged_get_is_used_only_for_the_rest_of_the_same_version(tree: Path, answer: str) -> None:
-    data = _zip(tree)
-    newer = bytes(reversed(data))  # what the server has after a re-upload, for "another version"
-    ranges: list[tuple[str | None, str | None]] = []
-
-    async def serve(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(0.02)  # a round trip worth hiding (RANGED_AFTER)
-        wanted, if_range = request.headers.get("Range"), request.headers.get("If-Range")
-        headers = {"ETag": '"v1"', "Accept-Ranges": "bytes"}
-        if wanted is None:
-            return web.Response(body=data, headers=headers)
-        ranges.append((wanted, if_range))
-        start = int(wanted.removeprefix("bytes=").rstrip("-"))
-        if answer == "honoured":
-            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            return web.Response(status=206, body=data[start:], headers=headers)
-        if answer == "another range":
-            headers["Content-Range"] = f"bytes 0-{len(data) - start - 1}/{len(data)}"
-            return web.Response(status=206, body=data[: len(data) - start], headers=headers)
-        if answer == "another version":
-            return web.Response(body=newer, headers={"ETag": '"v2"'})  # If-Range did not match: 200, whole
-        return web.Response(body=data, headers=headers)  # "ignored"
-
-    application = web.Application()
-    application.router.add_get("/file.zip", serve)
-    async with TestServer(application) as server:
-        base = f"http://127.0.0.1:{server.port}"
-        async with (
-            HttpTransport(base_url=base, client="pyreqwest", large_body_bytes=1) as transport,
-            transport.get("file.zip") as body,
-        ):
-            got = await _read_again(body)
-    assert got == data, "the bytes are those of the first response's version, whole and in order"
-    assert len(ranges) == 1 and ranges[0][0] is not None and ranges[0][0].startswith("bytes=")
-    assert ranges[0][1] == '"v1"', "If-Range names the first response's version"
+    assert server.base_url.split("//")[1] in str(caught.value), "the message names where it went wrong"
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -4,8 +4,7 @@ Three paths, which must store the same verified bytes and survive a body cut sho
 drip and a cancelled download without leaving anything under a final name:
 
 - ``blocking``: a body over the HTTP transport's ``large_body_bytes`` is fetched again on a blocking connection
-  in the worker thread (either client; with pyreqwest only the rest of it, its first bytes read meanwhile from
-  the first response);
+  in the worker thread (either client);
 - ``thread-loop``: pyreqwest's bodies may be read on another thread's event loop, so the worker thread reads
   the first response there;
 - ``event-loop``: aiohttp's bodies, bound to their loop, are batched on the engine's loop.
@@ -90,12 +89,9 @@ async def test_large_bodies_are_stored_verified_by_every_path(
 ) -> None:
     events: list[Event] = []
     caplog.set_level(logging.DEBUG, logger="binance_archive.archive")
-    # With a round trip worth hiding (20 ms a request), pyreqwest's second GET asks only for the rest.
-    faults = Faults(latency=0.02 if path == "blocking-pyreqwest" else 0.0)
-    async with FakeArchiveServer(large_tree, faults=faults) as server:
+    async with FakeArchiveServer(large_tree) as server:
         report = await _archive(mirror, server, path, progress=events.append).download(LARGE, today=TODAY)
         by_key = dict(server.stats.by_key)
-        partial = server.stats.by_status[206]
     files = planned(LARGE)
     assert report.downloaded == len(files) and not report.failures
     assert_mirrored(large_tree, mirror, files)
@@ -108,12 +104,9 @@ async def test_large_bodies_are_stored_verified_by_every_path(
         "thread-loop": (0, len(files)),
         "event-loop": (0, 0),
     }[path]
-    # The blocking path sends each zip's GET twice, the sidecars once. With pyreqwest (and latency) the second GET
-    # asks for the rest only (206), the first bytes being read from the first response; with aiohttp it is sent
-    # again whole.
+    # The blocking path sends each zip's GET twice (the first response is released unread); the sidecars once.
     gets = 2 if path.startswith("blocking") else 1
     assert by_key == {**{f.key: gets for f in files}, **{f.checksum_key: 1 for f in files}}
-    assert partial == (len(files) if path == "blocking-pyreqwest" else 0)
     # Progress still arrives on the caller's thread, in batches, adding up to every byte of every zip.
     received = [e for e in events if e.kind is EventKind.BYTES]
     assert sum(e.bytes for e in received) == sum(key_path(large_tree, f.key).stat().st_size for f in files)
