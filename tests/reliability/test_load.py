@@ -170,7 +170,10 @@ async def run_load(tmp_path: Path, download_every: int) -> None:
         assert result["failed"] == result["missing"] == 0 and result["outcomes_kept"] == 0
         assert result["fds_after"] == result["fds_before"], "file descriptors leaked"
         assert result["tasks_left"] == [], result["tasks_left"]
-        assert stats.max_connections <= 2 * 128
+        # aiohttp caps connections; pyreqwest (the default client) caps requests in flight, and its pool (hyper's)
+        # keeps a connection it finished making for a request that meanwhile got one come free: the server then
+        # counts one or two over the limit (seen: 254 to 257 of 256 in five runs).
+        assert stats.max_connections <= 2 * 128 + 4
         # Bounded memory: a flat line once the run is under way (a leak of 1 KB a file would add 12+ MB here),
         # and a peak far below what 100,000 files' state would take.
         samples = {int(k): v for k, v in result["rss_samples"].items()}
