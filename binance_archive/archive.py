@@ -793,19 +793,24 @@ class _Run:
 
         if self.pumps is None:
             self.pumps = concurrent.futures.ThreadPoolExecutor(self.concurrency, "binance-archive-body")
+        own_loop = None
         if body.blocking:
             log.debug("%s: fetched again, hashed and written in a worker thread", file.key)
             done = self.pumps.submit(receive_blocking)
         else:
             log.debug("%s: received, hashed and written in a worker thread", file.key)
-            done = self.pumps.submit(_on_a_loop_of_its_own, receive)
+            own_loop = _OwnLoop(receive)
+            done = self.pumps.submit(own_loop.run)
         try:
             return await asyncio.wrap_future(done)
         finally:
-            # Cancelled while the thread reads: it stops at its next chunk, or when the response it reads is
-            # released (leaving transport.get(), which also shuts a blocking GET's socket); the writer's abort
-            # copes with a write still under way.
+            # Cancelled while the thread reads: it stops at its next chunk; a read waiting on a stalled response
+            # is cancelled on the thread's loop (releasing the response waits for a read under way: pyreqwest's),
+            # and a blocking GET's socket is shut down when the response is released (leaving transport.get()).
+            # The writer's abort copes with a write still under way.
             stop.set()
+            if own_loop is not None:
+                own_loop.cancel()
 
     async def _stream_large(self, file: ArchiveFile, body: Body, digest: Any, writer: Writer) -> int:
         """Hash and write a large body in batches of ~1 MB, in threads, while the next batch arrives.
@@ -863,13 +868,38 @@ class _Run:
         return expected, size
 
 
-def _on_a_loop_of_its_own(work: Callable[[], Awaitable[_T]]) -> _T:
-    """Run ``work()`` to its end on a new event loop of the calling (worker) thread."""
+class _OwnLoop:
+    """``work()`` run on a new event loop of a worker thread (:meth:`run`), cancellable from another thread."""
 
-    async def main() -> _T:
-        return await work()
+    def __init__(self, work: Callable[[], Awaitable[Any]]) -> None:
+        self._work = work
+        self._lock = threading.Lock()
+        self._running: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+        self._cancelled = False
 
-    return asyncio.run(main())
+    def run(self) -> Any:
+        async def main() -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            with self._lock:
+                if self._cancelled:
+                    raise asyncio.CancelledError
+                self._running = (asyncio.get_running_loop(), task)
+            try:
+                return await self._work()
+            finally:
+                with self._lock:
+                    self._running = None
+
+        return asyncio.run(main())
+
+    def cancel(self) -> None:
+        """Cancel ``work()`` at its next await (or before it starts); from any thread."""
+        with self._lock:
+            self._cancelled = True
+            if self._running is not None:
+                loop, task = self._running
+                loop.call_soon_threadsafe(task.cancel)
 
 
 def _safe_symbols(listed: Iterable[str]) -> tuple[str, ...]:
