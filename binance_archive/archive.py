@@ -762,24 +762,25 @@ class _Run:
         stop = threading.Event()
         report_bytes = functools.partial(loop.call_soon_threadsafe, self.emit, EventKind.BYTES, file)
         callbacks = bool(self.callbacks)
-        counts = [0, 0]  # bytes received, bytes not yet reported
+        size = unreported = 0
 
         def absorb(chunk: bytes) -> None:
+            nonlocal size, unreported
             if stop.is_set():  # the download was cancelled meanwhile: nobody waits for the rest
                 raise asyncio.CancelledError
             digest.update(chunk)
             writer.write_in_thread(chunk)
-            counts[0] += len(chunk)
+            size += len(chunk)
             if callbacks:
-                counts[1] += len(chunk)
-                if counts[1] >= _BATCH:
-                    report_bytes(counts[1])
-                    counts[1] = 0
+                unreported += len(chunk)
+                if unreported >= _BATCH:
+                    report_bytes(unreported)
+                    unreported = 0
 
         def finish() -> int:
-            if counts[1]:
-                report_bytes(counts[1])
-            return counts[0]
+            if unreported:
+                report_bytes(unreported)
+            return size
 
         def receive_blocking() -> int:
             for chunk in body.blocking_chunks():

@@ -194,10 +194,9 @@ class BlockingGet:
                 return RetryableError(f"reading {where} timed out after {received} bytes")
             return RetryableError(f"timed out waiting for {where}")
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return TransportError(
-                f"TLS failed for {where}: {exc.verify_message or exc}; the server's certificate must be valid for "
-                "its host (pass verify_ssl=False only for a test server you trust)"
-            )
+            from binance_archive.transports.http import tls_error
+
+            return tls_error(where, exc.verify_message or str(exc))
         if isinstance(exc, OSError | http.client.HTTPException):
             if body:
                 return RetryableError(f"the body of {where} broke off after {received} bytes: {_reason(exc)}")

@@ -23,6 +23,7 @@ from binance_archive.transports.http import (  # loaded already: it imports this
     HttpBody,
     release,
     status_error,
+    tls_error,
 )
 
 __all__ = ["ReqwestClient"]
@@ -195,10 +196,7 @@ def _translate(exc: BaseException, url: str, redact: Any, *, body: bool = False,
         return RetryableError(f"timed out waiting for {where}")
     lowered = reason.lower()
     if isinstance(exc, rq.ConnectError) and ("certificate" in lowered or "tls" in lowered or "ssl" in lowered):
-        return TransportError(
-            f"TLS failed for {where}: {reason}; the server's certificate must be valid for its host "
-            "(pass verify_ssl=False only for a test server you trust)"
-        )
+        return tls_error(where, reason)
     if isinstance(exc, rq.RedirectError | rq.BuilderError | rq.StatusError | rq.ClientClosedError) or not isinstance(
         exc, rq.RequestError
     ):

@@ -313,6 +313,14 @@ async def release(
             raise translate(error) from None
 
 
+def tls_error(where: str, reason: str) -> TransportError:
+    """The library's error for a certificate that failed verification (for every client): not retried."""
+    return TransportError(
+        f"TLS failed for {where}: {reason}; the server's certificate must be valid for its host "
+        "(pass verify_ssl=False only for a test server you trust)"
+    )
+
+
 def status_error(status: int, url: str, what: str, retry_after: str | None) -> Exception:
     """The library's error for a status other than 200 (for both clients): 404 is missing, 429 and 5xx are
     retried (honouring Retry-After), anything else fails."""
@@ -328,10 +336,7 @@ def _translate(exc: BaseException, url: str) -> BaseException:
     if isinstance(exc, TimeoutError):  # before ClientConnectionError: aiohttp's timeouts are both
         return RetryableError(f"timed out waiting for {redact(url)}")
     if isinstance(exc, aiohttp.ClientSSLError):  # before ClientConnectionError, which it is too: retrying cannot help
-        return TransportError(
-            f"TLS failed for {redact(url)}: {_tls_reason(exc)}; the server's certificate must be valid for its "
-            "host (pass verify_ssl=False only for a test server you trust)"
-        )
+        return tls_error(redact(url), _tls_reason(exc))
     if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
         return RetryableError(f"connection failed for {redact(url)}: {exc.__class__.__name__}: {exc}")
     if isinstance(exc, aiohttp.ClientError):
