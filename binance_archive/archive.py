@@ -764,7 +764,8 @@ class _Run:
         callbacks = bool(self.callbacks)
         size = unreported = 0
 
-        def absorb(chunk: bytes) -> None:
+        def absorb(chunk: bytes | memoryview) -> None:
+            # Hashed and written before the next chunk is asked for: a blocking body may reuse its buffer.
             nonlocal size, unreported
             if stop.is_set():  # the download was cancelled meanwhile: nobody waits for the rest
                 raise asyncio.CancelledError

@@ -68,10 +68,12 @@ class Body(abc.ABC):
     def chunks(self) -> AsyncIterator[bytes]:
         """The object's bytes, in order. Raises RetryableError when the stream breaks off."""
 
-    def blocking_chunks(self) -> Iterator[bytes]:
+    def blocking_chunks(self) -> Iterator[bytes | memoryview]:
         """The object's bytes, in order, from a plain iterator that blocks: called from a worker thread when
-        :attr:`blocking` is true, instead of :meth:`chunks`. Leaving the transport's ``get()`` (a cancelled
-        download) must make a read blocked in here fail soon, so that the thread does not outlive the file."""
+        :attr:`blocking` is true, instead of :meth:`chunks`. A chunk may be a view of a buffer the reader fills
+        again for the next one (the HTTP transport's is), so it is valid until the next chunk is asked for: the
+        engine hashes and writes each at once. Leaving the transport's ``get()`` (a cancelled download) must make
+        a read blocked in here fail soon, so that the thread does not outlive the file."""
         raise NotImplementedError(f"{type(self).__name__} has no blocking reader")
 
 
@@ -210,11 +212,13 @@ class Writer(abc.ABC):
     """Whether :meth:`write_in_thread` may be called: the writer can append from a worker thread, blocking it
     (a local file can; a writer bound to an event loop, such as an S3 upload's, cannot)."""
 
-    def write_in_thread(self, chunk: bytes) -> None:
+    def write_in_thread(self, chunk: bytes | memoryview) -> None:
         """Append ``chunk``, from a worker thread rather than the event loop; only called when
         :attr:`writes_in_thread` is true, never at the same time as another write. The engine uses it for a large
-        body that is :attr:`Body.loop_free`. :meth:`abort` may be called from the event loop meanwhile (a
-        cancelled download): it must then leave nothing behind, whichever of the two ends last."""
+        body that is :attr:`Body.loop_free` or :attr:`Body.blocking`. ``chunk`` may be a view of a buffer that is
+        filled again once this returns: write it, or copy it, but do not keep it. :meth:`abort` may be called
+        from the event loop meanwhile (a cancelled download): it must then leave nothing behind, whichever of the
+        two ends last."""
         raise NotImplementedError(f"{type(self).__name__} cannot write from a worker thread")
 
     @abc.abstractmethod

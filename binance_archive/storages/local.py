@@ -199,14 +199,15 @@ class _LocalWriter(Writer):
 
     writes_in_thread: ClassVar[bool] = True
 
-    def write_in_thread(self, chunk: bytes) -> None:
+    def write_in_thread(self, chunk: bytes | memoryview) -> None:
+        # Written at once, never buffered: ``chunk`` may be a view of a buffer the caller fills again next (a
+        # blocking GET's). Only large bodies come this way, so the file is created with the first chunk.
+        self._in_thread(self._write_through, chunk)
+
+    def _write_through(self, chunk: bytes | memoryview) -> None:
         if self._fd < 0:
-            self._chunks.append(chunk)
-            self._buffered += len(chunk)
-            if self._buffered >= _SPILL_AT:
-                self._in_thread(self._open_and_write, self._take())
-        else:
-            self._in_thread(self._write, chunk)
+            self._open_and_write(self._take())  # with whatever preload() buffered
+        self._write(chunk)
 
     def _in_thread(self, work: Callable[[Any], None], data: Any) -> None:
         with self._lock:
@@ -223,7 +224,7 @@ class _LocalWriter(Writer):
             raise _explain(exc, self._final) from exc
         self._write(data)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         try:
             while view:

@@ -441,8 +441,14 @@ class StorageContract:
                     pytest.skip("this storage's writers do not write in threads: the engine uses write_many")
 
                 def write_all() -> None:
+                    # Through one buffer filled again after every call, as a blocking body's is: a writer that
+                    # kept a chunk instead of writing (or copying) it would store the last one's bytes.
+                    buffer = bytearray(step)
                     for start in range(0, len(data), step):
-                        writer.write_in_thread(data[start : start + step])
+                        piece = data[start : start + step]
+                        buffer[: len(piece)] = piece
+                        writer.write_in_thread(memoryview(buffer)[: len(piece)])
+                        buffer[:] = bytes(step)
 
                 await asyncio.to_thread(write_all)
                 assert await storage.stat(self.KEY) is None, "nothing is visible before commit"

@@ -168,7 +168,7 @@ class HttpBody(Body):
         limit = settings.large_body_bytes
         self.blocking = bool(limit) and size is not None and size > limit
 
-    def blocking_chunks(self) -> Iterator[bytes]:
+    def blocking_chunks(self) -> Iterator[bytes | memoryview]:
         from binance_archive.transports._blocking import BlockingGet  # http.client: ~10 ms to import
 
         get = self._blocking_get = BlockingGet(self._url, self._settings, redact=redact)

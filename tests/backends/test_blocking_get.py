@@ -43,7 +43,8 @@ def _zip(tree: Path) -> bytes:
 
 async def _read_again(body: object) -> bytes:
     assert getattr(body, "blocking", False), "the body should be fetched again"
-    return await asyncio.to_thread(lambda: b"".join(body.blocking_chunks()))  # type: ignore[attr-defined]
+    # bytes(chunk): a chunk is a view of the reader's one buffer, valid until the next is asked for
+    return await asyncio.to_thread(lambda: b"".join(bytes(c) for c in body.blocking_chunks()))  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
