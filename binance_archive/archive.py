@@ -95,7 +95,8 @@ class Archive:
         storage_options: keyword options for the storage's constructor.
         base_url: where the archive's files are (passed to the transport as ``base_url``).
         listing_url: the S3 listing of the archive (passed to the transport as ``listing_url``).
-        concurrency: files in flight at once (default: the transport's preference, 64 for HTTP).
+        concurrency: files in flight at once (default: the transport's preference: 80 for HTTP, 512 for s5cmd,
+            32 for a mirror).
         retry: the retry policy for transient failures.
         catalog: the availability matrix to plan against.
         progress: a callable receiving every progress :class:`~binance_archive.events.Event`.

@@ -380,7 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="read the selection and settings from a TOML or JSON file")
     p.add_argument("--to", metavar="PATH_OR_URL", help="where the mirror goes (default: ./binance-data)")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
-    p.add_argument("--concurrency", type=int, metavar="N", help="files in flight at once (default: 64)")
+    p.add_argument(
+        "--concurrency", type=int, metavar="N", help="files in flight at once (default: the transport's, 80 over HTTP)"
+    )
     p.add_argument("--force", action="store_true", help="download again what is already stored")
     p.add_argument("--refresh", action="store_true", help="re-download files Binance has replaced since")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
