@@ -38,8 +38,9 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         transport_options=options,
         concurrency=args.concurrency,
     )
-    # The event loop the command line would use (uvloop when installed; BINANCE_ARCHIVE_LOOP chooses).
-    report = run(archive.download(selections, today=dt.date.fromisoformat(args.today)))
+    # The event loop the command line would use (uvloop when installed; BINANCE_ARCHIVE_LOOP chooses), and the
+    # report it keeps when it prints a summary rather than --json: counts and problems, not every file's outcome.
+    report = run(archive.download(selections, today=dt.date.fromisoformat(args.today), detail="problems"))
     return {
         "downloaded": report.downloaded,
         "skipped": report.skipped,

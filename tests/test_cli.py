@@ -146,6 +146,40 @@ async def test_download_and_symbols_commands(tmp_path: Path) -> None:
         assert status == 2
 
 
+async def test_download_keeps_every_file_s_outcome_only_for_a_json_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary needs counts and problems; an outcome kept for each of millions of files would cost gigabytes."""
+    import asyncio
+
+    from binance_archive.config import RunConfig
+    from binance_archive.report import Outcome
+
+    sel = Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-30",
+                    end="2024-02-02")  # fmt: skip
+    files = planned(sel)
+    build_archive(tmp_path / "upstream", files, max_rows=5)
+    reports = []
+    real_run = RunConfig.run
+
+    async def run_and_keep(self: RunConfig, *args: object, **kwargs: object) -> object:
+        report = await real_run(self, *args, **kwargs)  # type: ignore[arg-type]
+        reports.append(report)
+        return report
+
+    monkeypatch.setattr(RunConfig, "run", run_and_keep)
+    async with FakeArchiveServer(tmp_path / "upstream", missing_keys={files[1].key}) as server:
+        args = ["download", "--market", "spot", "--data-type", "klines", "--symbol", "BTCUSDT", "--interval", "1h",
+                "--start", "2024-01-30", "--end", "2024-02-02", "--today", "2026-11-22", "--base-url", server.base_url]  # fmt: skip
+        for to, extra in (("summary", []), ("json", ["--json"])):
+            status, out = await asyncio.to_thread(run, [*args, "--to", str(tmp_path / to), *extra])
+            assert status == 0, out
+    summary, full = reports
+    assert summary.downloaded == full.downloaded == len(files) - 1 and summary.missing == full.missing == 1
+    assert [o.outcome for o in summary.outcomes] == [Outcome.MISSING], "without --json: the problems only"
+    assert sorted(o.key for o in full.outcomes) == sorted(f.key for f in files), "--json lists every file"
+
+
 def test_console_script_runs_as_a_process() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "binance_archive", "plan", *PLAN_ARGS, "--start", "2024-01-01", "--end", "2024-01-01"],
