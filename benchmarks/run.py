@@ -534,7 +534,7 @@ def machine() -> dict[str, Any]:
 def sha256_rate(megabytes: int = 256) -> float:
     """This machine's SHA-256 speed in MB/s on one core (hashlib, 1 MB updates), what verifying costs per byte.
 
-    It sets the ceiling of a verifying download of large files against s5cmd, which does not hash (see
+    It gives the estimate of a verifying download of large files against s5cmd, which does not hash (see
     ``report.verifying_ceiling``).
     """
     block = os.urandom(2**20)
