@@ -179,6 +179,38 @@ async def test_the_second_get_follows_redirects_and_keeps_credentials_to_their_o
     assert seen["away"] and all(value is None for value in seen["away"]), "credentials went to another host"
 
 
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_a_second_answer_without_a_length_is_read_whole(tree: Path, client: str) -> None:
+    """The first answer gave a Content-Length; the second, chunked, is read to its end just the same (a body of
+    known length is received straight into the reader's buffer; any other through http.client's reader)."""
+    data = _zip(tree)
+    answers: list[str] = []
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if not answers:
+            answers.append("length")
+            return web.Response(body=data, content_type="application/zip")
+        answers.append("chunked")
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(data), 300_001):  # chunks that do not line up with the reader's buffer
+            await response.write(data[start : start + 300_001])
+        await response.write_eof()
+        return response
+
+    application = web.Application()
+    application.router.add_get("/file.zip", serve)
+    async with TestServer(application) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        async with (
+            HttpTransport(base_url=base, client=client, large_body_bytes=1) as transport,
+            transport.get("file.zip") as body,
+        ):
+            assert await _read_again(body) == data
+    assert answers == ["length", "chunked"]
+
+
 @pytest.mark.parametrize("value", [-1, True, "8", 1.5])
 def test_large_body_bytes_must_be_a_whole_number_of_bytes(value: object) -> None:
     with pytest.raises(ConfigurationError, match="large_body_bytes must be a whole number of bytes"):
