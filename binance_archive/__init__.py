@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from binance_archive.api import download, verify
     from binance_archive.archive import Archive
     from binance_archive.backends import Storage, Transport
+    from binance_archive.engine.retry import RetryPolicy
     from binance_archive.report import FileOutcome, Report
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "Period",
     "PluginError",
     "Report",
+    "RetryPolicy",
     "RetryableError",
     "Selection",
     "Storage",
@@ -80,6 +82,7 @@ _LAZY = {
     "Storage": "binance_archive.backends",
     "Report": "binance_archive.report",
     "FileOutcome": "binance_archive.report",
+    "RetryPolicy": "binance_archive.engine.retry",
     "download": "binance_archive.api",
     "verify": "binance_archive.api",
 }

@@ -13,6 +13,12 @@ Backends translate the errors of their own libraries into :mod:`binance_archive.
 - a storage raises :class:`~binance_archive.errors.StorageError`.
 
 Both are async context managers; the engine enters them once per :class:`~binance_archive.Archive`.
+Everything the engine uses of a backend is declared here: a capability is an attribute or a method of these
+classes with a default that works (the engine never probes a backend for methods, nor asks which class it is).
+The few that exist only for speed (``Body.loop_free``, ``Body.blocking``, ``Writer.writes_in_thread``,
+``Writer.write_many``, ``Body.local_path`` with ``Storage.put_file``, ``Storage.sizes``) are listed with the
+figure each one buys in docs/performance.md.
+
 Third parties subclass these, register the class through the ``register_transports`` or
 ``register_storages`` hook, and ship it through the ``binance_archive`` entry-point group (see docs/plugins.md).
 """
@@ -21,21 +27,23 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import os
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import attrs
 
+from binance_archive.common.threads import OwnLoop
 from binance_archive.core.listing import ListingPage
 from binance_archive.errors import StorageError, TransportError, VerificationError
 
-__all__ = ["Body", "Storage", "StoredObject", "Transport", "Writer"]
+__all__ = ["Body", "FileBody", "Storage", "StoredObject", "Transport", "TransportContext", "Writer"]
 
 CHUNK_SIZE = 256 * 1024
+_OWN_LOOP_LOCK = threading.Lock()
 
 
 class Body(abc.ABC):
@@ -64,16 +72,58 @@ class Body(abc.ABC):
     its own, which receives a large body for less CPU than an async client hands it over (see
     docs/performance.md). The engine uses it only for a writer that :attr:`Writer.writes_in_thread`."""
 
+    _own_loop: OwnLoop | None = None
+
     @abc.abstractmethod
     def chunks(self) -> AsyncIterator[bytes]:
         """The object's bytes, in order. Raises RetryableError when the stream breaks off."""
 
+    @property
+    def reads_in_thread(self) -> bool:
+        """Whether :meth:`read_in_thread` may be called: by default, when :attr:`blocking` or :attr:`loop_free`."""
+        return self.blocking or self.loop_free
+
+    def read_in_thread(self, absorb: Callable[[bytes | memoryview], None]) -> None:
+        """Receive the whole body in the calling worker thread, handing each chunk to ``absorb`` in order (which
+        hashes and writes it before it returns: a chunk need not outlive the call).
+
+        The engine calls this, for a large body whose writer :attr:`Writer.writes_in_thread`, instead of iterating
+        :meth:`chunks` on its own loop. By default the body is read from :meth:`blocking_chunks` when it is
+        :attr:`blocking`, else from :meth:`chunks` on a new event loop of this thread (:attr:`loop_free`).
+        Raises what :meth:`chunks` raises; :meth:`stop_reading` makes it end soon.
+        """
+        if self.blocking:
+            for chunk in self.blocking_chunks():
+                absorb(chunk)
+            return
+
+        async def receive() -> None:
+            async for chunk in self.chunks():
+                absorb(chunk)
+
+        self._thread_loop().run(receive)
+
+    def stop_reading(self) -> None:
+        """Called from the event loop (any thread but the reader's) when nobody waits for the body any more (a
+        cancelled download): a :meth:`read_in_thread` under way, even one waiting on a stalled server, must end
+        soon. By default the read on the body's own loop is cancelled; a :attr:`blocking` reader must also fail
+        once its request is left (see :meth:`blocking_chunks`)."""
+        self._thread_loop().cancel()
+
+    def _thread_loop(self) -> OwnLoop:
+        # Made by whichever comes first, the reading thread or a stop: a stop before the read starts still counts.
+        with _OWN_LOOP_LOCK:
+            if self._own_loop is None:
+                self._own_loop = OwnLoop()
+            return self._own_loop
+
     def blocking_chunks(self) -> Iterator[bytes | memoryview]:
         """The object's bytes, in order, from a plain iterator that blocks: called from a worker thread when
-        :attr:`blocking` is true, instead of :meth:`chunks`. A chunk may be a view of a buffer the reader fills
-        again for the next one (the HTTP transport's is), so it is valid until the next chunk is asked for: the
-        engine hashes and writes each at once. Leaving the transport's ``get()`` (a cancelled download) must make
-        a read blocked in here fail soon, so that the thread does not outlive the file."""
+        :attr:`blocking` is true, instead of :meth:`chunks` (by the default :meth:`read_in_thread`). A chunk may be
+        a view of a buffer the reader fills again for the next one (the HTTP transport's is), so it is valid until
+        the next chunk is asked for: the engine hashes and writes each at once. Leaving the transport's ``get()``
+        (a cancelled download) must make a read blocked in here fail soon, so that the thread does not outlive the
+        file."""
         raise NotImplementedError(f"{type(self).__name__} has no blocking reader")
 
 
@@ -120,6 +170,18 @@ class _Resource:
         await self.close()
 
 
+@attrs.frozen
+class TransportContext:
+    """What an :class:`~binance_archive.Archive` knows when it builds a transport by name, for
+    :meth:`Transport.create` to use: settings flow into a transport at construction, never after it."""
+
+    concurrency: int
+    """Files the engine keeps in flight; each fetches its zip and its sidecar at once."""
+    local_root: Path | None = None
+    """The storage's :attr:`Storage.local_root`: a transport that stages files on disk stages them on that file
+    system, so that the storage adopts each with a hard link instead of a copy."""
+
+
 class Transport(_Resource, abc.ABC):
     """Fetches objects of the archive by key, and lists its prefixes.
 
@@ -132,6 +194,17 @@ class Transport(_Resource, abc.ABC):
 
     default_concurrency: ClassVar[int] = 64
     """How many files the engine keeps in flight when the user does not say."""
+
+    @classmethod
+    def create(cls, options: Mapping[str, Any], context: TransportContext) -> Self:
+        """Build the transport an Archive asked for by name, with the user's ``options`` (keyword arguments of
+        ``__init__``, already checked against it) and what the Archive knows (``context``).
+
+        The default ignores ``context``. A transport whose defaults depend on it overrides this and fills in
+        the options the user left out (the HTTP transport sizes its connection pool for ``concurrency``). A
+        transport instance passed to an Archive is used as it was built.
+        """
+        return cls(**options)
 
     @abc.abstractmethod
     def get(self, key: str) -> AbstractAsyncContextManager[Body]:
@@ -253,6 +326,18 @@ class Storage(_Resource, abc.ABC):
     def location(self) -> str:
         """Where the mirror is, for messages (a path or a URL without credentials)."""
 
+    @property
+    def local_root(self) -> Path | None:
+        """The folder on the local file system under which the objects are files, or ``None`` (the default) for
+        a storage elsewhere. A transport that stages files on disk stages them there (see
+        :class:`TransportContext`), so that :meth:`put_file` can adopt them without a copy."""
+        return None
+
+    def temporary_files(self) -> Iterable[str]:
+        """Where temporary objects of interrupted writes are (a killed process's), for ``verify`` to name as
+        orphans; by default none (a storage whose writes leave nothing visible behind)."""
+        return ()
+
     @abc.abstractmethod
     async def stat(self, key: str) -> StoredObject | None:
         """The stored object ``key``, or ``None`` when there is none."""
@@ -318,17 +403,3 @@ class Storage(_Resource, abc.ABC):
             async for chunk in FileBody(path).chunks():
                 await writer.write(chunk)
             await writer.commit()
-
-
-@asynccontextmanager
-async def body_of_file(path: Path) -> AsyncIterator[Body]:
-    """A :class:`FileBody` as the context manager :meth:`Transport.get` returns."""
-    try:
-        body = FileBody(path)
-    except FileNotFoundError:
-        from binance_archive.errors import FileMissingError
-
-        raise FileMissingError(f"{path} does not exist") from None
-    except OSError as exc:
-        raise TransportError(f"cannot read {path}: {os.strerror(exc.errno or 0)}") from exc
-    yield body

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import attrs
 
 from binance_archive.core.files import ArchiveFile
 
-__all__ = ["Event", "EventKind", "ProgressCallback"]
+__all__ = ["Emitter", "Event", "EventKind", "ProgressCallback"]
 
 
 class EventKind(enum.Enum):
@@ -45,3 +45,20 @@ class Event:
 
 ProgressCallback = Callable[[Event], None]
 """A callable receiving every :class:`Event`; it must be quick (it runs on the event loop)."""
+
+
+class Emitter:
+    """Sends events to the callbacks of one run (the archive's and the call's); ``active`` is false when there are
+    none, so that the engine's hot paths can skip making an event at all."""
+
+    __slots__ = ("_callbacks", "active")
+
+    def __init__(self, callbacks: Iterable[ProgressCallback | None]) -> None:
+        self._callbacks = [cb for cb in callbacks if cb is not None]
+        self.active = bool(self._callbacks)
+
+    def __call__(self, kind: EventKind, file: ArchiveFile, nbytes: int = 0, error: str | None = None) -> None:
+        if self._callbacks:
+            event = Event(kind, file, nbytes, error)
+            for callback in self._callbacks:
+                callback(event)

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -20,7 +20,7 @@ import attrs
 import pluggy
 
 from binance_archive import hookspecs
-from binance_archive.backends import Storage, Transport
+from binance_archive.backends import Storage, Transport, TransportContext
 from binance_archive.errors import ConfigurationError, PluginError
 
 __all__ = ["BLOCK_ENV", "BUILTIN_PLUGINS", "BackendRegistry", "make_plugin_manager"]
@@ -144,8 +144,24 @@ class BackendRegistry:
         for scheme in storage.schemes:
             self.schemes.setdefault(scheme, storage)
 
-    def transport(self, spec: str | Transport, options: Mapping[str, Any] | None = None) -> Transport:
-        """A transport from an instance or a name (with its options).
+    def transport_class(self, name: str) -> type[Transport]:
+        """The transport class registered as ``name``.
+
+        Raises:
+            ConfigurationError: for an unknown name, listing the installed ones.
+        """
+        cls = self.transports.get(name)
+        if cls is None:
+            raise ConfigurationError(
+                f"unknown transport {name!r}; installed transports: {', '.join(sorted(self.transports))}"
+            )
+        return cls
+
+    def transport(
+        self, spec: str | Transport, options: Mapping[str, Any] | None = None, context: TransportContext | None = None
+    ) -> Transport:
+        """A transport from an instance or a name (built with its options by :meth:`Transport.create`, told
+        ``context``: by default, that the transport's own default concurrency is used and no storage is local).
 
         Raises:
             ConfigurationError: for an unknown name (listing the installed ones) or an unknown option.
@@ -154,12 +170,9 @@ class BackendRegistry:
             if options:
                 raise ConfigurationError("transport options go to the transport's constructor, not with an instance")
             return spec
-        cls = self.transports.get(spec)
-        if cls is None:
-            raise ConfigurationError(
-                f"unknown transport {spec!r}; installed transports: {', '.join(sorted(self.transports))}"
-            )
-        transport: Transport = _construct(cls, "transport", {}, options or {})
+        cls = self.transport_class(spec)
+        context = context or TransportContext(concurrency=cls.default_concurrency)
+        transport: Transport = _construct(cls, "transport", options or {}, lambda checked: cls.create(checked, context))
         return transport
 
     def storage(self, spec: str | os.PathLike[str] | Storage, options: Mapping[str, Any] | None = None) -> Storage:
@@ -183,12 +196,12 @@ class BackendRegistry:
                 )
         else:
             cls = self.storages["local"]
-        storage: Storage = _construct(cls, "storage", {"url": text}, options or {})
+        storage: Storage = _construct(cls, "storage", options or {}, lambda checked: cls.from_url(text, **checked))
         return storage
 
 
-def _construct(cls: type[Any], kind: str, positional: dict[str, Any], options: Mapping[str, Any]) -> Any:
-    """Instantiate a backend, turning a bad option into an error that lists the valid ones."""
+def _construct(cls: type[Any], kind: str, options: Mapping[str, Any], build: Callable[[dict[str, Any]], Any]) -> Any:
+    """Instantiate a backend with ``build(options)``, turning a bad option into an error that lists the valid ones."""
     # Options are the constructor's keyword-only parameters, whichever way the backend is built.
     params = inspect.signature(cls).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -201,8 +214,6 @@ def _construct(cls: type[Any], kind: str, positional: dict[str, Any], options: M
             f"valid options: {', '.join(valid) or 'none'}"
         )
     try:
-        if "url" in positional:
-            return cls.from_url(positional["url"], **options)
-        return cls(**options)
+        return build(dict(options))
     except TypeError as exc:
         raise ConfigurationError(f"invalid {kind} options for {cls.name!r}: {exc}") from None

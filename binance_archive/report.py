@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import functools
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -13,7 +14,7 @@ import attrs
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["FileOutcome", "Outcome", "Report"]
+__all__ = ["FileOutcome", "Outcome", "Report", "json_converter", "merge_reports"]
 
 
 class Outcome(enum.Enum):
@@ -103,7 +104,7 @@ class Report:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = _converter().unstructure(self)
+        data: dict[str, Any] = json_converter().unstructure(self)
         data["ok"] = self.ok
         data["total"] = self.total
         return data
@@ -114,11 +115,28 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         fields = {f.name for f in attrs.fields(cls)}
-        return _converter().structure({k: v for k, v in data.items() if k in fields}, cls)
+        return json_converter().structure({k: v for k, v in data.items() if k in fields}, cls)
+
+
+def merge_reports(reports: Sequence[Report], duration: float) -> Report:
+    """One report for runs that shared a plan (its shards): counts and outcomes summed, the first reason to stop,
+    and the ``duration`` of the whole."""
+    merged = Report(duration=duration)
+    if reports:
+        merged.started_at = min(r.started_at for r in reports)
+    for report in reports:
+        merged.downloaded += report.downloaded
+        merged.skipped += report.skipped
+        merged.missing += report.missing
+        merged.failed += report.failed
+        merged.bytes += report.bytes
+        merged.outcomes.extend(report.outcomes)
+        merged.stopped = merged.stopped or report.stopped
+    return merged
 
 
 @functools.cache
-def _converter() -> cattrs.Converter:
+def json_converter() -> cattrs.Converter:
     """The report's converter, made (and cattrs imported) when a report is first turned to or from JSON."""
     import cattrs
 

@@ -123,8 +123,8 @@ async def verify_storage(
             batch[obj.key] = obj
         if batch:
             await _check_folder(storage, batch, report, group, semaphore)
-    for path in getattr(storage, "temporary_files", lambda: ())():
-        report.problems.append(Problem(str(path), ProblemKind.ORPHAN, "temporary file of an interrupted write"))
+    for path in await asyncio.to_thread(lambda: list(storage.temporary_files())):
+        report.problems.append(Problem(path, ProblemKind.ORPHAN, "temporary file of an interrupted write"))
     for selection in selections:
         for file in plan(selection, today=today, catalog=catalog):
             if await storage.stat(file.checksum_key) is None:

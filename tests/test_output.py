@@ -11,7 +11,7 @@ def test_a_large_write_to_a_pipe_survives_signals_with_unbuffered_output() -> No
     """PYTHONUNBUFFERED=1 and signals during the write: a plain sys.stdout.write lost all but 64 KB of 5 MB."""
     writer = (
         "import os, signal, sys, threading, time\n"
-        "from binance_archive.output import write_all\n"
+        "from binance_archive.cli.output import write_all\n"
         "signal.signal(signal.SIGUSR1, lambda *a: None)\n"
         "def poke():\n"
         "    for _ in range(40):\n"

@@ -17,7 +17,8 @@ from binance_archive import Selection
 from binance_archive.cli import main
 from binance_archive.core import in_shard
 from binance_archive.errors import ConfigurationError
-from binance_archive.processes import START_ENV, child_shard, merge_reports, start_method
+from binance_archive.cli.processes import START_ENV, child_shard, start_method
+from binance_archive.report import merge_reports
 from binance_archive.report import FileOutcome, Outcome, Report
 from binance_archive.testing import FakeArchiveServer, build_archive
 from binance_archive.verification import ProblemKind, VerifyReport, verify_storage
@@ -236,7 +237,7 @@ async def verify_storage_of(mirror: Path) -> VerifyReport:
 async def test_an_interrupted_parent_stops_its_processes_and_leaves_a_clean_mirror(
     start: str, upstream: Path, tmp_path: Path
 ) -> None:
-    from binance_archive.storages.local import TEMP_PREFIX
+    from binance_archive.common.staging import TEMP_PREFIX
 
     mirror = tmp_path / "mirror"
     async with FakeArchiveServer(upstream, latency=0.2) as server:  # slow: the run is still going when stopped

@@ -78,6 +78,11 @@ class Availability:
                 need = "needs intervals" if self.data_type.has_interval else "takes no intervals"
                 raise ConfigurationError(f"{self.market.value} {self.data_type.value} {period.value}: {need}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Picklable (a run's settings travel to other processes): the read-only view goes as a plain dict.
+        fields = (self.first_date, self.last_date, self.retired, self.note)
+        return (Availability, (self.market, self.data_type, dict(self.intervals), *fields))
+
     @property
     def periods(self) -> tuple[Period, ...]:
         """The periods this type is published in, daily first."""

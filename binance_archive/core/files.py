@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -12,14 +14,13 @@ import attrs
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
-from binance_archive.core.periods import Period
+from binance_archive.core.periods import Period, month_end
 from binance_archive.core.symbols import validate_symbol
 from binance_archive.errors import ConfigurationError, InvalidKeyError
 
-__all__ = ["CHECKSUM_SUFFIX", "ArchiveFile", "url_for_key"]
+__all__ = ["CHECKSUM_SUFFIX", "ArchiveFile", "daily_files", "url_for_key"]
 
 CHECKSUM_SUFFIX = ".CHECKSUM"
-_new = object.__new__
 _set = object.__setattr__
 _DAILY_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MONTHLY_DATE = re.compile(r"\d{4}-\d{2}")
@@ -59,33 +60,6 @@ class ArchiveFile:
         if self.period is Period.MONTHLY and self.date.day != 1:
             raise ConfigurationError(f"a monthly file's date is the first of its month, not {self.date}")
         _set(self, "_key", f"{self.folder}/{self.filename}")
-
-    @classmethod
-    def _trusted(
-        cls,
-        market: Market,
-        data_type: DataType,
-        symbol: str,
-        period: Period,
-        date: dt.date,
-        interval: Interval | None,
-        key: str,
-    ) -> ArchiveFile:
-        """Build a file whose fields the planner has already validated, with its key precomputed.
-
-        Planning creates millions of these; skipping the checks and the key formatting makes it several
-        times faster. Only the core's planner calls this.
-        """
-        self = _new(cls)
-        set_market, set_type, set_symbol, set_period, set_date, set_interval, set_key = _SLOT_SETTERS
-        set_market(self, market)
-        set_type(self, data_type)
-        set_symbol(self, symbol)
-        set_period(self, period)
-        set_date(self, date)
-        set_interval(self, interval)
-        set_key(self, key)
-        return self
 
     @property
     def date_text(self) -> str:
@@ -184,8 +158,45 @@ class ArchiveFile:
 
 
 # The slots' own descriptors: setting through them skips the frozen class's __setattr__ guard, which is the
-# cheapest way to fill a frozen object (about twice as fast as object.__setattr__).
+# cheapest way to fill a frozen object (see docs/performance.md, planning).
 _SLOT_SETTERS = tuple(
     ArchiveFile.__dict__[name].__set__
     for name in ("market", "data_type", "symbol", "period", "date", "interval", "_key")
 )
+
+
+def daily_files(
+    market: Market, data_type: DataType, symbol: str, interval: Interval | None, first: dt.date, last: dt.date
+) -> Iterator[ArchiveFile]:
+    """The daily files of one series from ``first`` to ``last`` (inclusive), in date order.
+
+    The hot loop of planning, so the arguments are checked once (by the first file), not per file: the key's
+    prefix is built once per run of days, each month's dates and their ISO texts come from a small cache (every
+    symbol of a plan walks the same calendar), and files are filled through their slots directly.
+    """
+    prefix = ArchiveFile(market, data_type, symbol, Period.DAILY, first, interval).name_prefix
+    new, cls = object.__new__, ArchiveFile
+    set_market, set_type, set_symbol, set_period, set_date, set_interval, set_key = _SLOT_SETTERS
+    daily = Period.DAILY
+    year, month, day = first.year, first.month, first.day
+    while (year, month) <= (last.year, last.month):
+        dates = _month_days(year, month)
+        stop = last.day if (year, month) == (last.year, last.month) else len(dates)
+        for date, text in dates[day - 1 : stop]:
+            file = new(cls)
+            set_market(file, market)
+            set_type(file, data_type)
+            set_symbol(file, symbol)
+            set_period(file, daily)
+            set_date(file, date)
+            set_interval(file, interval)
+            set_key(file, f"{prefix}{text}.zip")
+            yield file
+        year, month, day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
+
+
+@functools.lru_cache(maxsize=1024)  # 85 years of months; a month is ~5 KB
+def _month_days(year: int, month: int) -> tuple[tuple[dt.date, str], ...]:
+    """Every day of a month with its ISO text (``2024-01-31``), in order."""
+    first = dt.date(year, month, 1)
+    return tuple((day, day.isoformat()) for day in (first.replace(day=k) for k in range(1, month_end(first).day + 1)))

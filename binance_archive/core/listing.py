@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -12,7 +13,7 @@ from binance_archive.errors import TransportError
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
 
-__all__ = ["ListedObject", "ListingPage", "parse_listing"]
+__all__ = ["ListedObject", "ListingPage", "Paginator", "parse_listing"]
 
 _NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -37,6 +38,47 @@ class ListingPage:
     next_marker: str | None
     """For v1, the marker of the next page (``NextMarker``, else the last key); for v2 the continuation token
     (``None`` when a truncated v2 page sends none: a v2 token cannot be guessed)."""
+
+    @classmethod
+    def of_entries(cls, entries: Sequence[tuple[str, ListedObject | None]], *, truncated: bool) -> ListingPage:
+        """A page of entries in key order, each ``(prefix, None)`` for a sub-folder or ``(key, object)``; a
+        truncated page's marker is its last entry (v1 semantics: the next page starts after it)."""
+        prefixes = tuple(key for key, obj in entries if obj is None)
+        objects = tuple(obj for _, obj in entries if obj is not None)
+        marker = entries[-1][0] if truncated and entries else None
+        return cls(prefixes, objects, truncated, marker)
+
+
+class Paginator:
+    """Cuts entries that arrive in key order into pages of ``page_size``, as S3 does for a listing that a
+    backend makes itself (a folder tree, ``s5cmd ls``).
+
+    A page is marked truncated only when another entry follows it, so one entry is held back until the next one
+    arrives (or :meth:`last` is called).
+    """
+
+    def __init__(self, page_size: int) -> None:
+        self._page_size = page_size
+        self._page: list[tuple[str, ListedObject | None]] = []
+        self._pending: tuple[str, ListedObject | None] | None = None
+
+    def add(self, entry: tuple[str, ListedObject | None]) -> ListingPage | None:
+        """Take the next entry; returns a full page when one is complete."""
+        if self._pending is not None:
+            self._page.append(self._pending)
+        self._pending = entry
+        if len(self._page) < self._page_size:
+            return None
+        page, self._page = self._page, []
+        return ListingPage.of_entries(page, truncated=True)
+
+    def last(self) -> ListingPage:
+        """The last page (possibly empty): what is left once no entry follows."""
+        if self._pending is not None:
+            self._page.append(self._pending)
+            self._pending = None
+        page, self._page = self._page, []
+        return ListingPage.of_entries(page, truncated=False)
 
 
 def _text(element: ET.Element, name: str) -> str | None:

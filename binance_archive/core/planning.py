@@ -6,13 +6,12 @@ The plan never holds more than one file in memory, so a plan of ten million file
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import zlib
 from collections.abc import Iterator
 
 from binance_archive.core.catalog import DEFAULT_CATALOG, Availability, Catalog
 from binance_archive.core.datatypes import DataType
-from binance_archive.core.files import _SLOT_SETTERS, ArchiveFile, _new
+from binance_archive.core.files import ArchiveFile, daily_files
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
 from binance_archive.core.periods import Period, month_end, next_month
@@ -171,47 +170,13 @@ def _series(
             if whole:
                 yield ArchiveFile(market, data_type, symbol, Period.MONTHLY, month, interval)
             else:
-                yield from _days(market, data_type, symbol, interval, max(lo, month), min(hi, last))
+                yield from daily_files(market, data_type, symbol, interval, max(lo, month), min(hi, last))
         else:
             if want_monthly and last < today:
                 yield ArchiveFile(market, data_type, symbol, Period.MONTHLY, month, interval)
             if want_daily:
-                yield from _days(market, data_type, symbol, interval, max(lo, month), min(hi, last))
+                yield from daily_files(market, data_type, symbol, interval, max(lo, month), min(hi, last))
         month = next_month(month)
-
-
-def _days(
-    market: Market, data_type: DataType, symbol: str, interval: Interval | None, first: dt.date, last: dt.date
-) -> Iterator[ArchiveFile]:
-    # The hot loop of planning: the key's prefix is built once per run of days, each month's dates and
-    # their ISO texts come from a small cache (every symbol of a plan walks the same calendar), and files
-    # are made through the trusted constructor's slot setters, inlined (the selection was validated up front).
-    prefix = ArchiveFile(market, data_type, symbol, Period.DAILY, first, interval).name_prefix
-    new, cls = _new, ArchiveFile
-    set_market, set_type, set_symbol, set_period, set_date, set_interval, set_key = _SLOT_SETTERS
-    daily = Period.DAILY
-    year, month, day = first.year, first.month, first.day
-    while (year, month) <= (last.year, last.month):
-        dates = _month_days(year, month)
-        stop = last.day if (year, month) == (last.year, last.month) else len(dates)
-        for date, text in dates[day - 1 : stop]:
-            file = new(cls)
-            set_market(file, market)
-            set_type(file, data_type)
-            set_symbol(file, symbol)
-            set_period(file, daily)
-            set_date(file, date)
-            set_interval(file, interval)
-            set_key(file, f"{prefix}{text}.zip")
-            yield file
-        year, month, day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
-
-
-@functools.lru_cache(maxsize=1024)  # 85 years of months; a month is ~5 KB
-def _month_days(year: int, month: int) -> tuple[tuple[dt.date, str], ...]:
-    """Every day of a month with its ISO text (``2024-01-31``), in order."""
-    first = dt.date(year, month, 1)
-    return tuple((day, day.isoformat()) for day in (first.replace(day=k) for k in range(1, month_end(first).day + 1)))
 
 
 def files_of_month(monthly: ArchiveFile, *, today: dt.date | None = None) -> Iterator[ArchiveFile]:
@@ -219,7 +184,7 @@ def files_of_month(monthly: ArchiveFile, *, today: dt.date | None = None) -> Ite
     if monthly.period is not Period.MONTHLY:
         raise ConfigurationError(f"{monthly.key} is not a monthly file")
     yesterday = (today or utc_today()) - _ONE_DAY
-    yield from _days(
+    yield from daily_files(
         monthly.market,
         monthly.data_type,
         monthly.symbol,

@@ -5,111 +5,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
-import itertools
 import os
 import shutil
-import socket
 import threading
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
+from binance_archive.common.staging import TEMP_PREFIX, is_temporary, release, sweep, temp_path
 from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
 from binance_archive.hookspecs import hookimpl
 
-__all__ = ["TEMP_PREFIX", "LocalStorage", "make_temp_folder", "release_temp_folder"]
-
-TEMP_PREFIX = ".binance-archive-"
-"""Temporary files start with this and end in ``.part``; they are never listed as stored objects."""
-
-# Temporary names carry their writer's host and process: ``.binance-archive-{name}.{host}.{pid}.{n}.part``. A
-# process killed mid-write (SIGKILL, power loss) leaves its temporary files behind; the next process that
-# writes into the same folder on the same host removes those whose process is gone (see _sweep), so a
-# re-run leaves a clean mirror. Files of live processes, of other hosts (a shared file system) and names in
-# any other form are never touched.
-_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
-_SEQUENCE = itertools.count(1)
-_LIVE: set[str] = set()  # temporary names this process is writing now (a re-used PID must not sweep them)
-_LIVE_LOCK = threading.Lock()
-
-
-def _temp_path(final: str) -> str:
-    folder, name = os.path.split(final)
-    path = os.path.join(folder, f"{TEMP_PREFIX}{name}.{_HOST}.{os.getpid()}.{next(_SEQUENCE)}.part")
-    with _LIVE_LOCK:
-        _LIVE.add(path)
-    return path
-
-
-def _release(temp: str) -> None:
-    with _LIVE_LOCK:
-        _LIVE.discard(temp)
-
-
-def _is_stale(path: str, name: str) -> bool:
-    """Whether the temporary file ``name`` was left by a process of this host that no longer runs."""
-    parts = name.rsplit(".", 4)
-    if len(parts) != 5 or parts[4] != "part" or parts[1] != _HOST or not parts[2].isdigit():
-        return False
-    pid = int(parts[2])
-    if pid == os.getpid():  # ours, or a dead process's whose PID we re-use (PID 1 in a container)
-        with _LIVE_LOCK:
-            return path not in _LIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: alive, another user's
-        return False
-    return False
-
-
-def _sweep(folder: str) -> None:
-    """Remove the temporary files (and folders) a killed process of this host left in ``folder`` (best effort)."""
-    try:
-        with os.scandir(folder) as entries:
-            stale = [
-                (e.path, e.is_dir(follow_symlinks=False))
-                for e in entries
-                if e.name.startswith(TEMP_PREFIX) and _is_stale(e.path, e.name)
-            ]
-    except OSError:
-        return
-    for path, is_dir in stale:
-        if is_dir:
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            with suppress(OSError):
-                os.unlink(path)
-
-
-def make_temp_folder(parent: str | os.PathLike[str], stem: str) -> str:
-    """A new folder in ``parent`` named as this process's temporary files are (a transport's staging area).
-
-    Hidden from listings like them, and removed by the next run on this host if this process is killed before
-    it removes the folder itself (then it calls :func:`release_temp_folder`). Stale ones in ``parent`` go first.
-    """
-    parent = os.fspath(parent)
-    os.makedirs(parent, exist_ok=True)
-    _sweep(parent)
-    path = _temp_path(os.path.join(parent, stem))
-    try:
-        os.mkdir(path)
-    except BaseException:
-        _release(path)
-        raise
-    return path
-
-
-def release_temp_folder(path: str | os.PathLike[str]) -> None:
-    """Remove a folder made by :func:`make_temp_folder` and everything in it."""
-    shutil.rmtree(path, ignore_errors=True)
-    _release(os.fspath(path))
-
+__all__ = ["LocalStorage"]
 
 # Small files (most of the archive, and every sidecar) are buffered and written in one go on commit; larger
 # ones spill to their temporary file as they stream, so memory stays bounded whatever the file size.
@@ -142,7 +52,7 @@ class _Folders:
     def prepare(self, folder: str) -> None:
         if folder not in self._ready:
             os.makedirs(folder, exist_ok=True)
-            _sweep(folder)
+            sweep(folder)
             self._ready.add(folder)
 
     def create(self, temp: str, folder: str) -> int:
@@ -161,7 +71,7 @@ class _LocalWriter(Writer):
     def __init__(self, final: str, *, fsync: bool, folders: _Folders) -> None:
         self._final = final
         self._folder = os.path.dirname(final)
-        self._temp = _temp_path(final)
+        self._temp = temp_path(final)
         # Chunks of a file that has not spilled yet, joined once when written (no copy per chunk).
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -265,7 +175,7 @@ class _LocalWriter(Writer):
             fd, self._fd = self._fd, -1
             os.close(fd)
             os.replace(self._temp, self._final)  # atomic: readers see the old file or the whole new one
-            _release(self._temp)
+            release(self._temp)
         except OSError as exc:
             self._discard()
             raise _explain(exc, self._final) from exc
@@ -281,7 +191,7 @@ class _LocalWriter(Writer):
                 os.close(fd)
         with suppress(OSError):
             os.unlink(self._temp)
-        _release(self._temp)
+        release(self._temp)
 
     def _discard_if_free(self) -> None:
         if self._lock.acquire(blocking=False):
@@ -328,6 +238,10 @@ class LocalStorage(Storage):
     @property
     def location(self) -> str:
         return str(self.root)
+
+    @property
+    def local_root(self) -> Path:
+        return self.root
 
     def path_of(self, key: str) -> Path:
         """The local path of ``key``; keys never leave the root (the core validates their symbols)."""
@@ -399,7 +313,7 @@ class LocalStorage(Storage):
         await asyncio.to_thread(self._adopt, path, final)
 
     def _adopt(self, source: Path, final: str) -> None:
-        temp = _temp_path(final)
+        temp = temp_path(final)
         try:
             self._folders.prepare(os.path.dirname(final))
             try:
@@ -421,7 +335,7 @@ class LocalStorage(Storage):
                 os.unlink(temp)
             raise _explain(exc, final) from exc
         finally:
-            _release(temp)
+            release(temp)
 
     async def list(self, prefix: str = "data/") -> AsyncIterator[StoredObject]:
         base = self.path_of(prefix.rstrip("/")) if prefix.strip("/") else self.root
@@ -447,9 +361,9 @@ class LocalStorage(Storage):
         except OSError as exc:  # EACCES, EROFS: a StorageError the engine reports, not an OSError that escapes it
             raise _explain(exc, path, "remove") from exc
 
-    def temporary_files(self) -> Iterable[Path]:
+    def temporary_files(self) -> Iterator[str]:
         """Leftover temporary files (from a process that was killed mid-write)."""
-        return self.root.rglob(f"{TEMP_PREFIX}*.part")
+        return (str(path) for path in self.root.rglob(f"{TEMP_PREFIX}*.part"))
 
 
 def _scan(folder: Path) -> list[tuple[Path, bool, int, float]]:
@@ -457,7 +371,7 @@ def _scan(folder: Path) -> list[tuple[Path, bool, int, float]]:
         with os.scandir(folder) as it:
             out = []
             for entry in it:
-                if entry.name.startswith(TEMP_PREFIX):
+                if is_temporary(entry.name):
                     continue
                 is_dir = entry.is_dir(follow_symlinks=False)
                 st = entry.stat(follow_symlinks=False)
@@ -483,7 +397,7 @@ def _sizes(folder: str) -> dict[str, int]:
         with os.scandir(fd) as it:
             for entry in it:
                 name = entry.name
-                if name.startswith(TEMP_PREFIX):
+                if is_temporary(name):
                     continue
                 try:
                     if not entry.is_file(follow_symlinks=False):  # the directory entry's type: no system call

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
+from binance_archive.common.options import whole_number
+from binance_archive.common.urls import as_typed
 from binance_archive.errors import ConfigurationError, StorageError
 from binance_archive.hookspecs import hookimpl
 
@@ -206,29 +208,22 @@ class S3Storage(Storage):
     ) -> None:
         parts = urlsplit(url)
         # A refused URL is named as typed less its secrets (user:password@, the query string).
-        from binance_archive.transports.http import _as_typed
-
         if parts.scheme.lower() != "s3" or not parts.netloc:
-            raise ConfigurationError(f"expected an s3://bucket/prefix URL, got {_as_typed(url)!r}")
+            raise ConfigurationError(f"expected an s3://bucket/prefix URL, got {as_typed(url)!r}")
         if "@" in parts.netloc:
             raise ConfigurationError(
-                f"an s3:// URL names a bucket, not user:password@ ({_as_typed(url)!r}); "
+                f"an s3:// URL names a bucket, not user:password@ ({as_typed(url)!r}); "
                 "put credentials in access_key_id/secret_access_key or the environment"
             )
         if not _BUCKET.match(parts.netloc):
-            raise ConfigurationError(f"invalid bucket name {parts.netloc!r} in {_as_typed(url)!r}")
+            raise ConfigurationError(f"invalid bucket name {parts.netloc!r} in {as_typed(url)!r}")
         self.bucket = parts.netloc
         self.prefix = parts.path.strip("/")
         if self.prefix and any(p in ("", ".", "..") for p in self.prefix.split("/")):
-            raise ConfigurationError(f"invalid prefix {self.prefix!r} in {_as_typed(url)!r}")
-        if part_size < MIN_PART_SIZE:
-            raise ConfigurationError(
-                f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum), got {part_size}"
-            )
-        if upload_concurrency < 1:
-            raise ConfigurationError(f"upload_concurrency must be at least 1, got {upload_concurrency}")
-        self.part_size = part_size
-        self.upload_concurrency = upload_concurrency
+            raise ConfigurationError(f"invalid prefix {self.prefix!r} in {as_typed(url)!r}")
+        minimum = f"a whole number of at least {MIN_PART_SIZE} bytes (S3's minimum)"
+        self.part_size = whole_number(part_size, "part_size", at_least=MIN_PART_SIZE, what=minimum)
+        self.upload_concurrency = whole_number(upload_concurrency, "upload_concurrency", at_least=1)
         env = os.environ
         endpoint = endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
         if endpoint is not None:

@@ -19,11 +19,12 @@ from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 from binance_archive.backends import Body, FileBody, Transport
-from binance_archive.core.listing import ListedObject, ListingPage
+from binance_archive.common.options import whole_number
+from binance_archive.common.staging import is_temporary
+from binance_archive.common.urls import as_typed
+from binance_archive.core.listing import ListedObject, ListingPage, Paginator
 from binance_archive.errors import ConfigurationError, FileMissingError, TransportError, VerificationError
 from binance_archive.hookspecs import hookimpl
-from binance_archive.storages.local import TEMP_PREFIX
-from binance_archive.transports.http import _as_typed
 
 __all__ = ["MirrorTransport"]
 
@@ -46,16 +47,12 @@ def _root_of(location: str | os.PathLike[str]) -> Path:
             # Named as typed less its secrets (user:password@, the query string), never the whole netloc.
             raise ConfigurationError(
                 f"file:// URLs must name a local path (no host but localhost, no user or password), "
-                f"not {_as_typed(text)!r}"
+                f"not {as_typed(text)!r}"
             )
         text = unquote(parts.path)
     if not text:
         raise ConfigurationError("the mirror transport needs a folder: pass base_url='/path' or root='/path'")
     return Path(text).expanduser()
-
-
-def _is_temporary(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX)
 
 
 class MirrorTransport(Transport):
@@ -89,9 +86,7 @@ class MirrorTransport(Transport):
         if location is None:
             raise ConfigurationError("the mirror transport needs a folder: pass base_url='/path' or root='/path'")
         self.root = _root_of(location)
-        if not 1 <= page_size <= _MAX_PAGE:
-            raise ConfigurationError(f"page_size must be between 1 and {_MAX_PAGE}, got {page_size}")
-        self.page_size = page_size
+        self.page_size = whole_number(page_size, "page_size", at_least=1, at_most=_MAX_PAGE)
 
     def __repr__(self) -> str:
         return f"MirrorTransport(root={str(self.root)!r})"
@@ -113,7 +108,7 @@ class MirrorTransport(Transport):
 
     def _regular_file(self, key: str) -> Path:
         path = self.path_of(key)
-        if _is_temporary(path.name):
+        if is_temporary(path.name):
             raise FileMissingError(f"file not found in the mirror: {key}")
         try:
             st = os.stat(path)
@@ -158,29 +153,15 @@ class MirrorTransport(Transport):
         if prefix.startswith("/") or ".." in prefix.split("/"):
             raise TransportError(f"refusing prefix {prefix!r}: it would leave the mirror {self.root}")
         entries = _Entries(self.root, prefix, delimiter)
-        page: list[tuple[str, ListedObject | None]] = []
-        pending: tuple[str, ListedObject | None] | None = None
+        pages = Paginator(self.page_size)
         while True:
             batch = await asyncio.to_thread(entries.take, self.page_size + 1)
             for entry in batch:
-                if pending is not None:
-                    page.append(pending)
-                pending = entry
-                if len(page) == self.page_size:
-                    yield _page(page, truncated=True)
-                    page = []
+                if (page := pages.add(entry)) is not None:
+                    yield page
             if len(batch) < self.page_size + 1:
                 break
-        if pending is not None:
-            page.append(pending)
-        yield _page(page, truncated=False)
-
-
-def _page(entries: list[tuple[str, ListedObject | None]], *, truncated: bool) -> ListingPage:
-    prefixes = tuple(key for key, obj in entries if obj is None)
-    objects = tuple(obj for _, obj in entries if obj is not None)
-    marker = entries[-1][0] if truncated and entries else None
-    return ListingPage(prefixes, objects, truncated, marker)
+        yield pages.last()
 
 
 class _Entries:
@@ -250,7 +231,7 @@ def _scan(folder: Path) -> list[tuple[str, os.stat_result]]:
     try:
         with os.scandir(folder) as it:
             for entry in it:
-                if _is_temporary(entry.name):
+                if is_temporary(entry.name):
                     continue
                 try:
                     found.append((entry.name, entry.stat()))  # follows links: a shared copy may use them

@@ -1,4 +1,4 @@
-"""The HTTP transport's blocking GET of a large body (``transports/_blocking.py``), with either client.
+"""The HTTP transport's blocking GET of a large body (``transports/http/blocking.py``), with either client.
 
 A body larger than ``large_body_bytes`` is fetched again from the engine's worker thread over a connection of
 its own. That GET must give the same bytes, follow redirects as the clients do, turn every failure into the

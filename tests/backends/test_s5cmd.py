@@ -237,13 +237,12 @@ async def test_a_bad_command_line_fails_every_file_at_once(tmp_path: Path) -> No
 
 
 async def test_staging_near_the_mirror_hard_links(tmp_path: Path, upstream: Path) -> None:
-    """With ``stage_near`` (for the engine to call with a local mirror's root) files are linked, not copied."""
+    """Staged inside a local mirror's root (where an Archive puts it) files are linked, not copied."""
     from binance_archive.storages.local import LocalStorage
 
     mirror = tmp_path / "mirror"
     async with FakeArchiveServer(upstream) as server:
-        transport = S5cmdTransport(base_url=server.listing_url, region="ap-northeast-1")
-        transport.stage_near(mirror)
+        transport = S5cmdTransport(base_url=server.listing_url, region="ap-northeast-1", staging_dir=mirror)
         storage = LocalStorage(mirror)
         async with transport, storage:
             async with transport.get(FILES[0].key) as body:
@@ -264,12 +263,12 @@ async def test_the_engine_stages_near_a_local_mirror_and_sweeps_a_dead_runs_stag
     import sys
 
     from binance_archive import Archive
-    from binance_archive.storages.local import make_temp_folder, release_temp_folder
+    from binance_archive.common.staging import make_temp_folder, release_temp_folder
 
     mirror = tmp_path / "mirror"
     # A staging folder made by a process that is gone now, as a SIGKILL would leave it.
     code = (
-        "import sys; from binance_archive.storages.local import make_temp_folder; "
+        "import sys; from binance_archive.common.staging import make_temp_folder; "
         "p = make_temp_folder(sys.argv[1], 's5cmd'); open(p + '/partial.zip', 'wb').write(b'x'); print(p)"
     )
     dead = subprocess.run([sys.executable, "-c", code, str(mirror)], capture_output=True, text=True, check=True)  # noqa: ASYNC221 - before the loop has work

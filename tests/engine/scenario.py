@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from binance_archive import ArchiveFile, Selection, plan
-from binance_archive.retry import RetryPolicy
+from binance_archive import RetryPolicy
 
 TODAY = dt.date(2026, 11, 22)
 

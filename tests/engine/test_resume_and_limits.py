@@ -13,7 +13,7 @@ from binance_archive import Archive, Selection, StorageFullError
 from binance_archive.core import ArchiveFile
 from binance_archive.report import Outcome
 from binance_archive.storages.local import LocalStorage
-from binance_archive.stored_index import SCAN_AFTER, StoredIndex
+from binance_archive.engine.stored import SCAN_AFTER, StoredIndex
 from binance_archive.testing import FakeArchiveServer, build_archive
 
 from .scenario import FAST_RETRY, TODAY, planned
@@ -183,7 +183,7 @@ async def test_a_body_that_drips_is_given_up_within_bounds(client: str, daily_tr
     """A server that never pauses long enough for the read timeout, but would take minutes for a file."""
     import time
 
-    from binance_archive.retry import RetryPolicy
+    from binance_archive import RetryPolicy
 
     files = planned(DAILY)[:2]
     victim = files[0]

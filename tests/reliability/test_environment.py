@@ -31,7 +31,7 @@ from binance_archive.cli import main
 from binance_archive.core import ArchiveFile
 from binance_archive.errors import TransportError
 from binance_archive.report import Outcome
-from binance_archive.retry import RetryPolicy
+from binance_archive import RetryPolicy
 from binance_archive.testing import make_sidecar, make_zip, replace_file
 
 from .scenario import TODAY, build, planned
@@ -238,7 +238,7 @@ def as_nobody(argv: list[str]) -> tuple[int, str, str]:
     import importlib
 
     for module in ("binance_archive.archive", "binance_archive.plugins", "binance_archive.transports.s5cmd",
-                   "binance_archive.transports.mirror", "binance_archive.transports._reqwest", "aiohttp",
+                   "binance_archive.transports.mirror", "binance_archive.transports.http.reqwest_client", "binance_archive.transports.http.aiohttp_client", "aiohttp",
                    "pyreqwest.client", "pyreqwest.exceptions", "cattrs", "uvloop", "encodings.idna"):  # fmt: skip
         importlib.import_module(module)
     Archive("unused", entry_points=False)  # the plugin manager and every built-in backend's module

@@ -15,7 +15,7 @@ import pytest
 
 from binance_archive.core import ArchiveFile
 from binance_archive.report import Outcome, Report
-from binance_archive.retry import RetryPolicy
+from binance_archive import RetryPolicy
 from binance_archive.testing import Faults
 
 from .scenario import MATRIX_SELECTION, TODAY, build

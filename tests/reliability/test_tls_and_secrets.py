@@ -186,13 +186,13 @@ async def test_verification_is_real_a_trusted_ca_is_accepted_and_a_wrong_host_re
 BLOCKING_CHECK = textwrap.dedent(
     """
     import json, sys
-    from binance_archive.transports._blocking import BlockingGet
-    from binance_archive.transports.http import BodySettings, redact
+    from binance_archive.transports.http.blocking import BlockingGet
+    from binance_archive.transports.http import BodySettings
     settings = BodySettings(min_speed=0, read_timeout=5, connect_timeout=5, large_body_bytes=1, verify_ssl=True,
                             user_agent="test")
     def fetch(url):
         try:
-            get = BlockingGet(url + "/" + sys.argv[1], settings, redact=redact)
+            get = BlockingGet(url + "/" + sys.argv[1], settings)
             b"".join(get.chunks(settings.guard(url)))
             return "ok"
         except Exception as exc:
@@ -203,15 +203,15 @@ BLOCKING_CHECK = textwrap.dedent(
 
 
 def _blocking_get(url: str, *, verify_ssl: bool = True, read_timeout: float = 5.0) -> bytes:
-    """A large body's second GET (``transports/_blocking.py``) of ``url``, as the engine's worker thread sends it."""
-    from binance_archive.transports._blocking import BlockingGet
-    from binance_archive.transports.http import BodySettings, redact
+    """A large body's second GET (``transports/http/blocking.py``) of ``url``, as the engine's worker thread sends it."""
+    from binance_archive.transports.http.blocking import BlockingGet
+    from binance_archive.transports.http import BodySettings
 
     settings = BodySettings(
         min_speed=0, read_timeout=read_timeout, connect_timeout=5, large_body_bytes=1, verify_ssl=verify_ssl,
         user_agent="test",
     )  # fmt: skip
-    return b"".join(BlockingGet(url, settings, redact=redact).chunks(settings.guard(url)))
+    return b"".join(BlockingGet(url, settings).chunks(settings.guard(url)))
 
 
 async def test_the_blocking_get_of_a_large_body_verifies_certificates_as_the_clients_do(tmp_path: Path) -> None:

@@ -1,12 +1,28 @@
-"""Writing a whole text to the command's output, however large, whatever interrupts it."""
+"""What the command tells its user: whole texts on its output, however large, whatever interrupts them; errors on
+its standard error; and its exit statuses."""
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 from typing import IO
 
-__all__ = ["write_all"]
+from binance_archive.errors import BinanceArchiveError, ConfigurationError
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "error_status", "write_all"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""0 success; 1 some files failed (missing files are not failures); 2 bad usage or configuration; 130 interrupted."""
+
+
+def error_status(exc: BinanceArchiveError) -> int:
+    """Tell the user about ``exc`` on standard error; the exit status it calls for (2 for a configuration error)."""
+    if isinstance(exc, ConfigurationError):
+        sys.stderr.write(f"binance-archive: error: {exc}\n")
+        return EXIT_USAGE
+    sys.stderr.write(f"binance-archive: {exc}\n")
+    return EXIT_FAILED
 
 
 def write_all(stream: IO[str], text: str) -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TextIO
 
 from binance_archive.archive import Archive
-from binance_archive.core.planning import utc_today
+from binance_archive.core.planning import plan, utc_today
 from binance_archive.progress import TerminalProgress
 from binance_archive.runner import run as run_loop
+from binance_archive.testing import FakeArchiveServer
+from binance_archive.testing.tree import build_archive, demo_max_rows, demo_selections
 
 __all__ = ["run_demo"]
 
@@ -28,9 +30,6 @@ def run_demo(to: str, *, out: TextIO, quiet: bool = False, keep_upstream: bool =
 
 
 async def _demo(mirror: Path, out: TextIO, *, quiet: bool, keep_upstream: bool) -> int:
-    from binance_archive.testing import FakeArchiveServer
-    from binance_archive.testing.tree import build_archive, demo_max_rows, demo_selections
-
     def say(text: str) -> None:
         if not quiet:
             out.write(text + "\n")
@@ -44,8 +43,6 @@ async def _demo(mirror: Path, out: TextIO, *, quiet: bool, keep_upstream: bool) 
         else Path(tempfile.mkdtemp(prefix="binance-archive-demo-"))
     )
     try:
-        from binance_archive.core.planning import plan
-
         files = [f for s in selections for f in plan(s, today=today)]
         say(f"building a fake archive of {len(files)} files in {upstream} ...")
         await asyncio.to_thread(build_archive, upstream, files, max_rows=demo_max_rows)

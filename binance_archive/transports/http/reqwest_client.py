@@ -1,11 +1,11 @@
-"""The HTTP transport's pyreqwest client (``client="pyreqwest"``): the same requests, through Rust's reqwest.
+"""The HTTP transport's pyreqwest client (``client="pyreqwest"``, and ``auto`` where it is installed).
 
 `pyreqwest <https://pypi.org/project/pyreqwest/>`_ runs the HTTP work (connections, parsing, TLS) on its own
 Tokio thread and hands the event loop finished responses and chunks. A mirror of small files is bound by the
 CPU of the event loop's thread, and there a request through pyreqwest costs about half of one through aiohttp
-(measured: 0.35 against 0.75 CPU-ms for a file's zip and sidecar; see docs/performance.md).
+(see docs/performance.md).
 
-This module is imported only when that client is chosen. Its requests behave as the aiohttp client's do: the
+This module is imported only when this client is chosen. Its requests behave as the aiohttp client's do: the
 same statuses turned into the same errors, no proxy from the environment, no cookies, no decompression, the
 same timeouts and the same guard against a body that drips.
 """
@@ -17,12 +17,15 @@ from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
-from binance_archive.errors import RetryableError, TransportError
-from binance_archive.transports.http import (  # loaded already: it imports this
-    BodySettings,
-    HttpBody,
-    release,
+from binance_archive.common.urls import redact
+from binance_archive.transports.http.body import BodySettings, HttpBody, check_small
+from binance_archive.transports.http.client import leave
+from binance_archive.transports.http.errors import (
+    broke_off,
+    connection_failed,
+    request_failed,
     status_error,
+    timed_out,
     tls_error,
 )
 
@@ -30,11 +33,11 @@ __all__ = ["ReqwestClient"]
 
 
 class ReqwestClient:
-    """One pyreqwest client, with the HTTP transport's settings."""
+    """One pyreqwest client with the transport's settings (see :class:`~.client.Client`)."""
 
-    def __init__(
-        self, *, limit: int, connect_timeout: float, read_timeout: float, verify_ssl: bool, user_agent: str
-    ) -> None:
+    def __init__(self, *, limit: int, settings: BodySettings) -> None:
+        connect_timeout, read_timeout = settings.connect_timeout, settings.read_timeout
+        verify_ssl, user_agent = settings.verify_ssl, settings.user_agent
         from pyreqwest.client import ClientBuilder
 
         builder = (
@@ -56,56 +59,42 @@ class ReqwestClient:
             builder = builder.danger_accept_invalid_certs(True)
         self._client = builder.build()
 
-    def request(self, url: str, what: str, *, body: BodySettings | None = None, redact: Any) -> ReqwestRequest:
-        return ReqwestRequest(self._client, url, what, body=body, redact=redact)
+    def file(self, url: str, settings: BodySettings) -> _Request:
+        return _Request(self._client, url, "file", body=settings)
+
+    async def read(self, url: str, what: str, max_size: int) -> bytes:
+        async with _Request(self._client, url, what) as response:
+            length = _content_length(response)
+            check_small(url, max_size, length)
+            reader = response.body_reader
+            try:
+                if length is not None:
+                    # The size is known and bounded: one read (a sidecar is ~100 bytes), not a loop of chunks.
+                    data = bytes(await reader.bytes())
+                else:
+                    buffer = bytearray()
+                    while (chunk := await reader.read_chunk()) is not None:
+                        buffer += chunk
+                        check_small(url, max_size, None, buffer)
+                    data = bytes(buffer)
+            except BaseException as exc:
+                raise _translate(exc, url, body=True) from None
+            check_small(url, max_size, length, data)
+            return data
 
     async def close(self) -> None:
         await self._client.close()
 
 
-class ReqwestResponse:
-    """A small response read whole (a sidecar, a listing page): what ``_read_limited`` uses of aiohttp's."""
-
-    def __init__(self, response: Any, url: str, redact: Any) -> None:
-        self._response = response
-        self._url = url
-        self._redact = redact
-        self.content_length = _content_length(response)
-
-    @property
-    def content(self) -> ReqwestResponse:
-        """``response.content.iter_chunked(n)``, as aiohttp's (a property: an attribute would be a reference
-        cycle, freed only by the garbage collector, with the response's buffers)."""
-        return self
-
-    async def read(self) -> bytes:
-        try:
-            return bytes(await self._response.body_reader.bytes())
-        except BaseException as exc:
-            raise _translate(exc, self._url, self._redact, body=True) from None
-
-    async def iter_chunked(self, _size: int) -> AsyncIterator[bytes]:
-        reader = self._response.body_reader
-        while True:
-            try:
-                chunk = await reader.read_chunk()
-            except BaseException as exc:
-                raise _translate(exc, self._url, self._redact, body=True) from None
-            if chunk is None:
-                return
-            yield bytes(chunk)
-
-
-class ReqwestBody(HttpBody):
+class _ReqwestBody(HttpBody):
     """A file's body, chunk by chunk as received."""
 
     # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
     loop_free = True
 
-    def __init__(self, response: Any, url: str, redact: Any, settings: BodySettings) -> None:
+    def __init__(self, response: Any, url: str, settings: BodySettings) -> None:
         super().__init__(url, _content_length(response), settings)
         self._response = response
-        self._redact = redact
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
@@ -114,7 +103,7 @@ class ReqwestBody(HttpBody):
             try:
                 chunk = await reader.read_chunk()
             except BaseException as exc:
-                raise _translate(exc, self._url, self._redact, body=True, received=guard.received) from None
+                raise _translate(exc, self._url, body=True, received=guard.received) from None
             if chunk is None:
                 break
             data = bytes(chunk)
@@ -123,22 +112,21 @@ class ReqwestBody(HttpBody):
         guard.finish(self.size)
 
 
-class ReqwestRequest:
-    """One GET as an async context manager, like the aiohttp client's ``_Request``."""
+class _Request:
+    """One GET as an async context manager, like the aiohttp client's."""
 
-    __slots__ = ("_body", "_client", "_context", "_made", "_redact", "_url", "_what")
+    __slots__ = ("_body", "_client", "_context", "_made", "_url", "_what")
 
-    def __init__(self, client: Any, url: str, what: str, *, body: BodySettings | None, redact: Any) -> None:
+    def __init__(self, client: Any, url: str, what: str, *, body: BodySettings | None = None) -> None:
         self._client = client
         self._url = url
         self._what = what
         self._body = body
-        self._redact = redact
         self._context: Any = None
-        self._made: ReqwestBody | None = None
+        self._made: _ReqwestBody | None = None
 
     async def __aenter__(self) -> Any:
-        url, redact = self._url, self._redact
+        url = self._url
         try:
             # Entered as soon as the headers are in, as aiohttp's: pyreqwest would otherwise read up to 64 KB on
             # entering, before the status and the length are looked at (a listing claiming a gigabyte is refused
@@ -147,23 +135,23 @@ class ReqwestRequest:
             response = await self._context.__aenter__()
         except BaseException as exc:
             self._context = None
-            raise _translate(exc, url, redact) from None
+            raise _translate(exc, url) from None
         status = response.status
         if status != 200:
             context, self._context = self._context, None
             await context.__aexit__(None, None, None)
             raise status_error(status, url, self._what, response.get_header("Retry-After"))
         if self._body is not None:
-            self._made = ReqwestBody(response, url, redact, self._body)
+            self._made = _ReqwestBody(response, url, self._body)
             return self._made
-        return ReqwestResponse(response, url, redact)
+        return response
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         context, self._context = self._context, None
         body, self._made = self._made, None
-        await release(context, exc_type, exc, tb, lambda error: _translate(error, self._url, self._redact), body)
+        await leave(context, exc_type, exc, tb, lambda error: _translate(error, self._url), body)
 
 
 def _content_length(response: Any) -> int | None:
@@ -182,26 +170,23 @@ def _causes(exc: BaseException) -> str:
     return "; ".join(m for m in messages if m and "://" not in m)
 
 
-def _translate(exc: BaseException, url: str, redact: Any, *, body: bool = False, received: int = 0) -> BaseException:
+def _translate(exc: BaseException, url: str, *, body: bool = False, received: int = 0) -> BaseException:
     """The library's error for a failure of pyreqwest (anything else, a cancellation say, as it is)."""
     from pyreqwest import exceptions as rq
 
     if not isinstance(exc, rq.PyreqwestError):
         return exc
-    where = redact(url)
     reason = _causes(exc) or exc.__class__.__name__
     if isinstance(exc, rq.RequestTimeoutError):
-        if body:
-            return RetryableError(f"reading {where} timed out after {received} bytes")
-        return RetryableError(f"timed out waiting for {where}")
+        return timed_out(url, received=received) if body else timed_out(url)
     lowered = reason.lower()
     if isinstance(exc, rq.ConnectError) and ("certificate" in lowered or "tls" in lowered or "ssl" in lowered):
-        return tls_error(where, reason)
+        return tls_error(redact(url), reason)
     if isinstance(exc, rq.RedirectError | rq.BuilderError | rq.StatusError | rq.ClientClosedError) or not isinstance(
         exc, rq.RequestError
     ):
-        return TransportError(f"request for {where} failed: {exc.__class__.__name__}: {reason}")
+        return request_failed(url, f"{exc.__class__.__name__}: {reason}")
     # The rest is the network's doing (a refused or reset connection, a body cut short): worth another try.
     if body or isinstance(exc, rq.DecodeError | rq.ReadError) or "body" in lowered:
-        return RetryableError(f"the body of {where} broke off after {received} bytes: {reason}")
-    return RetryableError(f"connection failed for {where}: {exc.__class__.__name__}: {reason}")
+        return broke_off(url, reason, received=received)
+    return connection_failed(url, f"{exc.__class__.__name__}: {reason}")

@@ -1,16 +1,16 @@
 """One download as several processes (``binance-archive download --processes N``), each mirroring a shard.
 
 A mirror of small files is bound by CPU per file, and one Python process uses one core. With ``--processes N``
-the command starts N copies of itself, each with ``--shard`` naming a disjoint 1/N of the plan (the plan's
-stable CRC-32 sharding, composed with a shard the user gave) and 1/N of the files in flight, reads their
-progress and reports as JSON lines on their standard output, and prints one summary, or one JSON report,
-for the whole run.
+the command runs its :class:`~binance_archive.config.RunConfig` as N processes, each with a shard naming a
+disjoint 1/N of the plan (the plan's stable CRC-32 sharding, composed with a shard the user gave) and 1/N of the
+files in flight; it reads their progress and reports as JSON lines on their standard output, and prints one
+summary, or one JSON report, for the whole run.
 
-On Linux the copies are forked from the command once it has imported what a download needs (the HTTP client,
-uvloop, cattrs): a fork starts in milliseconds and shares those modules' memory, where a new interpreter would take
-~0.4 s of CPU each to import them again, before its first request. Elsewhere, or when the calling process
-runs other threads (forking those is unsafe), or with ``BINANCE_ARCHIVE_PROCESS_START=spawn``, each copy is
-a new ``python -m binance_archive``.
+On Linux the processes are forked from the command once it has imported what a download needs (the HTTP client,
+uvloop, cattrs): a fork starts in milliseconds and shares those modules' memory, where a new interpreter would
+import them again, before its first request. Elsewhere, or when the calling process runs other threads (forking
+those is unsafe), or with ``BINANCE_ARCHIVE_PROCESS_START=spawn``, each is a new Python interpreter that reads its
+shard's configuration (pickled) from its standard input.
 
 Each process writes atomically and verifies every file, so what holds for one process holds for N: a file is
 stored verified or not at all, a re-run resumes. A child whose parent is gone stops at its next progress
@@ -19,11 +19,13 @@ line (its pipe is broken), losing only the files in flight.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gc
 import json
 import logging
 import os
+import pickle
 import queue
 import signal
 import subprocess
@@ -31,15 +33,20 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import IO, Any, Protocol, TextIO
 
+import attrs
+
+from binance_archive.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, error_status, write_all
+from binance_archive.config import RunConfig
 from binance_archive.core.planning import Shard
-from binance_archive.errors import ConfigurationError
+from binance_archive.errors import BinanceArchiveError, ConfigurationError
 from binance_archive.events import Event
-from binance_archive.output import write_all
 from binance_archive.progress import Counter, TerminalProgress
-from binance_archive.report import Report
+from binance_archive.report import Report, json_converter, merge_reports
+from binance_archive.runner import loop_name, tune_for_one_job
+from binance_archive.runner import run as run_loop
 
 __all__ = [
     "MAX_PROCESSES",
@@ -48,14 +55,14 @@ __all__ = [
     "child_shard",
     "merge_reports",
     "run_processes",
+    "run_shard",
+    "spawned_child",
     "start_method",
 ]
 
 log = logging.getLogger(__name__)
 
 MAX_PROCESSES = 64
-CHILD_FLAG = "--child-report"
-"""The hidden option that makes a child print JSON lines (progress, then its report) on its standard output."""
 START_ENV = "BINANCE_ARCHIVE_PROCESS_START"
 """How the processes start: ``auto`` (the default: ``fork`` where it is safe, else ``spawn``), ``fork``, ``spawn``."""
 _START_CHOICES = ("auto", "fork", "spawn")
@@ -135,22 +142,6 @@ class ChildReporter(Counter):
         write_all(self._stream, json.dumps({"report": report.to_dict()}, ensure_ascii=False) + "\n")
 
 
-def merge_reports(reports: Sequence[Report], duration: float) -> Report:
-    """One report for the whole run: counts and outcomes summed, the first reason to stop, the parent's time."""
-    merged = Report(duration=duration)
-    if reports:
-        merged.started_at = min(r.started_at for r in reports)
-    for report in reports:
-        merged.downloaded += report.downloaded
-        merged.skipped += report.skipped
-        merged.missing += report.missing
-        merged.failed += report.failed
-        merged.bytes += report.bytes
-        merged.outcomes.extend(report.outcomes)
-        merged.stopped = merged.stopped or report.stopped
-    return merged
-
-
 class _Child(Protocol):
     """What :func:`run_processes` uses of a child: :class:`subprocess.Popen`'s, or :class:`_ForkedChild`'s."""
 
@@ -166,21 +157,31 @@ class _Child(Protocol):
     def kill(self) -> None: ...
 
 
+@attrs.frozen
+class _Shard:
+    """What one process runs: its part of the configuration, the report's detail, and how much to log."""
+
+    config: RunConfig
+    detail: str
+    log_level: int
+
+
 def run_processes(
-    argv: Sequence[str],
+    config: RunConfig,
     *,
     processes: int,
-    shard: Shard | None,
     concurrency: int,
+    detail: str,
     progress: TerminalProgress | None,
     preload: Callable[[], None] | None = None,
 ) -> tuple[Report | None, int]:
-    """Run ``binance-archive`` with ``argv`` (a download) as ``processes`` children, one shard each.
+    """Run the download ``config`` describes as ``processes`` processes, one shard each, ``concurrency`` files in
+    flight in all.
 
-    ``preload`` imports what the backends will need (before forking, so that the children share it).
+    ``preload`` imports what the backends will need (before forking, so that the processes share it).
 
-    Returns the merged report (``None`` when a child ended without one) and the worst exit status of the
-    children (0 when all succeeded; 2, a usage error, or 130, interrupted, take precedence over 1).
+    Returns the merged report (``None`` when a process ended without one) and the worst exit status of the
+    processes (0 when all succeeded; 2, a usage error, or 130, interrupted, take precedence over 1).
     """
     started = time.perf_counter()
     per_child = max(1, concurrency // processes)
@@ -190,16 +191,16 @@ def run_processes(
     log.info("downloading as %d processes, started by %s, %d files in flight each", processes, method, per_child)
     children: list[_Child] = []
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    log_level = logging.getLogger().getEffectiveLevel()
     try:
         for index in range(processes):
-            k, n = child_shard(shard, index, processes)
-            child_argv = [*argv, "--processes", "1", "--shard", f"{k}/{n}", "--concurrency", str(per_child), CHILD_FLAG]
+            shard = child_shard(config.shard, index, processes)
+            part = _Shard(attrs.evolve(config, shard=shard, concurrency=per_child), detail, log_level)
             if method == "fork":
                 # Every child is forked before the first thread starts here (see start_method).
-                children.append(_fork(child_argv, [c.stdout.fileno() for c in children if c.stdout]))
+                children.append(_fork(part, [c.stdout.fileno() for c in children if c.stdout]))
             else:
-                command = [sys.executable, "-m", "binance_archive", *child_argv]
-                children.append(subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True))
+                children.append(_spawn(part))
         for index, child in enumerate(children):
             assert child.stdout is not None
             threading.Thread(target=_pump, args=(index, child.stdout, lines), daemon=True).start()
@@ -223,13 +224,49 @@ def run_processes(
     return (merge_reports(reports, time.perf_counter() - started) if complete else None), status
 
 
+def run_shard(config: RunConfig, *, detail: str, out: TextIO) -> int:
+    """One process's part of the run: download ``config`` (its shard), telling the parent its progress and its
+    report as JSON lines on ``out``; returns the exit status."""
+    reporter = ChildReporter(out)
+    try:
+        report = run_loop(config.run(config.archive(progress=reporter), detail=detail))
+    except BinanceArchiveError as exc:
+        return error_status(exc)
+    except KeyboardInterrupt:  # the parent says so, once for all its processes
+        return EXIT_INTERRUPTED
+    reporter.finish(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def spawned_child() -> int:
+    """The entry point of a spawned process: its shard (pickled, base64) on standard input, JSON lines out."""
+    part: _Shard = pickle.loads(base64.b64decode(sys.stdin.read()))  # our own parent's, not untrusted data
+    tune_for_one_job()
+    logging.basicConfig(level=part.log_level, format="%(levelname)s %(name)s: %(message)s")
+    out = sys.stdout
+    status = run_shard(part.config, detail=part.detail, out=out)
+    out.flush()
+    return status
+
+
+def _spawn(part: _Shard) -> subprocess.Popen[str]:
+    # The shard and mirror in its command line say what it is (ps, /proc); the configuration goes on its stdin.
+    k, n = part.config.shard or (0, 1)
+    code = "from binance_archive.cli.processes import spawned_child; raise SystemExit(spawned_child())"
+    command = [sys.executable, "-c", code, "download-shard", f"{k}/{n}", part.config.to]
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None
+    with contextlib.suppress(BrokenPipeError):  # it died at once: its exit status says so
+        child.stdin.write(base64.b64encode(pickle.dumps(part)).decode("ascii"))
+    with contextlib.suppress(BrokenPipeError):
+        child.stdin.close()
+    return child
+
+
 def _import_for_children(preload: Callable[[], None] | None) -> None:
     """Import now, once, what every child would otherwise import for itself after the fork."""
-    from binance_archive.report import _converter
-    from binance_archive.runner import loop_name
-
     loop_name()  # imports uvloop when it is the loop
-    _converter()  # cattrs, for the child's report
+    json_converter()  # cattrs, for the child's report
     if preload is not None:
         preload()
     # Out of the collector's sight: a child's collections then never touch (and so never copy) these pages.
@@ -271,8 +308,8 @@ class _ForkedChild:
         self.send_signal(signal.SIGKILL)
 
 
-def _fork(argv: list[str], inherited: list[int]) -> _ForkedChild:
-    """Fork a child that runs the command with ``argv``, its standard output a pipe to this process."""
+def _fork(part: _Shard, inherited: list[int]) -> _ForkedChild:
+    """Fork a child that runs ``part``, its standard output a pipe to this process."""
     read_fd, write_fd = os.pipe()
     for stream in (sys.stdout, sys.stderr):  # or the child would write what this process has buffered again
         with contextlib.suppress(AttributeError, OSError, ValueError):
@@ -287,7 +324,10 @@ def _fork(argv: list[str], inherited: list[int]) -> _ForkedChild:
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.close(null)
-            status = _run_child(argv, os.fdopen(write_fd, "w", encoding="utf-8"))
+            out = os.fdopen(write_fd, "w", encoding="utf-8")
+            sys.stdout = out  # anything printed goes where a spawned child's would: to the parent, which passes it on
+            status = run_shard(part.config, detail=part.detail, out=out)
+            out.flush()
         except BaseException:  # anything at all: the child must reach os._exit below
             traceback.print_exc()
         finally:
@@ -297,18 +337,6 @@ def _fork(argv: list[str], inherited: list[int]) -> _ForkedChild:
                 os._exit(status)
     os.close(write_fd)
     return _ForkedChild(pid, os.fdopen(read_fd, "r", encoding="utf-8"))
-
-
-def _run_child(argv: list[str], out: TextIO) -> int:
-    from binance_archive.cli import main
-
-    sys.stdout = out  # anything printed goes where a spawned child's would: to the parent, which passes it on
-    try:
-        status = main(argv, out=out)
-    except SystemExit as exc:  # argparse's usage errors
-        status = exc.code if isinstance(exc.code, int) else 1
-    out.flush()
-    return status
 
 
 def _pump(index: int, stream: IO[str], lines: queue.Queue[tuple[int, str | None]]) -> None:

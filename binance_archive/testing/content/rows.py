@@ -1,156 +1,30 @@
-"""Real-format content for any file of the archive: its CSV rows, the zip around them, and the sidecar.
+"""The rows of a file: one generator per file, a random walk of plausible numbers in the real row formats.
 
-Everything here is a pure function of ``(file.key, seed)``: the same file always gets the same bytes, so a
-test can rebuild a tree and compare digests. The formats follow the real files (see the project's ARCHIVE
-notes and the real sample files): spot files never have a header and switch to microseconds on 2025-01-01;
-futures kline, trade and aggTrade files have a header from 2022-08-11 on; the other futures and option types
-always have one. Numbers are plausible (a random walk around a per-symbol price), not real.
+Every row is a pure function of ``(file.key, seed)``: the same file always gets the same rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import io
 import itertools
 import math
 import random
-import zipfile
 import zlib
 from collections.abc import Iterator
 
-from binance_archive.core import ArchiveFile, DataType, Interval, Market, Period, format_checksum
+from binance_archive.core import ArchiveFile, DataType, Interval, Market, Period
 from binance_archive.core.periods import next_month
+from binance_archive.testing.content.columns import time_unit
+from binance_archive.testing.content.prices import base_price, decimals, notional_per_second
 
-__all__ = [
-    "HEADER_SINCE",
-    "MICROSECONDS_SINCE",
-    "columns",
-    "csv_rows",
-    "has_header",
-    "make_csv",
-    "make_sidecar",
-    "make_zip",
-    "published_at",
-    "time_unit",
-]
+__all__ = ["csv_rows"]
 
-# Futures klines/trades/aggTrades gained a header somewhere between 2022-05 and 2022-08-11 (#246, #177, #278);
-# the fake switches on the last of those dates for every symbol.
-HEADER_SINCE = dt.date(2022, 8, 11)
-# Every spot timestamp is in microseconds from this date on (#386, #387).
-MICROSECONDS_SINCE = dt.date(2025, 1, 1)
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAY = 86_400
 # 1970-01-01 was a Thursday; Binance's weekly candles open on Mondays, 4 days later.
 _WEEK_OFFSET = 4 * _DAY
 
-_KLINE_COLUMNS = (
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "ignore",
-)
-_SPOT_TRADES = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker", "is_best_match")
-_SPOT_AGG_TRADES = (
-    "agg_trade_id",
-    "price",
-    "qty",
-    "first_trade_id",
-    "last_trade_id",
-    "time",
-    "is_buyer_maker",
-    "is_best_match",
-)
-_UM_TRADES = ("id", "price", "qty", "quote_qty", "time", "is_buyer_maker")
-_CM_TRADES = ("id", "price", "qty", "base_qty", "time", "is_buyer_maker")
-_FUTURES_AGG_TRADES = (
-    "agg_trade_id",
-    "price",
-    "quantity",
-    "first_trade_id",
-    "last_trade_id",
-    "transact_time",
-    "is_buyer_maker",
-)
-_COLUMNS: dict[DataType, tuple[str, ...]] = {
-    DataType.FUNDING_RATE: ("calc_time", "funding_interval_hours", "last_funding_rate"),
-    DataType.METRICS: (
-        "create_time",
-        "symbol",
-        "sum_open_interest",
-        "sum_open_interest_value",
-        "count_toptrader_long_short_ratio",
-        "sum_toptrader_long_short_ratio",
-        "count_long_short_ratio",
-        "sum_taker_long_short_vol_ratio",
-    ),
-    DataType.BOOK_DEPTH: ("timestamp", "percentage", "depth", "notional"),
-    DataType.BOOK_TICKER: (
-        "update_id",
-        "best_bid_price",
-        "best_bid_qty",
-        "best_ask_price",
-        "best_ask_qty",
-        "transaction_time",
-        "event_time",
-    ),
-    DataType.BVOL_INDEX: ("calc_time", "symbol", "base_asset", "quote_asset", "index_value"),
-    # Not documented in the ARCHIVE notes: the columns of Binance's liquidation snapshot stream, as other
-    # readers of the retired files describe them.
-    DataType.LIQUIDATION_SNAPSHOT: (
-        "time",
-        "side",
-        "order_type",
-        "time_in_force",
-        "original_quantity",
-        "price",
-        "average_price",
-        "order_status",
-        "last_fill_quantity",
-        "accumulated_fill_quantity",
-    ),
-    # Not documented in the ARCHIVE notes either: a plausible hourly summary per option contract (the kind
-    # of columns an end-of-hour summary of options carries). Treat these names as invented.
-    DataType.EOH_SUMMARY: (
-        "date",
-        "hour",
-        "symbol",
-        "underlying",
-        "type",
-        "strike",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume_contracts",
-        "volume_usdt",
-        "best_bid_price",
-        "best_ask_price",
-        "best_bid_qty",
-        "best_ask_qty",
-        "best_buy_iv",
-        "best_sell_iv",
-        "mark_price",
-        "mark_iv",
-        "delta",
-        "gamma",
-        "vega",
-        "theta",
-        "openinterest_contracts",
-        "openinterest_usdt",
-    ),
-}
-_TRADE_LIKE = frozenset({DataType.TRADES, DataType.AGG_TRADES, *(t for t in DataType if t.has_interval)})
 # Rows per day of the event-like types, where the file has no natural row count. Far fewer than the real
 # files (BTCUSDT has ~1-2 million trades a day) so trees stay small; max_rows lowers them further.
 _EVENTS_PER_DAY = {
@@ -159,53 +33,6 @@ _EVENTS_PER_DAY = {
     DataType.BOOK_TICKER: 10_000,
     DataType.LIQUIDATION_SNAPSHOT: 50,
 }
-
-
-def has_header(file: ArchiveFile) -> bool:
-    """Whether the real file starts with a header row."""
-    if file.market is Market.SPOT:
-        return False
-    if file.market.is_futures and file.data_type in _TRADE_LIKE:
-        return file.date >= HEADER_SINCE
-    return True
-
-
-def time_unit(file: ArchiveFile) -> int:
-    """Timestamp ticks per second in the file: 1,000 (milliseconds) or 1,000,000 (microseconds)."""
-    if file.market is Market.SPOT and file.date >= MICROSECONDS_SINCE:
-        return 1_000_000
-    return 1_000
-
-
-def columns(file: ArchiveFile) -> tuple[str, ...]:
-    """The file's column names (written as a header row only where :func:`has_header` says so)."""
-    t = file.data_type
-    if t.has_interval:
-        return _KLINE_COLUMNS
-    if t is DataType.TRADES:
-        if file.market is Market.SPOT:
-            return _SPOT_TRADES
-        return _CM_TRADES if file.market is Market.FUTURES_CM else _UM_TRADES
-    if t is DataType.AGG_TRADES:
-        return _SPOT_AGG_TRADES if file.market is Market.SPOT else _FUTURES_AGG_TRADES
-    return _COLUMNS[t]
-
-
-def published_at(file: ArchiveFile) -> dt.datetime:
-    """When Binance would have published the file (UTC): its Last-Modified on the fake server.
-
-    Daily files appear the next day (spot ~02:50, futures ~08:30); monthly ones early in the next month.
-    """
-    if file.period is Period.MONTHLY:
-        day = next_month(file.date) + dt.timedelta(days=1)
-        at = dt.time(8, 30)
-    else:
-        day = file.date + dt.timedelta(days=1)
-        at = dt.time(2, 50) if file.market is Market.SPOT else dt.time(8, 30)
-    return dt.datetime.combine(day, at, tzinfo=dt.UTC)
-
-
-# --------------------------------------------------------------------------------------------- rows
 
 
 def csv_rows(file: ArchiveFile, *, max_rows: int | None = None, seed: int = 0) -> Iterator[tuple[str, ...]]:
@@ -224,73 +51,6 @@ def csv_rows(file: ArchiveFile, *, max_rows: int | None = None, seed: int = 0) -
     return (row for _, row in zip(range(max_rows), rows, strict=False))
 
 
-def make_csv(file: ArchiveFile, *, max_rows: int | None = None, seed: int = 0) -> bytes:
-    """The CSV inside the file's zip: LF line ends, a final newline, a header where the real file has one."""
-    out = io.StringIO()
-    if has_header(file):
-        out.write(",".join(columns(file)) + "\n")
-    for row in csv_rows(file, max_rows=max_rows, seed=seed):
-        out.write(",".join(row))
-        out.write("\n")
-    return out.getvalue().encode("utf-8")
-
-
-def make_zip(file: ArchiveFile, csv_bytes: bytes) -> bytes:
-    """A zip like Binance's: one deflated member ``{stem}.csv``, written on Unix with mode 0644.
-
-    The member's time stamp is fixed by the file (shortly before publication), so the bytes are reproducible.
-    """
-    stem = file.filename[: -len(".zip")]
-    stamp = published_at(file) - dt.timedelta(hours=2)
-    info = zipfile.ZipInfo(f"{stem}.csv", date_time=stamp.timetuple()[:6])
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.create_system = 3  # Unix, as in the real files
-    info.external_attr = 0o100644 << 16
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(info, csv_bytes)
-    return buffer.getvalue()
-
-
-def make_sidecar(file: ArchiveFile, zip_bytes: bytes) -> bytes:
-    """The ``.CHECKSUM`` content: ``<sha256>  <zip name>``, with a final newline except for spot files."""
-    digest = hashlib.sha256(zip_bytes).hexdigest()
-    return format_checksum(digest, file.filename, newline=file.market is not Market.SPOT).encode("utf-8")
-
-
-# --------------------------------------------------------------------------------------------- prices
-
-
-_LEVELS = (("BTC", 60_000.0), ("ETH", 3_000.0), ("BNB", 600.0), ("SOL", 150.0))
-
-
-def _base_price(symbol: str, day: dt.date) -> float:
-    """A plausible price level for the symbol on that day, drifting slowly with the date."""
-    s = symbol.upper()
-    level = next((price for prefix, price in _LEVELS if s.startswith(prefix)), None)
-    if level is None:
-        level = 0.05 + (zlib.crc32(symbol.encode("utf-8")) % 20_000) / 1_000
-    if "BVOL" in s:
-        level = 55.0
-    return level * (1 + 0.2 * math.sin(day.toordinal() / 37))
-
-
-def _notional_per_second(symbol: str) -> float:
-    return 25_000.0 if symbol.upper().startswith(("BTC", "ETH")) else 1_500.0
-
-
-def _decimals(price: float, market: Market) -> int:
-    """Futures tick decimals by price level (USD-M BTCUSDT ticks 0.10 but is written with 2 decimals,
-    COIN-M BTCUSD_PERP with 1; cheap contracts get more)."""
-    if price >= 10_000 and market is Market.FUTURES_CM:
-        return 1
-    if price >= 100:
-        return 2
-    if price >= 1:
-        return 4
-    return 6
-
-
 class _Generator:
     """Row generation for one file: the period, the time unit, the formats of its market."""
 
@@ -305,8 +65,8 @@ class _Generator:
         self.unit = time_unit(file)
         self.spot = file.market is Market.SPOT
         self.cm = file.market is Market.FUTURES_CM
-        self.price = _base_price(file.symbol, file.date) * (1 + self.rng.uniform(-0.01, 0.01))
-        self.decimals = _decimals(self.price, file.market)
+        self.price = base_price(file.symbol, file.date) * (1 + self.rng.uniform(-0.01, 0.01))
+        self.decimals = decimals(self.price, file.market)
         self.day_index = (file.date - dt.date(2017, 1, 1)).days
 
     # formatting ----------------------------------------------------------------------------------
@@ -421,7 +181,7 @@ class _Generator:
                 prices = [self.px(v) for v in (o, h, lo, c)]
             open_t, close_t = self.ts(open_s), self.ts(next_s) - 1
             if traded:
-                volume = _notional_per_second(self.file.symbol) * length / o * self.rng.lognormvariate(0, 0.5)
+                volume = notional_per_second(self.file.symbol) * length / o * self.rng.lognormvariate(0, 0.5)
                 if self.cm:
                     volume = volume * o / 100  # COIN-M volume is in contracts of 100 USD
                 quote = volume * (o + c) / 2
@@ -547,7 +307,7 @@ class _Generator:
             yield (str(self.ts(at) + self.rng.randint(0, 11)), "8", f"{rate:.8f}")
 
     def metrics(self) -> Iterator[tuple[str, ...]]:
-        interest = _notional_per_second(self.file.symbol) * 3_000 / self.price
+        interest = notional_per_second(self.file.symbol) * 3_000 / self.price
         for at in range(self.start, self.end, 300):
             price = self.walk(0.001)
             interest *= 1 + self.rng.gauss(0, 0.002)
@@ -563,7 +323,7 @@ class _Generator:
             )
 
     def book_depth(self) -> Iterator[tuple[str, ...]]:
-        base = _notional_per_second(self.file.symbol) * 20 / self.price
+        base = notional_per_second(self.file.symbol) * 20 / self.price
         for at in range(self.start, self.end, 60):
             price = self.walk(0.0005)
             stamp = _when(at + self.rng.randint(0, 20))
@@ -583,7 +343,7 @@ class _Generator:
         underlying = self.file.symbol
         coin = underlying.removesuffix("USDT")
         expiry = self.file.date + dt.timedelta(days=(4 - self.file.date.weekday()) % 7 or 7)
-        spot = _base_price(underlying, self.file.date)
+        spot = base_price(underlying, self.file.date)
         step = 10 ** max(0, int(math.log10(max(spot, 1))) - 1)
         strikes = [round(spot / step) * step + k * step for k in (-2, -1, 0, 1, 2)]
         for at in range(self.start, self.end, 3600):

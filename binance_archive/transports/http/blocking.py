@@ -2,11 +2,10 @@
 
 Through an async client every chunk of a body crosses from the client's thread (pyreqwest's Tokio thread) or
 loop (aiohttp's) to the thread that hashes and writes it, and pyreqwest copies each chunk once more on the way
-out of its buffers. For bodies of a few hundred megabytes that costs more than the request it saves: 3 x 200 MB
-over loopback took 0.87 s that way and 0.76 s through :mod:`http.client` in three threads, each receiving
-with one ``recv`` a megabyte, hashing it and writing it (docs/performance.md). Each thread receives into one
-buffer of its own, over and over: a new megabyte of ``bytes`` a ``recv`` cost page faults on memory the
-allocator had handed back to the system (bare runs: 0.69 s against 0.565 s, 1.2 against 1.0 CPU-s).
+out of its buffers. For bodies of a few hundred megabytes that costs more than the request it saves, so each
+worker thread receives with one ``recv`` a megabyte, hashes it and writes it (the figures are in
+docs/performance.md). Each thread receives into one buffer of its own, over and over: a new megabyte of
+``bytes`` a ``recv`` cost page faults on memory the allocator had handed back to the system.
 
 So when the first response's ``Content-Length`` says a body is large (the transport's ``large_body_bytes``) and
 the engine reads it in a worker thread, the GET is sent again from that thread, here, and the first response is
@@ -27,14 +26,16 @@ import http.client
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
+from binance_archive.common.urls import redact
 from binance_archive.errors import RetryableError, TransportError
+from binance_archive.transports.http.errors import broke_off, connection_failed, status_error, timed_out, tls_error
 
 if TYPE_CHECKING:
-    from binance_archive.transports.http import BodySettings, SpeedGuard
+    from binance_archive.transports.http.body import BodySettings, SpeedGuard
 
 __all__ = ["BlockingGet"]
 
@@ -58,10 +59,9 @@ class BlockingGet:
     shuts the socket down, so a read blocked on it returns at once and the body ends in an error.
     """
 
-    def __init__(self, url: str, settings: BodySettings, *, redact: Callable[[str], str]) -> None:
+    def __init__(self, url: str, settings: BodySettings) -> None:
         self._url = url
         self._settings = settings
-        self._redact = redact
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self._interrupted = False
@@ -103,7 +103,7 @@ class BlockingGet:
                 guard.count(count)
                 yield buffer[:count]
             if self._interrupted:
-                raise RetryableError(f"the GET of {self._redact(self._url)} was stopped after {guard.received} bytes")
+                raise RetryableError(f"the GET of {redact(self._url)} was stopped after {guard.received} bytes")
             guard.finish(length)
         finally:
             self._close(connection)
@@ -140,10 +140,8 @@ class BlockingGet:
                 url = urljoin(url, location)
                 connection = self._open(url)
                 continue
-            from binance_archive.transports.http import status_error
-
             raise status_error(response.status, url, "file", response.getheader("Retry-After"))
-        raise TransportError(f"{self._redact(self._url)} redirected more than {_MAX_REDIRECTS} times")
+        raise TransportError(f"{redact(self._url)} redirected more than {_MAX_REDIRECTS} times")
 
     def _close(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -183,28 +181,21 @@ class BlockingGet:
                 self._socket = connection.sock
         if interrupted:
             connection.close()
-            raise RetryableError(f"the GET of {self._redact(url)} was stopped")
+            raise RetryableError(f"the GET of {redact(url)} was stopped")
         return connection
 
     def _error(self, exc: BaseException, url: str, *, body: bool, received: int) -> BaseException:
         """The library's error for a failure of the socket or of http.client (anything else as it is)."""
-        where = self._redact(url)
         if isinstance(exc, RetryableError | TransportError):
             return exc
         if self._interrupted and isinstance(exc, OSError | http.client.HTTPException | ValueError):
-            return RetryableError(f"the GET of {where} was stopped after {received} bytes")
+            return RetryableError(f"the GET of {redact(url)} was stopped after {received} bytes")
         if isinstance(exc, TimeoutError):
-            if body:
-                return RetryableError(f"reading {where} timed out after {received} bytes")
-            return RetryableError(f"timed out waiting for {where}")
+            return timed_out(url, received=received) if body else timed_out(url)
         if isinstance(exc, ssl.SSLCertVerificationError):
-            from binance_archive.transports.http import tls_error
-
-            return tls_error(where, exc.verify_message or str(exc))
+            return tls_error(redact(url), exc.verify_message or str(exc))
         if isinstance(exc, OSError | http.client.HTTPException):
-            if body:
-                return RetryableError(f"the body of {where} broke off after {received} bytes: {_reason(exc)}")
-            return RetryableError(f"connection failed for {where}: {_reason(exc)}")
+            return broke_off(url, _reason(exc), received=received) if body else connection_failed(url, _reason(exc))
         return exc
 
 

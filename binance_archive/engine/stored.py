@@ -1,4 +1,5 @@
-"""What a re-run finds already stored, folder by folder, without two stats per file.
+"""What is stored already: one file asked about (:func:`stored_zip`), or, for a re-run, folder by folder without
+two stats per file (:class:`StoredIndex`).
 
 A resumed download mostly meets files it already has. Asking the storage about each one costs two
 ``stat`` calls (a system call each locally, a HEAD request each on S3). The plan walks one folder (a series:
@@ -15,11 +16,11 @@ from __future__ import annotations
 import collections
 import logging
 
-from binance_archive.backends import Storage
+from binance_archive.backends import Storage, StoredObject
 from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.errors import StorageError
 
-__all__ = ["SCAN_AFTER", "UNSCANNED", "StoredIndex"]
+__all__ = ["SCAN_AFTER", "UNSCANNED", "StoredIndex", "stored_zip"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,20 @@ SCAN_AFTER = 8
 _FOLDERS_KEPT = 4
 UNSCANNED = -1
 """What :meth:`StoredIndex.peek` answers for a file whose folder it has not scanned (never a size)."""
+
+
+async def stored_zip(storage: Storage, file: ArchiveFile) -> StoredObject | None:
+    """The zip of a stored file: one whose sidecar (written last, as the commit marker) and non-empty zip are."""
+    if await storage.stat(file.checksum_key) is None:
+        return None
+    stat = await storage.stat(file.key)
+    if stat is not None and stat.size > 0:
+        return stat
+    # A sidecar without a (non-empty) zip beside it: the zip was lost. Unmark the file before its zip is written
+    # again, or a crash between the new zip and its sidecar would pair the new bytes with the old sidecar (a
+    # CORRUPT file under its final name if Binance replaced the file meanwhile).
+    await storage.delete(file.checksum_key)
+    return None
 
 
 class StoredIndex:

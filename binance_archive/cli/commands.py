@@ -1,0 +1,174 @@
+"""The commands of ``binance-archive``: each takes the parsed options and the output stream, and returns the exit
+status (:mod:`.output` has their meanings)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
+
+from binance_archive.cli.arguments import (
+    backend_options,
+    catalog_of,
+    config_of,
+    planned_total,
+    selection_of,
+    today_of,
+)
+from binance_archive.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, write_all
+from binance_archive.cli.processes import check_processes, run_processes
+from binance_archive.config import collection_result
+from binance_archive.core import parse_shard, plan, validate_selection
+from binance_archive.errors import ConfigurationError
+from binance_archive.runner import run as run_loop
+
+if TYPE_CHECKING:
+    from binance_archive.archive import Archive
+    from binance_archive.report import Report
+
+__all__ = ["cmd_backends", "cmd_catalog", "cmd_demo", "cmd_download", "cmd_plan", "cmd_symbols", "cmd_verify"]
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    selection = selection_of(args, need_symbols=True)
+    if selection.start is None:
+        raise ConfigurationError("--start is required for plan (download finds it from the listing)")
+    files = plan(selection, today=today_of(args), shard=parse_shard(args.shard), catalog=catalog_of(args))
+    write = out.write
+    for file in files:
+        write(file.key + "\n")
+    return EXIT_OK
+
+
+def _archive(args: argparse.Namespace, progress: Callable[..., None] | None = None) -> Archive:
+    from binance_archive.archive import Archive
+
+    return Archive(
+        getattr(args, "to", None) or "binance-data",
+        transport=args.transport or "http",
+        transport_options=backend_options(args.transport_option, "--transport-option"),
+        storage_options=backend_options(getattr(args, "storage_option", None), "--storage-option"),
+        base_url=args.base_url,
+        listing_url=args.listing_url,
+        concurrency=getattr(args, "concurrency", None),
+        progress=progress,
+        catalog=catalog_of(args),
+    )
+
+
+def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.progress import TerminalProgress
+
+    config = config_of(args)
+    processes = check_processes(args.processes)
+    # Only a --json report lists every file; the summary needs the counts and the problems. Keeping an outcome for
+    # every file costs ~1 KB each (~90 MB for a mirror of 100,000 files, gigabytes for the whole archive).
+    detail = "all" if args.json and not config.legacy else "problems"
+    for selection in config.selections:  # refused here, once, rather than by every process
+        validate_selection(selection, config.catalog)
+    show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
+    bar = TerminalProgress(sys.stderr, planned_total(config)) if show_bar else None
+    try:
+        if processes > 1:
+            archive = config.archive()  # backends and options checked before any process starts
+            merged, status = run_processes(
+                config, processes=processes, concurrency=archive.concurrency, detail=detail, progress=bar,
+                preload=archive.import_dependencies,
+            )  # fmt: skip
+            if merged is None:
+                sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")
+                return status if status in (EXIT_USAGE, EXIT_INTERRUPTED) else EXIT_FAILED
+            report = merged
+        else:
+            archive = config.archive(progress=bar)
+            report = run_loop(config.run(archive, detail=detail))
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        document = collection_result(report, config) if config.legacy else report.to_dict()
+        write_all(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    elif not args.quiet:
+        _print_summary(report, archive.storage.location, out)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_summary(report: Report, location: str, out: TextIO) -> None:
+    rows = [
+        ("downloaded", report.downloaded),
+        ("skipped (already stored)", report.skipped),
+        ("missing upstream", report.missing),
+        ("failed", report.failed),
+    ]
+    for label, count in rows:
+        out.write(f"  {label:<26}{count:>10}\n")
+    rate = report.downloaded / report.duration if report.duration > 0 else 0.0
+    out.write(f"  {'bytes downloaded':<26}{report.bytes / 1e6:>9.1f} MB\n")
+    out.write(f"  {'time':<26}{report.duration:>9.1f} s ({rate:.0f} files/s)\n")
+    for failure in report.failures[:20]:
+        out.write(f"failed: {failure.key}: {failure.error}\n")
+    if report.failed > 20:
+        out.write(f"... and {report.failed - 20} more failures (--json lists them all)\n")
+    if report.stopped:
+        out.write(f"stopped early: {report.stopped}; what is stored is kept, and a re-run goes on from there\n")
+    out.write(f"mirror: {location}\n")
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.archive import Archive
+
+    archive = Archive(args.location, storage_options=backend_options(args.storage_option, "--storage-option"))
+    report = run_loop(archive.verify(prefix=args.prefix))
+    if args.json:
+        write_all(out, report.to_json() + "\n")
+    else:
+        for problem in report.problems:
+            out.write(
+                f"{problem.kind.value}: {problem.key}" + (f" ({problem.detail})" if problem.detail else "") + "\n"
+            )
+        out.write(report.summary() + "\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.plugins import BackendRegistry, make_plugin_manager
+
+    registry = BackendRegistry.from_plugin_manager(make_plugin_manager())
+    out.write("transports:\n")
+    for name, cls in sorted(registry.transports.items()):
+        out.write(f"  {name:<10} {_first_line(cls.__doc__)}  [{cls.__module__}]\n")
+    out.write("storages:\n")
+    for name, storage in sorted(registry.storages.items()):
+        schemes = ", ".join(f"{s}://" for s in storage.schemes)
+        line = f"  {name:<10} {_first_line(storage.__doc__)}  [{storage.__module__}]"
+        out.write(line + (f" ({schemes})" if schemes else "") + "\n")
+    return EXIT_OK
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0]
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.cli.demo import run_demo
+
+    return run_demo(args.to, out=out, quiet=args.quiet, keep_upstream=args.keep_upstream)
+
+
+def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
+    archive = _archive(args)
+    symbols = run_loop(archive.symbols(args.market, args.data_type, args.period))
+    for symbol in symbols:
+        out.write(symbol + "\n")
+    return EXIT_OK
+
+
+def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
+    catalog = catalog_of(args)
+    write_all(out, catalog.to_json() + "\n" if args.format == "json" else catalog.to_markdown())
+    return EXIT_OK
+
+
+Command = Callable[[argparse.Namespace, TextIO], int]

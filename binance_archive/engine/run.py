@@ -1,0 +1,250 @@
+"""One download run: the plan consumed as a stream by a fixed number of workers, each file skipped, refreshed or
+transferred, and every outcome counted in the report.
+
+Memory stays flat however many files the plan names: a producer walks the plan into a bounded queue, and the
+workers take files from it; daily files standing in for a missing monthly file go to a queue of their own, which
+the workers take from first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
+
+from binance_archive.backends import Storage, Transport
+from binance_archive.core.files import ArchiveFile
+from binance_archive.engine.receive import Receiver
+from binance_archive.engine.refresh import Refresh
+from binance_archive.engine.resolve import Plan
+from binance_archive.engine.retry import Retrying, RetryPolicy
+from binance_archive.engine.stored import UNSCANNED, StoredIndex, stored_zip
+from binance_archive.engine.transfer import Transfer
+from binance_archive.errors import (
+    FileMissingError,
+    RetryableError,
+    StorageError,
+    StorageFullError,
+    TransportError,
+    VerificationError,
+)
+from binance_archive.events import Emitter, EventKind, ProgressCallback
+from binance_archive.report import FileOutcome, Outcome, Report
+
+__all__ = ["Detail", "Run", "first_leaf"]
+
+log = logging.getLogger(__name__)
+
+Detail = Literal["all", "problems"]
+_T = TypeVar("_T")
+_EVENT_OF = {
+    Outcome.DOWNLOADED: EventKind.DONE,
+    Outcome.SKIPPED: EventKind.SKIPPED,
+    Outcome.MISSING: EventKind.MISSING,
+    Outcome.FAILED: EventKind.FAILED,
+}
+_PROBLEMS = (Outcome.MISSING, Outcome.FAILED)
+
+
+class Run:
+    """One download from ``transport`` into ``storage``; :meth:`execute` runs it and fills :attr:`report`.
+
+    Args:
+        concurrency: files in flight at once (one worker each).
+        force: download again what is stored.
+        refresh: compare stored sidecars with the archive's, and download the files that changed.
+        detail: ``"all"`` keeps an outcome for every file not skipped, ``"problems"`` only for missing and failed.
+        callbacks: progress callbacks (``None`` entries are left out).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        storage: Storage,
+        *,
+        retry: RetryPolicy,
+        concurrency: int,
+        force: bool,
+        refresh: bool,
+        detail: Detail,
+        callbacks: tuple[ProgressCallback | None, ...],
+    ) -> None:
+        self._storage = storage
+        self._retry = retry
+        self._concurrency = concurrency
+        self._force = force
+        self._keep_successes = detail == "all"
+        self._emit = Emitter(callbacks)
+        self.report = Report()
+        # Daily files standing in for a missing monthly file: workers take these before the plan's next file.
+        self._extra: collections.deque[ArchiveFile] = collections.deque()
+        self._refresh = Refresh(transport, storage, retry) if refresh and not force else None
+        # What a re-run finds stored, a folder scan at a time (force and refresh look at every file anyway).
+        self._index = StoredIndex(storage) if not (force or refresh) else None
+        self._receiver = Receiver(self._emit, threads=concurrency)
+        self._transfer = Transfer(transport, storage, self._receiver, force=force, index=self._index)
+
+    async def execute(self, plan: Plan) -> None:
+        """Download every file of ``plan``; errors that end the run (the listing the plan needs cannot be read, the
+        storage cannot be inspected) are raised as themselves."""
+        started = time.perf_counter()
+        # Each item: a file, and whether it is already known not to be stored.
+        queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._produce(plan, queue))
+                for _ in range(self._concurrency):
+                    group.create_task(self._worker(plan, queue))
+        except BaseExceptionGroup as errors:
+            # Callers catch the library's exceptions, never a task group's.
+            raise first_leaf(errors) from None
+        finally:
+            if self._refresh is not None:
+                self._refresh.close()
+            self._receiver.close()
+            self.report.duration = time.perf_counter() - started
+            log.info("download finished: %s", self.report.summary())
+
+    async def _produce(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
+        index, report, emit = self._index, self.report, self._emit
+        async for files in plan.batches():
+            for file in files:
+                if report.stopped:
+                    break
+                known_absent = False
+                if index is not None:
+                    # A file the index knows is stored is skipped here: a resumed run then costs no trip
+                    # through the queue, no stat and no await per file (this loop is the whole of a resume).
+                    size = index.peek(file)
+                    if size == UNSCANNED:
+                        size = await index.lookup(file)
+                    if size:
+                        report.skipped += 1
+                        if emit.active:
+                            emit(EventKind.PLANNED, file)
+                            emit(EventKind.SKIPPED, file, size)
+                        continue
+                    known_absent = size == 0
+                await queue.put((file, known_absent))
+            if report.stopped:
+                break
+        for _ in range(self._concurrency):
+            await queue.put(None)
+
+    async def _worker(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
+        while True:
+            if self._extra:
+                file, known_absent = self._extra.popleft(), False
+            else:
+                item = await queue.get()
+                if item is None:
+                    while self._extra and not self.report.stopped:  # fallbacks queued after the plan ran out
+                        await self._one(plan, self._extra.popleft())
+                    return
+                file, known_absent = item
+            if self.report.stopped:
+                continue  # drain the queue: files not started are not attempted
+            await self._one(plan, file, known_absent)
+
+    def _stop(self, exc: StorageFullError) -> None:
+        """No file can be stored any more (the disk is full): start no new file; those in flight finish."""
+        if not self.report.stopped:
+            self.report.stopped = f"{exc}; the run stopped early (files not started were not attempted)"
+            log.error("stopping the download: %s", exc)
+        self._extra.clear()
+
+    async def _one(self, plan: Plan, file: ArchiveFile, known_absent: bool = False) -> None:
+        self._emit(EventKind.PLANNED, file)
+        previous: str | None = None
+        sidecar: bytes | None = None
+        if self._refresh is not None:
+            previous, stored_sidecar = await self._refresh.stored_sidecar(file)
+            if previous is not None:
+                if await self._refresh.listing_vouches(file, stored_sidecar):
+                    await self._skip_stored(file)
+                    return
+                upstream = await self._tries(plan, file, lambda _attempt: self._refresh_sidecar(file))
+                if isinstance(upstream, FileOutcome):
+                    self._record(upstream, file)
+                    return
+                sidecar, digest = upstream
+                if digest == previous:
+                    await self._skip_stored(file)
+                    return
+                log.info("%s changed upstream: %s -> %s", file.key, previous, digest)
+        elif not self._force and not known_absent and (stored := await stored_zip(self._storage, file)):
+            self._skip(file, stored.size)
+            return
+        self._emit(EventKind.STARTED, file)
+        outcome = await self._tries(
+            # The first try reuses the sidecar a refresh just fetched; a retry fetches it afresh.
+            plan,
+            file,
+            lambda attempt: self._transfer.attempt(file, previous, attempt, sidecar if attempt == 1 else None),
+        )
+        assert isinstance(outcome, FileOutcome)
+        self._record(outcome, file)
+
+    async def _refresh_sidecar(self, file: ArchiveFile) -> tuple[bytes, str]:
+        assert self._refresh is not None
+        return await self._refresh.upstream_sidecar(file)
+
+    def _skip(self, file: ArchiveFile, size: int) -> None:
+        self._record(FileOutcome(file.key, Outcome.SKIPPED, size), file)
+
+    async def _skip_stored(self, file: ArchiveFile) -> None:
+        stat = await self._storage.stat(file.key)
+        self._skip(file, stat.size if stat else 0)
+
+    def _record(self, outcome: FileOutcome, file: ArchiveFile) -> None:
+        kind = outcome.outcome
+        # Skipped files are only counted: a resumed run over millions of files keeps no list of them.
+        self.report.add(outcome, keep=kind is not Outcome.SKIPPED and (self._keep_successes or kind in _PROBLEMS))
+        if self._emit.active:
+            self._emit(_EVENT_OF[kind], file, outcome.bytes, outcome.error)
+
+    async def _tries(
+        self, plan: Plan, file: ArchiveFile, attempt_once: Callable[[int], Awaitable[_T]]
+    ) -> _T | FileOutcome:
+        """Run ``attempt_once`` until it succeeds, or return the outcome that ends the file (missing, failed)."""
+        tries = Retrying(
+            self._retry,
+            what=file.key,
+            verify=True,
+            on_retry=lambda exc: self._emit(EventKind.RETRY, file, error=str(exc)),
+        )
+        try:
+            return await tries(attempt_once)
+        except FileMissingError:
+            return self._missing(plan, file, tries.attempts)
+        except RetryableError as exc:
+            return self._failed(file, f"gave up after {tries.attempts} tries: {exc}", tries.attempts)
+        except StorageFullError as exc:
+            self._stop(exc)
+            return self._failed(file, str(exc), tries.attempts)
+        except VerificationError as exc:
+            return self._failed(file, f"verification failed: {exc}", tries.attempts)
+        except (TransportError, StorageError) as exc:
+            return self._failed(file, str(exc), tries.attempts)
+
+    @staticmethod
+    def _failed(file: ArchiveFile, error: str, attempts: int) -> FileOutcome:
+        return FileOutcome(file.key, Outcome.FAILED, error=error, attempts=attempts)
+
+    def _missing(self, plan: Plan, file: ArchiveFile, attempts: int) -> FileOutcome:
+        days = plan.instead_of_missing(file)
+        if days:
+            self._extra.extend(days)
+            error = f"not in the archive; fetching its {len(days)} daily files instead"
+        else:
+            error = "not in the archive"
+        return FileOutcome(file.key, Outcome.MISSING, error=error, attempts=attempts)
+
+
+def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a task group (of nested groups, the first's first)."""
+    first = group.exceptions[0]
+    return first_leaf(first) if isinstance(first, BaseExceptionGroup) else first

@@ -1,0 +1,191 @@
+"""The native HTTP transport: one client (pyreqwest or aiohttp), keep-alive pooling, streaming bodies, S3 listing.
+
+The client is made on the first request, and its library imported then: a run that sends no request (a resume of a
+complete mirror, ``plan``, ``verify``) pays for neither.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ClassVar, Self
+
+from binance_archive.backends import Transport, TransportContext
+from binance_archive.common.options import flag, non_negative, seconds, whole_number
+from binance_archive.common.urls import check_http_url, split_query
+from binance_archive.core.files import url_for_key
+from binance_archive.core.listing import ListingPage
+from binance_archive.errors import ConfigurationError, TransportError
+from binance_archive.hookspecs import hookimpl
+from binance_archive.transports.http.body import BodySettings, HttpBody
+from binance_archive.transports.http.client import Client
+from binance_archive.transports.http.listing import MAX_LISTING_BYTES, listing_pages
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTING_URL", "HttpTransport"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://data.binance.vision"
+DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
+_CLIENTS = ("aiohttp", "pyreqwest", "auto")
+_DEFAULT_LIMIT = 128
+
+
+def _check_client(value: object) -> str:
+    """The client library to use: ``auto`` resolved to pyreqwest when it is installed, else aiohttp."""
+    if value not in _CLIENTS:
+        raise ConfigurationError(f"client must be one of {', '.join(_CLIENTS)}, not {value!r}")
+    if value == "aiohttp":
+        return "aiohttp"
+    if importlib.util.find_spec("pyreqwest") is None:
+        if value == "pyreqwest":
+            raise ConfigurationError("client='pyreqwest' needs pyreqwest: pip install 'binance-archive[fast]'")
+        return "aiohttp"
+    return "pyreqwest"
+
+
+class HttpTransport(Transport):
+    """Fetches files over HTTP(S) from ``base_url`` and lists them through the public S3 listing.
+
+    Args:
+        base_url: where the files are (default ``https://data.binance.vision``).
+        listing_url: the S3 bucket URL answering ListObjects (default: the archive's public bucket).
+        connect_timeout: seconds to wait for a connection.
+        read_timeout: seconds to wait for the next bytes of a response (a stalled server fails after this).
+        min_speed: bytes per second a body must average over each ``read_timeout`` window; a slower one (a
+            server dripping a few bytes at a time) is given up and retried. 0 turns the check off.
+        limit: most connections open at once (default: twice the files the engine keeps in flight, for their
+            zips and sidecars, when an Archive builds the transport; else 128).
+        verify_ssl: check TLS certificates (on by default; turn off only for a test server).
+        user_agent: the User-Agent header.
+        client: the HTTP client library: ``auto`` (the default: pyreqwest when it is installed, else aiohttp),
+            ``aiohttp``, or ``pyreqwest`` (Rust's reqwest on a thread of its own: about half the event loop's CPU
+            per request; ``pip install 'binance-archive[fast]'``).
+        large_body_bytes: a file whose response says it is larger than this (8 MiB by default) is fetched again
+            on a blocking connection of its own in a worker thread, when the storage can write from one (the
+            local file system): one more request, and a large body received for less CPU (see
+            docs/performance.md). 0 turns it off.
+    """
+
+    name: ClassVar[str] = "http"
+    # Small files are bound by latency: each file in flight holds one round trip (zip and sidecar together), so
+    # files/s grows with files in flight until the CPU is the limit; docs/performance.md has the measurements
+    # that chose this.
+    default_concurrency: ClassVar[int] = 80
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        listing_url: str = DEFAULT_LISTING_URL,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        min_speed: float = 1024.0,
+        limit: int | None = None,
+        verify_ssl: bool = True,
+        user_agent: str | None = None,
+        client: str = "auto",
+        large_body_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.base_url = check_http_url(base_url, "base URL")
+        self.listing_url = check_http_url(listing_url, "listing URL")
+        self._base, self._base_query = split_query(self.base_url)
+        connect_timeout = seconds(connect_timeout, "connect_timeout")
+        read_timeout = seconds(read_timeout, "read_timeout")
+        # Options arrive from command lines and configuration files: a wrong type is refused here, naming it,
+        # rather than failing later inside a client library with a TypeError.
+        if limit is not None:
+            whole_number(limit, "limit", what="a whole number of connections of at least 1", at_least=1)
+        if user_agent is not None and not isinstance(user_agent, str):
+            raise ConfigurationError(f"user_agent must be a string, not {user_agent!r}")
+        self._auto_client = client == "auto"
+        self.client = _check_client(client)
+        self._limit = limit or _DEFAULT_LIMIT
+        from binance_archive import __version__
+
+        self._body_settings = BodySettings(
+            min_speed=non_negative(min_speed, "min_speed", "bytes per second"),
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            large_body_bytes=whole_number(
+                large_body_bytes, "large_body_bytes", what="a whole number of bytes (0 turns it off)"
+            ),
+            verify_ssl=flag(verify_ssl, "verify_ssl"),
+            user_agent=user_agent or f"binance-archive/{__version__}",
+        )
+        self._client: Client | None = None
+        self._opened = False
+
+    @classmethod
+    def create(cls, options: Mapping[str, Any], context: TransportContext) -> Self:
+        options = dict(options)
+        if options.get("limit") is None:
+            options["limit"] = 2 * context.concurrency  # each file in flight may hold two: its zip's and sidecar's
+        return cls(**options)
+
+    async def open(self) -> None:
+        self._opened = True  # the client is made on the first request (see the module's docstring)
+
+    def import_dependencies(self) -> None:
+        if self.client == "pyreqwest":
+            import pyreqwest.client  # noqa: F401  (a client is made only after the fork: it starts a thread)
+
+            import binance_archive.transports.http.reqwest_client
+        else:
+            import binance_archive.transports.http.aiohttp_client  # noqa: F401
+
+    async def close(self) -> None:
+        self._opened = False
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    def _get_client(self) -> Client:
+        """The client, made on first use while the transport is open."""
+        if self._client is None:
+            if not self._opened:
+                raise TransportError("the HTTP transport is not open; use it inside 'async with'")
+            self._client = self._new_client()
+        return self._client
+
+    def _new_client(self) -> Client:
+        if self.client == "pyreqwest":
+            from binance_archive.transports.http.reqwest_client import ReqwestClient
+
+            try:
+                return ReqwestClient(limit=self._limit, settings=self._body_settings)
+            except RuntimeError as exc:
+                # pyreqwest refuses to run in a process forked after it made a client (its Tokio runtime does not
+                # survive a fork): a multiprocessing child of an application, say.
+                if not self._auto_client:
+                    raise TransportError(f"the pyreqwest client cannot run here: {exc}; use client='aiohttp'") from None
+                log.info("pyreqwest cannot run in this process (%s); using aiohttp", exc)
+                self.client = "aiohttp"
+        from binance_archive.transports.http.aiohttp_client import AiohttpClient
+
+        return AiohttpClient(limit=self._limit, settings=self._body_settings)
+
+    def _url(self, key: str) -> str:
+        url = url_for_key(self._base, key)
+        return f"{url}?{self._base_query}" if self._base_query else url
+
+    def get(self, key: str) -> AbstractAsyncContextManager[HttpBody]:
+        return self._get_client().file(self._url(key), self._body_settings)
+
+    async def get_bytes(self, key: str, *, max_size: int) -> bytes:
+        # Sidecars are tiny: read them in one go rather than through the chunk iterator.
+        return await self._get_client().read(self._url(key), "file", max_size)
+
+    async def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
+        async def read(url: str) -> bytes:
+            return await self._get_client().read(url, "listing", MAX_LISTING_BYTES)
+
+        async for page in listing_pages(read, self.listing_url, prefix, delimiter):
+            yield page
+
+
+@hookimpl
+def register_transports() -> list[type[Transport]]:
+    return [HttpTransport]
