@@ -26,7 +26,8 @@ __all__ = ["DEFAULT_CATALOG", "Availability", "Catalog"]
 CATALOG_FORMAT = "binance_archive.catalog/1"
 
 
-def _date_or_none(value: object) -> dt.date | None:
+def date_or_none(value: object) -> dt.date | None:
+    """A catalog document's date (``YYYY-MM-DD`` or a date), or ``None``."""
     if value is None or isinstance(value, dt.date):
         return value
     if isinstance(value, str):
@@ -37,7 +38,8 @@ def _date_or_none(value: object) -> dt.date | None:
     raise ConfigurationError(f"invalid date {value!r} in the catalog; write YYYY-MM-DD")
 
 
-def _flag(value: object, what: str) -> bool:
+def flag(value: object, what: str) -> bool:
+    """A catalog document's true or false (never a truthy string), ``what`` naming it in the error."""
     if not isinstance(value, bool):  # bool("false") is True: refuse rather than guess
         raise ConfigurationError(f"{what} must be true or false, not {value!r}")
     return value
@@ -126,9 +128,9 @@ class Availability:
             market=market,
             data_type=data_type,
             intervals={Period.parse(p): tuple(Interval.parse(i) for i in ivs) for p, ivs in periods.items()},
-            first_date=_date_or_none(data.get("first_date")),
-            last_date=_date_or_none(data.get("last_date")),
-            retired=_flag(data.get("retired", False), f"{market.value} {data_type.value}: retired"),
+            first_date=date_or_none(data.get("first_date")),
+            last_date=date_or_none(data.get("last_date")),
+            retired=flag(data.get("retired", False), f"{market.value} {data_type.value}: retired"),
             note=str(data.get("note", "")),
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from binance_archive.core.catalog import Availability, _date_or_none, _flag
+from binance_archive.core.catalog import Availability, date_or_none, flag
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
@@ -54,9 +54,9 @@ def _entry(market: Market, data_type: DataType, spec: Mapping[str, Any], where: 
         market,
         data_type,
         intervals,
-        first_date=_date_or_none(spec.get("first_date", spec.get("start_date"))),
-        last_date=_date_or_none(spec.get("last_date", spec.get("end_date"))),
-        retired=_flag(spec.get("retired", False), f"{where}: retired"),
+        first_date=date_or_none(spec.get("first_date", spec.get("start_date"))),
+        last_date=date_or_none(spec.get("last_date", spec.get("end_date"))),
+        retired=flag(spec.get("retired", False), f"{where}: retired"),
         note=str(spec.get("note", spec.get("description", ""))),
     )
 
