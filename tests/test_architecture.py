@@ -78,9 +78,13 @@ def private_imports(source: str, module: str) -> list[str]:
                 if alias.name.startswith("binance_archive") and alias.asname:
                     modules.add(alias.asname)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
-            if _is_private(node.attr):
-                found.append(f"{node.value.id}.{node.attr}")
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and _is_private(node.attr)
+        ):
+            found.append(f"{node.value.id}.{node.attr}")
     return found
 
 

@@ -158,3 +158,49 @@ def test_the_entry_point_precheck_defers_to_importlib_where_it_cannot_see(
 
     monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder()])
     assert _may_declare_entry_points("binance_archive")
+
+
+def test_a_transport_is_built_with_what_the_archive_knows(tmp_path: Path) -> None:
+    """Settings flow into a transport at construction (Transport.create with a TransportContext), never after."""
+    from binance_archive.transports.s5cmd import S5cmdTransport
+
+    archive = Archive(tmp_path / "a", concurrency=120, entry_points=False)
+    assert isinstance(archive.transport, HttpTransport)
+    assert archive.transport._limit == 240, "two connections a file in flight: its zip's and its sidecar's"
+    given = Archive(tmp_path / "b", concurrency=120, transport_options={"limit": 7}, entry_points=False).transport
+    assert isinstance(given, HttpTransport) and given._limit == 7, "a limit the user gave is kept"
+    mine = HttpTransport(limit=5)
+    assert Archive(tmp_path / "c", transport=mine, concurrency=500).transport is mine and mine._limit == 5
+
+    s5cmd = Archive(tmp_path / "d", transport="s5cmd", concurrency=8, entry_points=False).transport
+    assert isinstance(s5cmd, S5cmdTransport)
+    assert s5cmd.batch_size == 16 and s5cmd.staging_dir == tmp_path / "d", "staged inside the local mirror"
+    elsewhere = Archive("s3://bucket/prefix", transport="s5cmd", concurrency=8, entry_points=False).transport
+    assert isinstance(elsewhere, S5cmdTransport) and elsewhere.staging_dir is None, "no local root: the temp folder"
+
+
+def test_a_third_party_transport_is_built_from_its_options_by_default(tmp_path: Path) -> None:
+    class Configurable(_Nothing):
+        name = "configurable"
+
+        def __init__(self, *, depth: int = 1) -> None:
+            self.depth = depth
+
+    class Plugin:
+        @hookimpl
+        def register_transports(self) -> list[type[Transport]]:
+            return [Configurable]
+
+    archive = Archive(tmp_path, transport="configurable", transport_options={"depth": 3}, plugins=[Plugin()])
+    assert isinstance(archive.transport, Configurable) and archive.transport.depth == 3
+    assert archive.concurrency == Transport.default_concurrency
+
+
+def test_retry_policy_is_importable_from_the_package_and_the_old_path_warns() -> None:
+    from binance_archive import RetryPolicy
+    from binance_archive.engine.retry import RetryPolicy as Engine
+
+    assert RetryPolicy is Engine
+    with pytest.warns(DeprecationWarning, match="from binance_archive import RetryPolicy"):
+        from binance_archive.retry import RetryPolicy as Old
+    assert Old is RetryPolicy

@@ -15,11 +15,10 @@ import pytest
 
 from binance_archive import Selection
 from binance_archive.cli import main
+from binance_archive.cli.processes import START_ENV, child_shard, start_method
 from binance_archive.core import in_shard
 from binance_archive.errors import ConfigurationError
-from binance_archive.cli.processes import START_ENV, child_shard, start_method
-from binance_archive.report import merge_reports
-from binance_archive.report import FileOutcome, Outcome, Report
+from binance_archive.report import FileOutcome, Outcome, Report, merge_reports
 from binance_archive.testing import FakeArchiveServer, build_archive
 from binance_archive.verification import ProblemKind, VerifyReport, verify_storage
 
@@ -265,3 +264,23 @@ def _cmdline(pid: str) -> str:
             return handle.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+async def test_a_process_runs_its_shard_of_the_run_configuration(upstream: Path, tmp_path: Path) -> None:
+    """What each process of ``--processes`` runs: a RunConfig (its shard), not the command line; it tells the parent
+    its progress and its report as JSON lines."""
+    from binance_archive.cli.processes import run_shard
+    from binance_archive.config import RunConfig
+
+    wanted = [f for f in planned(SELECTION) if in_shard(f.key, (0, 2))]
+    async with FakeArchiveServer(upstream) as server:
+        config = RunConfig(
+            selections=(SELECTION,), to=str(tmp_path / "mirror"), base_url=server.base_url, today=TODAY, shard=(0, 2)
+        )
+        out = io.StringIO()
+        status = await asyncio.to_thread(run_shard, config, detail="all", out=out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert status == 0 and "progress" in lines[0] and "report" in lines[-1]
+    report = Report.from_dict(lines[-1]["report"])
+    assert sorted(o.key for o in report.outcomes) == sorted(f.key for f in wanted) and report.downloaded == len(wanted)
+    assert lines[-2]["progress"]["done"] == len(wanted), "the last progress line counts every file"

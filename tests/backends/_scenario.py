@@ -6,9 +6,8 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
-from binance_archive import ArchiveFile, Selection, plan
+from binance_archive import ArchiveFile, RetryPolicy, Selection, plan
 from binance_archive.report import Outcome, Report
-from binance_archive import RetryPolicy
 from binance_archive.testing import build_archive, key_path
 
 TODAY = dt.date(2024, 3, 1)

@@ -268,3 +268,17 @@ def test_catalog_refuses_duplicate_entries_directly() -> None:
     e = DEFAULT_CATALOG.lookup("spot", "trades")
     with pytest.raises(ConfigurationError, match="twice"):
         Catalog([e, e])
+
+
+def test_a_catalog_travels_to_other_processes_by_pickle() -> None:
+    """A run's settings (a custom catalog among them) go to the processes of ``--processes`` and to cluster workers."""
+    import pickle
+
+    custom = Catalog.from_json(DEFAULT_CATALOG.to_json())
+    for catalog in (DEFAULT_CATALOG, custom):
+        copy = pickle.loads(pickle.dumps(catalog))
+        assert copy == catalog and hash(copy) == hash(catalog)
+        spot = copy.lookup(Market.SPOT, DataType.KLINES)
+        assert spot.has(Period.DAILY, Interval.M1)
+        with pytest.raises(TypeError):
+            spot.intervals[Period.DAILY] = ()  # type: ignore[index]  # still read-only

@@ -191,3 +191,23 @@ def test_what_is_not_a_listing_is_refused(content: bytes, why: str) -> None:
     with pytest.raises(TransportError) as info:
         parse_listing(content)
     assert why in str(info.value)
+
+
+def test_a_paginator_marks_a_page_truncated_only_when_an_entry_follows() -> None:
+    from binance_archive.core import ListedObject
+    from binance_archive.core.listing import Paginator
+
+    def entries(count: int) -> list[tuple[str, ListedObject | None]]:
+        return [(f"k{i:02d}", ListedObject(f"k{i:02d}", i)) if i % 3 else (f"p{i:02d}/", None) for i in range(count)]
+
+    for count in (0, 1, 2, 3, 4, 6, 7):
+        pages = Paginator(3)
+        cut = [page for entry in entries(count) if (page := pages.add(entry)) is not None]
+        cut.append(pages.last())
+        assert [p.is_truncated for p in cut] == [True] * (len(cut) - 1) + [False], count
+        keys = [o.key for p in cut for o in p.objects] + [q for p in cut for q in p.prefixes]
+        assert sorted(keys) == sorted(k for k, _ in entries(count))
+        assert all(len(p.objects) + len(p.prefixes) == 3 for p in cut[:-1])
+        # A truncated page's marker is its last entry: the next page starts after it.
+        assert [p.next_marker for p in cut[:-1]] == [entries(count)[3 * i + 2][0] for i in range(len(cut) - 1)]
+        assert cut[-1].next_marker is None

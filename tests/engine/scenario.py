@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from binance_archive import ArchiveFile, Selection, plan
-from binance_archive import RetryPolicy
+from binance_archive import ArchiveFile, RetryPolicy, Selection, plan
 
 TODAY = dt.date(2026, 11, 22)
 

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from binance_archive import Archive, ConfigurationError, Selection
+from binance_archive import Archive, ConfigurationError, RetryPolicy, Selection
 from binance_archive.core import ArchiveFile, parse_checksum
 from binance_archive.events import Event, EventKind
 from binance_archive.report import Outcome, Report
-from binance_archive import RetryPolicy
 from binance_archive.testing import FakeArchiveServer, build_archive, replace_file
 
 from .scenario import FAST_RETRY, FUNDING, SELECTION, TODAY, planned

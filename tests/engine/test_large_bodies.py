@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from binance_archive import Archive, Selection
+from binance_archive import Archive, RetryPolicy, Selection
 from binance_archive.events import Event, EventKind
-from binance_archive import RetryPolicy
 from binance_archive.testing import FakeArchiveServer, Faults, key_path, write_file
 
 from ..backends._scenario import assert_mirrored

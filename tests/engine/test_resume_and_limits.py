@@ -11,9 +11,9 @@ import pytest
 
 from binance_archive import Archive, Selection, StorageFullError
 from binance_archive.core import ArchiveFile
+from binance_archive.engine.stored import SCAN_AFTER, StoredIndex
 from binance_archive.report import Outcome
 from binance_archive.storages.local import LocalStorage
-from binance_archive.engine.stored import SCAN_AFTER, StoredIndex
 from binance_archive.testing import FakeArchiveServer, build_archive
 
 from .scenario import FAST_RETRY, TODAY, planned

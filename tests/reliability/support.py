@@ -24,10 +24,9 @@ from typing import Any
 import attrs
 import pytest
 
-from binance_archive import Archive, Selection
+from binance_archive import Archive, RetryPolicy, Selection
 from binance_archive.backends import Storage
 from binance_archive.core import CHECKSUM_SUFFIX, ArchiveFile
-from binance_archive import RetryPolicy
 from binance_archive.testing import FakeArchiveServer
 from binance_archive.verification import ProblemKind, VerifyReport
 

@@ -26,12 +26,11 @@ from typing import Any
 
 import pytest
 
-from binance_archive import Archive, Selection
+from binance_archive import Archive, RetryPolicy, Selection
 from binance_archive.cli import main
 from binance_archive.core import ArchiveFile
 from binance_archive.errors import TransportError
 from binance_archive.report import Outcome
-from binance_archive import RetryPolicy
 from binance_archive.testing import make_sidecar, make_zip, replace_file
 
 from .scenario import TODAY, build, planned

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from binance_archive import RetryPolicy
 from binance_archive.core import ArchiveFile
 from binance_archive.report import Outcome, Report
-from binance_archive import RetryPolicy
 from binance_archive.testing import Faults
 
 from .scenario import MATRIX_SELECTION, TODAY, build

@@ -204,8 +204,8 @@ BLOCKING_CHECK = textwrap.dedent(
 
 def _blocking_get(url: str, *, verify_ssl: bool = True, read_timeout: float = 5.0) -> bytes:
     """A large body's second GET (``transports/http/blocking.py``) of ``url``, as the engine's worker thread sends it."""
-    from binance_archive.transports.http.blocking import BlockingGet
     from binance_archive.transports.http import BodySettings
+    from binance_archive.transports.http.blocking import BlockingGet
 
     settings = BodySettings(
         min_speed=0, read_timeout=read_timeout, connect_timeout=5, large_body_bytes=1, verify_ssl=verify_ssl,
