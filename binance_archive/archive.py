@@ -237,7 +237,7 @@ class Archive:
         for one in selections:
             validate_selection(one, self.catalog)
         plan = Plan(
-            selections,
+            selections=selections,
             today=today or utc_today(),
             shard=parse_shard(shard),
             transport=self.transport,

@@ -3,7 +3,9 @@
 - :mod:`~binance_archive.common.staging`: the names of temporary files and staging folders, and the sweep
   that removes what a killed process left behind;
 - :mod:`~binance_archive.common.urls`: URLs checked, and shown without their secrets;
-- :mod:`~binance_archive.common.options`: options checked as they arrive from command lines and files.
+- :mod:`~binance_archive.common.options`: options checked as they arrive from command lines and files;
+- :mod:`~binance_archive.common.files`: small local files read whole;
+- :mod:`~binance_archive.common.threads`: async work on an event loop of a worker thread, cancellable from another.
 
 Listing pages are built by :meth:`binance_archive.core.listing.ListingPage.of_entries` (no I/O: the core).
 Standard library, the core and :mod:`binance_archive.errors` only.

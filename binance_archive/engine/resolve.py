@@ -14,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
+import attrs
+
 from binance_archive.backends import Transport
 from binance_archive.core.catalog import Catalog
 from binance_archive.core.datatypes import DataType
@@ -33,10 +35,11 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+@attrs.frozen(kw_only=True)
 class Plan:
     """What one run downloads: the files of ``selections`` (only shard ``shard`` of them), as of ``today``.
 
-    Args:
+    Attributes:
         selections: validated selections.
         transport: where the listing comes from, for selections that leave out symbols or a start date.
         catalog: the availability matrix planned against.
@@ -44,24 +47,13 @@ class Plan:
         fallback: when a monthly file is missing, download the daily files of its month instead.
     """
 
-    def __init__(
-        self,
-        selections: tuple[Selection, ...],
-        *,
-        today: dt.date,
-        shard: Shard | None,
-        transport: Transport,
-        catalog: Catalog,
-        retry: RetryPolicy,
-        fallback: bool,
-    ) -> None:
-        self._selections = selections
-        self._today = today
-        self._shard = shard
-        self._transport = transport
-        self._catalog = catalog
-        self._retry = retry
-        self._fallback = fallback
+    selections: tuple[Selection, ...]
+    today: dt.date
+    shard: Shard | None
+    transport: Transport
+    catalog: Catalog
+    retry: RetryPolicy
+    fallback: bool
 
     async def batches(self) -> AsyncIterator[Iterator[ArchiveFile]]:
         """The plan, as a stream of lazy plans: one per selection, or, where a selection leaves out symbols or
@@ -70,23 +62,23 @@ class Plan:
         Plain iterators inside, awaited only between them: a resumed run walks millions of files, and an async
         generator step per file would cost more than everything else done for a stored file.
         """
-        for selection in self._selections:
+        for selection in self.selections:
             async for files in self._batches_of(selection):
                 yield files
 
     def instead_of_missing(self, file: ArchiveFile) -> list[ArchiveFile]:
         """The files to fetch in place of ``file``, which the archive does not have: the daily files of a monthly
         file's month (fallback on; funding rates have no daily files), else none."""
-        if self._fallback and file.period is Period.MONTHLY and file.data_type is not DataType.FUNDING_RATE:
-            return list(files_of_month(file, today=self._today))
+        if self.fallback and file.period is Period.MONTHLY and file.data_type is not DataType.FUNDING_RATE:
+            return list(files_of_month(file, today=self.today))
         return []
 
     async def _batches_of(self, selection: Selection) -> AsyncIterator[Iterator[ArchiveFile]]:
-        today, shard, catalog = self._today, self._shard, self._catalog
+        today, shard, catalog = self.today, self.shard, self.catalog
         if selection.symbols and selection.start is not None:
             yield plan(selection, today=today, catalog=catalog, shard=shard)
             return
-        transport = self._transport
+        transport = self.transport
         for market in selection.markets:
             for data_type in selection.data_types:
                 symbols = selection.symbols or _safe_symbols(
@@ -122,7 +114,7 @@ class Plan:
 
     async def _listing(self, what: str, read: Callable[[], Awaitable[_T]]) -> _T:
         """Read the listing with the retry policy: a 503 or a reset on one listing page must not end the run."""
-        return await Retrying(self._retry, what=what)(lambda _attempt: read())
+        return await Retrying(self.retry, what=what)(lambda _attempt: read())
 
 
 def _safe_symbols(listed: Iterable[str]) -> tuple[str, ...]:

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import hashlib
 
+import attrs
+
 from binance_archive.backends import Body, Storage, Transport
 from binance_archive.core.checksum import MAX_SIDECAR_BYTES, parse_checksum
 from binance_archive.core.files import ArchiveFile
@@ -18,22 +20,20 @@ from binance_archive.report import FileOutcome, Outcome
 __all__ = ["Transfer"]
 
 
+@attrs.frozen
 class Transfer:
     """Moves files from ``transport`` to ``storage``, verified; one :meth:`attempt` per try of a file.
 
-    Args:
+    Attributes:
         force: a stored file is replaced (its sidecar removed first).
         index: told of every file stored, should the plan name it again.
     """
 
-    def __init__(
-        self, transport: Transport, storage: Storage, receiver: Receiver, *, force: bool, index: StoredIndex | None
-    ) -> None:
-        self._transport = transport
-        self._storage = storage
-        self._receiver = receiver
-        self._force = force
-        self._index = index
+    _transport: Transport
+    _storage: Storage
+    _receiver: Receiver
+    _force: bool = attrs.field(kw_only=True)
+    _index: StoredIndex | None = attrs.field(kw_only=True)
 
     async def attempt(
         self, file: ArchiveFile, previous: str | None, attempt: int, known_sidecar: bytes | None = None

@@ -9,11 +9,12 @@ import os
 import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
+from binance_archive.common.files import read_small
 from binance_archive.common.staging import TEMP_PREFIX, is_temporary, release, sweep, temp_path
 from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
@@ -286,27 +287,17 @@ class LocalStorage(Storage):
         import aiofiles
 
         path = self.path_of(key)
-        try:
+        with _reading(path):
             async with aiofiles.open(path, "rb") as handle:
                 while chunk := await handle.read(CHUNK_SIZE):
                     yield chunk
-        except FileNotFoundError:
-            raise StorageError(f"{path} does not exist") from None
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
 
     async def read_bytes(self, key: str, *, max_size: int) -> bytes:
         path = self.path_of(key)
-        try:
-            with open(path, "rb") as handle:  # noqa: ASYNC230 - sidecars are ~100 bytes: no thread hop
-                data = handle.read(max_size + 1)
-        except FileNotFoundError:
-            raise StorageError(f"{path} does not exist") from None
-        except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
-        if len(data) > max_size:
-            raise StorageError(f"{path} is larger than the {max_size} bytes expected")
-        return data
+        with _reading(path):
+            return read_small(
+                path, max_size, lambda: StorageError(f"{path} is larger than the {max_size} bytes expected")
+            )
 
     async def put_file(self, key: str, path: Path) -> None:
         final = self._path(key)
@@ -411,6 +402,17 @@ def _sizes(folder: str) -> dict[str, int]:
     finally:
         os.close(fd)
     return found
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A stored file's read, its errors the storage's."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise StorageError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _unlistable(folder: str, exc: OSError) -> StorageError:

@@ -387,15 +387,19 @@ class S3Storage(Storage):
         finally:
             handle.close()
 
-    async def read(self, key: str) -> AsyncIterator[bytes]:
+    async def _get(self, key: str) -> Any:
+        """obstore's answer to a GET of ``key`` (its bytes not read yet)."""
         try:
-            result = await self._obstore.get_async(self.store, self._check(key))
+            return await self._obstore.get_async(self.store, self._check(key))
         except FileNotFoundError:
             raise StorageError(f"{self.url_of(key)} does not exist") from None
         except StorageError:
             raise
         except Exception as exc:
             raise self.error("read", key, exc) from None
+
+    async def read(self, key: str) -> AsyncIterator[bytes]:
+        result = await self._get(key)
         try:
             async for chunk in result.stream(min_chunk_size=CHUNK_SIZE):
                 yield bytes(chunk)
@@ -403,16 +407,12 @@ class S3Storage(Storage):
             raise self.error("read", key, exc) from None
 
     async def read_bytes(self, key: str, *, max_size: int) -> bytes:
+        result = await self._get(key)
+        size = int(result.meta["size"])
+        if size > max_size:
+            raise StorageError(f"{self.url_of(key)} is {size} bytes; at most {max_size} expected")
         try:
-            result = await self._obstore.get_async(self.store, self._check(key))
-            size = int(result.meta["size"])
-            if size > max_size:
-                raise StorageError(f"{self.url_of(key)} is {size} bytes; at most {max_size} expected")
             return bytes(await result.bytes_async())
-        except FileNotFoundError:
-            raise StorageError(f"{self.url_of(key)} does not exist") from None
-        except StorageError:
-            raise
         except Exception as exc:
             raise self.error("read", key, exc) from None
 

@@ -13,12 +13,13 @@ import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 from binance_archive.backends import Body, FileBody, Transport
+from binance_archive.common.files import read_small
 from binance_archive.common.options import whole_number
 from binance_archive.common.staging import is_temporary
 from binance_archive.common.urls import as_typed
@@ -110,12 +111,8 @@ class MirrorTransport(Transport):
         path = self.path_of(key)
         if is_temporary(path.name):
             raise FileMissingError(f"file not found in the mirror: {key}")
-        try:
+        with _reading(path):
             st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise FileMissingError(f"file not found in the mirror: {path}") from None
-        except OSError as exc:
-            raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
         if not stat.S_ISREG(st.st_mode):
             raise FileMissingError(f"not a file in the mirror: {path}")
         return path
@@ -123,26 +120,16 @@ class MirrorTransport(Transport):
     @asynccontextmanager
     async def get(self, key: str) -> AsyncIterator[Body]:
         path = self._regular_file(key)
-        try:
+        with _reading(path):
             body = FileBody(path)
-        except FileNotFoundError:
-            raise FileMissingError(f"file not found in the mirror: {path}") from None
-        except OSError as exc:
-            raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
         yield body  # the file belongs to the mirror: nothing to clean up
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
         path = self._regular_file(key)
-        try:
-            with open(path, "rb") as handle:  # noqa: ASYNC230 - sidecars are ~100 bytes: no thread hop
-                data = handle.read(max_size + 1)
-        except FileNotFoundError:
-            raise FileMissingError(f"file not found in the mirror: {path}") from None
-        except OSError as exc:
-            raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
-        if len(data) > max_size:
-            raise VerificationError(f"{key} is larger than the {max_size} bytes expected")
-        return data
+        with _reading(path):
+            return read_small(
+                path, max_size, lambda: VerificationError(f"{key} is larger than the {max_size} bytes expected")
+            )
 
     async def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
         """The listing of ``prefix`` with S3's semantics: keys in byte order, pages of ``page_size`` entries.
@@ -162,6 +149,17 @@ class MirrorTransport(Transport):
             if len(batch) < self.page_size + 1:
                 break
         yield pages.last()
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """A read of the mirror's file ``path``, its errors the transport's."""
+    try:
+        yield
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileMissingError(f"file not found in the mirror: {path}") from None
+    except OSError as exc:
+        raise TransportError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 class _Entries:

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from binance_archive.backends import Transport
+from binance_archive.backends import Body, Transport
 from binance_archive.core import ListedObject, parse_checksum
 from binance_archive.core.checksum import MAX_SIDECAR_BYTES
 from binance_archive.errors import BinanceArchiveError, FileMissingError, VerificationError
@@ -43,6 +43,23 @@ async def _listing(
         if page.is_truncated:
             assert page.next_marker, "a truncated page must say where the next one starts"
     return prefixes, objects, pages, sizes
+
+
+async def _two_read_in_threads(
+    transport: Transport,
+    archive: ContractArchive,
+    can: Callable[[Body], bool],
+    skip: str,
+    read: Callable[[Body], bytes],
+) -> None:
+    """Two files read by ``read`` in a worker thread give their exact bytes (skipped with ``skip`` unless ``can``)."""
+    async with transport:
+        for key in [f.key for f in archive.files[:2]]:
+            async with transport.get(key) as body:
+                if not can(body):
+                    pytest.skip(skip)
+                data = await asyncio.to_thread(read, body)
+            assert data == archive.objects[key], key
 
 
 def _copying_into(chunks: list[bytes]) -> Callable[[bytes | memoryview], None]:
@@ -102,29 +119,25 @@ class TransportContract:
     async def test_a_blocking_body_reads_the_same_from_a_worker_thread(
         self, transport: Transport, contract_archive: ContractArchive
     ) -> None:
-        keys = [f.key for f in contract_archive.files[:2]]
-        async with transport:
-            for key in keys:
-                async with transport.get(key) as body:
-                    if not body.blocking:
-                        pytest.skip("this transport's bodies are not blocking: the engine reads them with chunks()")
-                    data = await asyncio.to_thread(lambda: b"".join(bytes(c) for c in body.blocking_chunks()))
-                assert data == contract_archive.objects[key], key
+        def read(body: Body) -> bytes:
+            return b"".join(bytes(c) for c in body.blocking_chunks())
+
+        skip = "this transport's bodies are not blocking: the engine reads them with chunks()"
+        await _two_read_in_threads(transport, contract_archive, lambda body: body.blocking, skip, read)
 
     async def test_a_body_read_in_a_worker_thread_gives_the_same_bytes(
         self, transport: Transport, contract_archive: ContractArchive
     ) -> None:
         """What the engine does with a large body that :attr:`~Body.reads_in_thread`: :meth:`~Body.read_in_thread`
         in a worker thread, each chunk absorbed (copied here) before the next is read."""
-        keys = [f.key for f in contract_archive.files[:2]]
-        async with transport:
-            for key in keys:
-                async with transport.get(key) as body:
-                    if not body.reads_in_thread:
-                        pytest.skip("this transport's bodies are not read in threads: the engine reads chunks()")
-                    chunks: list[bytes] = []
-                    await asyncio.to_thread(body.read_in_thread, _copying_into(chunks))
-                assert b"".join(chunks) == contract_archive.objects[key], key
+
+        def read(body: Body) -> bytes:
+            chunks: list[bytes] = []
+            body.read_in_thread(_copying_into(chunks))
+            return b"".join(chunks)
+
+        skip = "this transport's bodies are not read in threads: the engine reads chunks()"
+        await _two_read_in_threads(transport, contract_archive, lambda body: body.reads_in_thread, skip, read)
 
     async def test_a_body_stopped_before_its_read_in_a_thread_delivers_nothing(
         self, transport: Transport, contract_archive: ContractArchive

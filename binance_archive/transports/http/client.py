@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol
 
-from binance_archive.transports.http.body import BodySettings, HttpBody
+from binance_archive.transports.http.body import BodySettings, HttpBody, check_small
+from binance_archive.transports.http.errors import status_error
 
-__all__ = ["Client", "leave"]
+__all__ = ["Client", "Request", "read_whole"]
 
 
 class Client(Protocol):
@@ -30,20 +31,90 @@ class Client(Protocol):
         """Close every connection."""
 
 
-async def leave(
-    context: Any,
-    exc_type: type[BaseException] | None,
-    exc: BaseException | None,
-    tb: TracebackType | None,
-    translate: Callable[[BaseException], BaseException],
-    body: HttpBody | None,
-) -> None:
-    """Leave a client's request context (for every client); releasing the connection failing is a failure of the
-    request, turned into the library's error by ``translate``. A blocking GET of ``body`` is stopped first."""
-    if body is not None:
-        body.release()
-    if context is not None:
+class Request:
+    """One GET as an async context manager, for either client: entering yields the 200 response (or, for a file, its
+    body), and turns the library's failures and other statuses into the library's errors; leaving releases it.
+
+    A client subclasses it with its library's part: :meth:`_send`, :meth:`_status`, :meth:`_wrap` and
+    :meth:`_translate`. A class rather than a generator-based context manager: the engine makes two of these per
+    file, and the generator machinery cost more than the rest of this wrapper.
+    """
+
+    __slots__ = ("_body", "_context", "_made", "_url", "_what")
+
+    def __init__(self, url: str, what: str, body: BodySettings | None) -> None:
+        self._url = url  # unredacted: redact() (a URL parse) runs only when a message is built
+        self._what = what
+        self._body = body  # set when the caller wants a Body, not the response
+        self._context: Any = None
+        self._made: HttpBody | None = None
+
+    def _send(self) -> Any:
+        """The library's request, as an async context manager that yields its response once the headers are in."""
+        raise NotImplementedError
+
+    def _status(self, response: Any) -> tuple[int, str | None]:
+        """The response's status and its Retry-After header."""
+        raise NotImplementedError
+
+    def _wrap(self, response: Any, settings: BodySettings) -> HttpBody:
+        """The response as a file's body."""
+        raise NotImplementedError
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        """The library's error for a failure of the request (anything else, a cancellation say, as it is)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Any:
         try:
-            await context.__aexit__(exc_type, exc, tb)
-        except Exception as error:
-            raise translate(error) from None
+            self._context = self._send()
+            response = await self._context.__aenter__()
+        except BaseException as exc:
+            self._context = None
+            raise self._translate(exc) from None
+        status, retry_after = self._status(response)
+        if status != 200:
+            context, self._context = self._context, None
+            await context.__aexit__(None, None, None)
+            raise status_error(status, self._url, self._what, retry_after)
+        if self._body is not None:
+            self._made = self._wrap(response, self._body)
+            return self._made
+        return response
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Releasing the connection failing is a failure of the request; a blocking GET of the body stops first.
+        context, self._context = self._context, None
+        body, self._made = self._made, None
+        if body is not None:
+            body.release()
+        if context is not None:
+            try:
+                await context.__aexit__(exc_type, exc, tb)
+            except Exception as error:
+                raise self._translate(error) from None
+
+
+async def read_whole(
+    url: str,
+    max_size: int,
+    length: int | None,
+    whole: Callable[[], Awaitable[bytes]],
+    chunks: Callable[[], AsyncIterator[bytes]],
+) -> bytes:
+    """A small body (a sidecar, a listing page) read whole, for either client: in one read where its length is known
+    (and bounded), else chunk by chunk, refused once it outgrows ``max_size``. The caller translates the library's
+    errors."""
+    check_small(url, max_size, length)
+    if length is not None:
+        data = await whole()  # a sidecar is ~100 bytes: one read, not a loop of chunks
+    else:
+        buffer = bytearray()
+        async for chunk in chunks():
+            buffer += chunk
+            check_small(url, max_size, None, buffer)
+        data = bytes(buffer)
+    check_small(url, max_size, length, data)
+    return data

@@ -14,20 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Any
 
 from binance_archive.common.urls import redact
-from binance_archive.transports.http.body import BodySettings, HttpBody, check_small
-from binance_archive.transports.http.client import leave
-from binance_archive.transports.http.errors import (
-    broke_off,
-    connection_failed,
-    request_failed,
-    status_error,
-    timed_out,
-    tls_error,
-)
+from binance_archive.transports.http import errors
+from binance_archive.transports.http.body import BodySettings, HttpBody
+from binance_archive.transports.http.client import Request, read_whole
 
 __all__ = ["ReqwestClient"]
 
@@ -36,16 +28,14 @@ class ReqwestClient:
     """One pyreqwest client with the transport's settings (see :class:`~.client.Client`)."""
 
     def __init__(self, *, limit: int, settings: BodySettings) -> None:
-        connect_timeout, read_timeout = settings.connect_timeout, settings.read_timeout
-        verify_ssl, user_agent = settings.verify_ssl, settings.user_agent
         from pyreqwest.client import ClientBuilder
 
         builder = (
             ClientBuilder()
             .max_connections(limit)
-            .connect_timeout(dt.timedelta(seconds=connect_timeout))
-            .read_timeout(dt.timedelta(seconds=read_timeout))
-            .user_agent(user_agent)
+            .connect_timeout(dt.timedelta(seconds=settings.connect_timeout))
+            .read_timeout(dt.timedelta(seconds=settings.read_timeout))
+            .user_agent(settings.user_agent)
             .no_proxy()  # as aiohttp's session: proxies from the environment are not used
             .default_cookie_store(False)
             .gzip(False)  # bodies are stored as sent: a zip is hashed byte for byte against its sidecar
@@ -55,32 +45,28 @@ class ReqwestClient:
             .follow_redirects(True)
             .max_redirects(10)
         )
-        if not verify_ssl:
+        if not settings.verify_ssl:
             builder = builder.danger_accept_invalid_certs(True)
         self._client = builder.build()
 
     def file(self, url: str, settings: BodySettings) -> _Request:
-        return _Request(self._client, url, "file", body=settings)
+        return _Request(self._client, url, "file", settings)
 
     async def read(self, url: str, what: str, max_size: int) -> bytes:
-        async with _Request(self._client, url, what) as response:
-            length = _content_length(response)
-            check_small(url, max_size, length)
+        async with _Request(self._client, url, what, None) as response:
             reader = response.body_reader
+
+            async def whole() -> bytes:
+                return bytes(await reader.bytes())
+
+            async def chunks() -> AsyncIterator[bytes]:
+                while (chunk := await reader.read_chunk()) is not None:
+                    yield bytes(chunk)
+
             try:
-                if length is not None:
-                    # The size is known and bounded: one read (a sidecar is ~100 bytes), not a loop of chunks.
-                    data = bytes(await reader.bytes())
-                else:
-                    buffer = bytearray()
-                    while (chunk := await reader.read_chunk()) is not None:
-                        buffer += chunk
-                        check_small(url, max_size, None, buffer)
-                    data = bytes(buffer)
+                return await read_whole(url, max_size, _content_length(response), whole, chunks)
             except BaseException as exc:
                 raise _translate(exc, url, body=True) from None
-            check_small(url, max_size, length, data)
-            return data
 
     async def close(self) -> None:
         await self._client.close()
@@ -112,46 +98,29 @@ class _ReqwestBody(HttpBody):
         guard.finish(self.size)
 
 
-class _Request:
-    """One GET as an async context manager, like the aiohttp client's."""
+class _Request(Request):
+    """One GET through pyreqwest's client."""
 
-    __slots__ = ("_body", "_client", "_context", "_made", "_url", "_what")
+    __slots__ = ("_client",)
 
-    def __init__(self, client: Any, url: str, what: str, *, body: BodySettings | None = None) -> None:
+    def __init__(self, client: Any, url: str, what: str, body: BodySettings | None) -> None:
+        super().__init__(url, what, body)
         self._client = client
-        self._url = url
-        self._what = what
-        self._body = body
-        self._context: Any = None
-        self._made: _ReqwestBody | None = None
 
-    async def __aenter__(self) -> Any:
-        url = self._url
-        try:
-            # Entered as soon as the headers are in, as aiohttp's: pyreqwest would otherwise read up to 64 KB on
-            # entering, before the status and the length are looked at (a listing claiming a gigabyte is refused
-            # unread) and where no speed check runs (a body dripping a byte at a time would be waited out).
-            self._context = self._client.get(url).streamed_read_buffer_limit(0).build_streamed()
-            response = await self._context.__aenter__()
-        except BaseException as exc:
-            self._context = None
-            raise _translate(exc, url) from None
-        status = response.status
-        if status != 200:
-            context, self._context = self._context, None
-            await context.__aexit__(None, None, None)
-            raise status_error(status, url, self._what, response.get_header("Retry-After"))
-        if self._body is not None:
-            self._made = _ReqwestBody(response, url, self._body)
-            return self._made
-        return response
+    def _send(self) -> Any:
+        # Entered as soon as the headers are in, as aiohttp's: pyreqwest would otherwise read up to 64 KB on entering,
+        # before the status and the length are looked at (a listing claiming a gigabyte is refused unread) and where
+        # no speed check runs (a body dripping a byte at a time would be waited out).
+        return self._client.get(self._url).streamed_read_buffer_limit(0).build_streamed()
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        context, self._context = self._context, None
-        body, self._made = self._made, None
-        await leave(context, exc_type, exc, tb, lambda error: _translate(error, self._url), body)
+    def _status(self, response: Any) -> tuple[int, str | None]:
+        return response.status, response.get_header("Retry-After")
+
+    def _wrap(self, response: Any, settings: BodySettings) -> HttpBody:
+        return _ReqwestBody(response, self._url, settings)
+
+    def _translate(self, exc: BaseException) -> BaseException:
+        return _translate(exc, self._url)
 
 
 def _content_length(response: Any) -> int | None:
@@ -178,15 +147,15 @@ def _translate(exc: BaseException, url: str, *, body: bool = False, received: in
         return exc
     reason = _causes(exc) or exc.__class__.__name__
     if isinstance(exc, rq.RequestTimeoutError):
-        return timed_out(url, received=received) if body else timed_out(url)
+        return errors.timed_out(url, received=received) if body else errors.timed_out(url)
     lowered = reason.lower()
     if isinstance(exc, rq.ConnectError) and ("certificate" in lowered or "tls" in lowered or "ssl" in lowered):
-        return tls_error(redact(url), reason)
+        return errors.tls_error(redact(url), reason)
     if isinstance(exc, rq.RedirectError | rq.BuilderError | rq.StatusError | rq.ClientClosedError) or not isinstance(
         exc, rq.RequestError
     ):
-        return request_failed(url, f"{exc.__class__.__name__}: {reason}")
+        return errors.request_failed(url, f"{exc.__class__.__name__}: {reason}")
     # The rest is the network's doing (a refused or reset connection, a body cut short): worth another try.
     if body or isinstance(exc, rq.DecodeError | rq.ReadError) or "body" in lowered:
-        return broke_off(url, reason, received=received)
-    return connection_failed(url, f"{exc.__class__.__name__}: {reason}")
+        return errors.broke_off(url, reason, received=received)
+    return errors.connection_failed(url, f"{exc.__class__.__name__}: {reason}")
