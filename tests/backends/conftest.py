@@ -1,20 +1,15 @@
-"""Real components on loopback for the backend tests: moto's S3 server, fake AWS credentials, helpers."""
+"""Real components on loopback for the backend tests: moto's S3 server (tests/support/moto.py), fake AWS credentials."""
 
 from __future__ import annotations
 
-import itertools
-import json
 import shutil
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
-import attrs
 import pytest
 
 from binance_archive.transports.s5cmd import find_binary
 
-_BUCKETS = itertools.count(1)
+from ..support.moto import MotoS3, moto_s3
 
 # Nothing real may leak in: no profile, no shared files, no instance metadata, no endpoint of the user's.
 _FAKE_AWS = {
@@ -29,81 +24,10 @@ _FAKE_AWS = {
 _UNSET = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "S3_ENDPOINT_URL")
 
 
-def _public_read(bucket: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": ["s3:GetObject", "s3:ListBucket"],
-                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                }
-            ],
-        }
-    )
-
-
-@attrs.frozen
-class MotoS3:
-    """moto's S3 server on loopback, and what the tests do with it."""
-
-    url: str
-
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-
-    def bucket(self, *, public: bool = False, objects: Mapping[str, bytes] | None = None) -> str:
-        """A new bucket (anonymously readable when ``public``, as s5cmd --no-sign-request needs), seeded."""
-        name = f"bucket-{next(_BUCKETS)}"
-        client = self.client()
-        client.create_bucket(Bucket=name)
-        if public:
-            client.put_bucket_policy(Bucket=name, Policy=_public_read(name))
-        for key, data in (objects or {}).items():
-            client.put_object(Bucket=name, Key=key, Body=data)
-        return name
-
-    def upload_tree(self, bucket: str, root: Path) -> int:
-        """Upload every file under ``root`` (dot files left out) under its relative path; return how many."""
-        client = self.client()
-        count = 0
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                client.put_object(Bucket=bucket, Key=path.relative_to(root).as_posix(), Body=path.read_bytes())
-                count += 1
-        return count
-
-    def keys(self, bucket: str, prefix: str = "") -> dict[str, int]:
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
-
-    def uploads(self, bucket: str, prefix: str = "") -> list[str]:
-        """Keys of multipart uploads begun and neither completed nor aborted."""
-        found = self.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
-        return [u["Key"] for u in found]
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoS3]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield MotoS3(f"http://{host}:{port}")
-    finally:
-        server.stop()
+    with moto_s3() as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from binance_archive.transports.http import HttpTransport
 from binance_archive.transports.mirror import MirrorTransport
 from binance_archive.transports.s5cmd import S5cmdTransport
 
-from .conftest import MotoS3
+from ..support.moto import MotoS3
 
 # -- transports ------------------------------------------------------------------------------------------------
 

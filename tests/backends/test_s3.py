@@ -14,7 +14,7 @@ from binance_archive.storages.s3 import MIN_PART_SIZE, S3Storage
 from binance_archive.testing import FakeArchiveServer
 
 from ._scenario import FAST_RETRY, FILES, SPOT, TODAY, UM, build_upstream
-from .conftest import MotoS3
+from ..support.moto import MotoS3
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 

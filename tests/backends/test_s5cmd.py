@@ -17,7 +17,8 @@ from binance_archive.transports.s5cmd import S5cmdTransport, classify, find_bina
 
 from ._scenario import CORRUPT, FAST_RETRY, FILES, MISSING, SPOT, TODAY, UM, assert_mirrored, build_upstream, damage
 from ._scenario import outcomes as keys_with
-from .conftest import MotoS3
+from ..support.moto import MotoS3
+from ..support.processes import s5cmd_children
 
 pytestmark = pytest.mark.usefixtures("s5cmd_binary")
 
@@ -133,6 +134,7 @@ def test_sidecars_by_plain_get_go_to_the_buckets_endpoint() -> None:
         S5cmdTransport(sidecars="ftp")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to see child processes")
 async def test_cancelling_a_download_kills_and_reaps_s5cmd(tmp_path: Path, upstream: Path) -> None:
     stalled = FILES[0]
     async with FakeArchiveServer(upstream, stall_keys={stalled.key}, stall_seconds=30) as server:
@@ -142,36 +144,16 @@ async def test_cancelling_a_download_kills_and_reaps_s5cmd(tmp_path: Path, upstr
             task = asyncio.create_task(transport.get_bytes(stalled.key, max_size=1 << 20))
             for _ in range(100):
                 await asyncio.sleep(0.05)
-                if _s5cmd_children():
+                if s5cmd_children():
                     break
-            assert _s5cmd_children(), "s5cmd should be running"
+            assert s5cmd_children(), "s5cmd should be running"
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
             # The only waiter of the batch gave up: s5cmd is killed and reaped without waiting for close.
             await asyncio.sleep(0.2)
-            assert _s5cmd_children() == []
+            assert s5cmd_children() == []
         assert list(staging.iterdir()) == []
-
-
-def _s5cmd_children() -> list[int]:
-    """PIDs of s5cmd processes whose parent is this process (Linux /proc)."""
-    if not os.path.isdir("/proc"):
-        pytest.skip("needs /proc to see child processes")
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)
-            name = fields[0].split("(", 1)[1]
-            ppid = int(fields[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == os.getpid() and name == "s5cmd":
-            found.append(int(entry))
-    return found
 
 
 def test_missing_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Helpers of the reliability suite: the backend matrix, moto's S3 server, and the mirror invariants.
+"""Helpers of the reliability suite: the backend matrix (moto: tests/support/moto.py) and the mirror invariants.
 
 Every fake here is a real server on loopback (the fake archive, moto's S3 server, small aiohttp servers in
 the tests), never a mock of the library's own functions.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import shutil
@@ -30,6 +29,8 @@ from binance_archive.core import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.testing import FakeArchiveServer
 from binance_archive.verification import ProblemKind, VerifyReport
 
+from ..support.moto import MotoS3
+
 TRANSPORTS = ("http", "http-pyreqwest", "s5cmd", "mirror")
 """``http-pyreqwest`` is the http transport through its pyreqwest client."""
 STORAGES = ("local", "s3")
@@ -38,8 +39,6 @@ MATRIX = [(t, s) for t in TRANSPORTS for s in STORAGES]
 # Quick retries: the faults are injected, so nothing is gained by waiting long between tries.
 QUICK_RETRY = RetryPolicy(attempts=6, backoff=0.005, max_backoff=0.05, max_retry_after=0.05, verify_attempts=3)
 
-_BUCKETS = itertools.count(1)
-_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
 
 
 def s5cmd_or_skip() -> None:
@@ -50,33 +49,6 @@ def s5cmd_or_skip() -> None:
         find_binary()
     except ConfigurationError as exc:
         pytest.skip(f"s5cmd is not installed: {exc}")
-
-
-@attrs.frozen
-class Moto:
-    """moto's S3 server on loopback (the S3 storage of the matrix writes here)."""
-
-    url: str
-
-    def client(self) -> Any:
-        """A boto3 client of the server (boto3 looks at the bucket from outside: the library never uses it)."""
-        import boto3  # type: ignore[import-untyped]
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-
-    def new_bucket(self) -> str:
-        name = f"reliability-{next(_BUCKETS)}"
-        self.client().create_bucket(Bucket=name)
-        return name
-
-    def storage_options(self) -> dict[str, Any]:
-        return {"endpoint_url": self.url, **_CREDENTIALS}
 
 
 async def end_cli(process: asyncio.subprocess.Process, *, kill: bool, bound: float) -> bool:
@@ -197,14 +169,14 @@ class Backends:
 
 @asynccontextmanager
 async def backends(
-    transport: str, storage: str, upstream: Path, tmp_path: Path, moto: Moto | None = None, **faults: Any
+    transport: str, storage: str, upstream: Path, tmp_path: Path, moto: MotoS3 | None = None, **faults: Any
 ) -> AsyncIterator[Backends]:
     """The fake archive (for the network transports) and a fresh mirror location for one matrix cell."""
     if transport == "s5cmd":
         s5cmd_or_skip()
     if storage == "s3":
         assert moto is not None
-        location = f"s3://{moto.new_bucket()}/mirror"
+        location = f"s3://{moto.bucket()}/mirror"
         options = moto.storage_options()
     else:
         location = str(tmp_path / "mirror")

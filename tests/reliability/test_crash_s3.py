@@ -40,7 +40,8 @@ from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.verification import ProblemKind
 
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, Moto, config_toml, end_cli, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
+from ..support.moto import MotoS3
+from .support import QUICK_RETRY, config_toml, end_cli, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
 
 SMALL = Selection(
     markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-01", end="2024-01-16",
@@ -85,7 +86,7 @@ class Lane:
     name: str
     upstream: Path
     server: FakeArchiveServer
-    moto: Moto
+    moto: MotoS3
     client: Any  # boto3, to look at the bucket from outside
     bucket: str
     files: list[ArchiveFile]
@@ -281,7 +282,7 @@ async def run_lane(lane: Lane, config: Path) -> None:
         await lane.s3(s3_delete_prefix, prefix)
 
 
-async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_path: Path, moto: Moto) -> None:
+async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_path: Path, moto: MotoS3) -> None:
     lanes: list[Lane] = []
     servers: list[FakeArchiveServer] = []
     config = tmp_path / "run.toml"
@@ -297,7 +298,7 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
             await server.start()
             servers.append(server)
             rng = random.Random(100 * seed + index)
-            lanes.append(Lane(f"lane{index}", upstream, server, moto, client, moto.new_bucket(), files, rng))
+            lanes.append(Lane(f"lane{index}", upstream, server, moto, client, moto.bucket(), files, rng))
         await asyncio.gather(*(run_lane(lane, config) for lane in lanes))
     finally:
         for server in servers:
@@ -313,7 +314,7 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
     assert multipart >= MIN_MULTIPART_KILLS, f"only {multipart} kills landed mid-multipart"
 
 
-async def test_a_cancelled_large_upload_leaves_no_pending_upload(tmp_path: Path, moto: Moto) -> None:
+async def test_a_cancelled_large_upload_leaves_no_pending_upload(tmp_path: Path, moto: MotoS3) -> None:
     """Cancelled at moments spread over a multipart upload (streamed, or of a staged file), the upload is aborted
     on the server: nothing pending in the bucket, and under the final key nothing or the whole object.
 
@@ -321,7 +322,7 @@ async def test_a_cancelled_large_upload_leaves_no_pending_upload(tmp_path: Path,
     streamed uploads and 48 of 50 cancelled uploads of a file stayed pending (moto, the same sweep).
     """
     client = moto.client()
-    bucket = moto.new_bucket()
+    bucket = moto.bucket()
     data = random.Random(1).randbytes(2 * MIN_PART_SIZE + 1024)
     staged = tmp_path / "staged.zip"
     staged.write_bytes(data)

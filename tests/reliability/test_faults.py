@@ -19,7 +19,8 @@ from binance_archive.report import Outcome, Report
 from binance_archive.testing import Faults
 
 from .scenario import MATRIX_SELECTION, TODAY, build
-from .support import MATRIX, Moto, assert_mirror_trustworthy, backends, temp_files
+from ..support.moto import MotoS3
+from .support import MATRIX, assert_mirror_trustworthy, backends, temp_files
 
 # What a file's failure may say, by fault: the report must carry a reason a person can act on.
 REASONS = (
@@ -95,7 +96,7 @@ def check_first_run(report: Report, files: list[ArchiveFile]) -> tuple[set[str],
 
 @pytest.mark.parametrize(("transport", "storage"), MATRIX)
 async def test_a_faulty_run_stores_only_verified_files_and_a_second_run_completes_it(
-    transport: str, storage: str, tmp_path: Path, moto_if_needed: Moto | None
+    transport: str, storage: str, tmp_path: Path, moto_if_needed: MotoS3 | None
 ) -> None:
     # moto's S3 server takes ~5 ms a request: the S3 cells mirror one of the three symbols (50 files).
     selection = MATRIX_SELECTION if storage == "local" else MATRIX_SELECTION.with_(symbols="ETHUSDT")

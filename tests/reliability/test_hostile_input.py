@@ -32,7 +32,8 @@ from binance_archive.errors import ConfigurationError
 from binance_archive.storages.local import LocalStorage
 
 from .scenario import TODAY, build
-from .support import MATRIX, Moto, RecordingProxy, ServerThread, assert_mirror_trustworthy, backends, stored_keys
+from ..support.moto import MotoS3
+from .support import MATRIX, RecordingProxy, ServerThread, assert_mirror_trustworthy, backends, stored_keys
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("RELIABILITY_EXAMPLES", "60")),
@@ -384,7 +385,7 @@ async def test_non_ascii_symbols_are_percent_encoded_on_the_wire_and_stored_unde
 
 @pytest.mark.parametrize(("transport", "storage"), MATRIX)
 async def test_non_ascii_symbols_on_every_transport_and_storage(
-    transport: str, storage: str, tmp_path: Path, moto_if_needed: Moto | None
+    transport: str, storage: str, tmp_path: Path, moto_if_needed: MotoS3 | None
 ) -> None:
     upstream = tmp_path / "upstream"
     files = build(upstream, UNICODE)

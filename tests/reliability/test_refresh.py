@@ -25,7 +25,8 @@ from binance_archive.testing import FakeArchiveServer, replace_file
 from binance_archive.transports.http import HttpTransport
 
 from .scenario import TODAY, build, planned
-from .support import MATRIX, QUICK_RETRY, Moto, assert_mirror_trustworthy, backends, stored_keys
+from ..support.moto import MotoS3
+from .support import MATRIX, QUICK_RETRY, assert_mirror_trustworthy, backends, stored_keys
 
 YEAR = Selection(
     markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2023-01-01", end="2023-12-31",
@@ -175,7 +176,7 @@ async def test_refresh_of_a_file_removed_upstream_keeps_the_stored_copy(tmp_path
 
 @pytest.mark.parametrize(("transport", "storage"), MATRIX)
 async def test_refresh_on_every_transport_and_storage(
-    transport: str, storage: str, tmp_path: Path, moto_if_needed: Moto | None
+    transport: str, storage: str, tmp_path: Path, moto_if_needed: MotoS3 | None
 ) -> None:
     selection = YEAR.with_(end="2023-01-25")
     upstream = tmp_path / "upstream"

@@ -1,0 +1,101 @@
+"""moto's S3 server on loopback, and what the backend and reliability tests do with it.
+
+boto3 looks at the buckets from outside: the library itself never uses it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+_BUCKETS = itertools.count(1)
+_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
+
+
+def _public_read(bucket: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject", "s3:ListBucket"],
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                }
+            ],
+        }
+    )
+
+
+@attrs.frozen
+class MotoS3:
+    """moto's S3 server on loopback (the S3 storage of the reliability matrix writes here too)."""
+
+    url: str
+
+    def client(self) -> Any:
+        """A boto3 client of the server."""
+        import boto3  # type: ignore[import-untyped]
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
+
+    def storage_options(self) -> dict[str, Any]:
+        """The S3 storage's options for this server, credentials included."""
+        return {"endpoint_url": self.url, **_CREDENTIALS}
+
+    def bucket(self, *, public: bool = False, objects: Mapping[str, bytes] | None = None) -> str:
+        """A new bucket (anonymously readable when ``public``, as s5cmd --no-sign-request needs), seeded."""
+        name = f"bucket-{next(_BUCKETS)}"
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        if public:
+            client.put_bucket_policy(Bucket=name, Policy=_public_read(name))
+        for key, data in (objects or {}).items():
+            client.put_object(Bucket=name, Key=key, Body=data)
+        return name
+
+    def upload_tree(self, bucket: str, root: Path) -> int:
+        """Upload every file under ``root`` (dot files left out) under its relative path; return how many."""
+        client = self.client()
+        count = 0
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                client.put_object(Bucket=bucket, Key=path.relative_to(root).as_posix(), Body=path.read_bytes())
+                count += 1
+        return count
+
+    def keys(self, bucket: str, prefix: str = "") -> dict[str, int]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+    def uploads(self, bucket: str, prefix: str = "") -> list[str]:
+        """Keys of multipart uploads begun and neither completed nor aborted."""
+        found = self.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+        return [u["Key"] for u in found]
+
+
+@contextmanager
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's threaded S3 server on a free loopback port, for as long as the block runs."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield MotoS3(f"http://{host}:{port}")
+    finally:
+        server.stop()
