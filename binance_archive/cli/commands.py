@@ -28,7 +28,20 @@ if TYPE_CHECKING:
     from binance_archive.archive import Archive
     from binance_archive.report import Report
 
-__all__ = ["cmd_backends", "cmd_catalog", "cmd_demo", "cmd_download", "cmd_plan", "cmd_symbols", "cmd_verify"]
+__all__ = [
+    "Command",
+    "cmd_backends",
+    "cmd_catalog",
+    "cmd_demo",
+    "cmd_download",
+    "cmd_plan",
+    "cmd_symbols",
+    "cmd_verify",
+]
+
+
+Command = Callable[[argparse.Namespace, TextIO], int]
+"""A command: the parsed options and the output stream in, the exit status out."""
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
@@ -169,6 +182,3 @@ def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
     catalog = catalog_of(args)
     write_all(out, catalog.to_json() + "\n" if args.format == "json" else catalog.to_markdown())
     return EXIT_OK
-
-
-Command = Callable[[argparse.Namespace, TextIO], int]

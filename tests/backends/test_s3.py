@@ -13,8 +13,8 @@ from binance_archive.errors import ConfigurationError, StorageError
 from binance_archive.storages.s3 import MIN_PART_SIZE, S3Storage
 from binance_archive.testing import FakeArchiveServer
 
-from ._scenario import FAST_RETRY, FILES, SPOT, TODAY, UM, build_upstream
 from ..support.moto import MotoS3
+from ._scenario import FAST_RETRY, FILES, SPOT, TODAY, UM, build_upstream
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import shutil
 import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,7 @@ import pytest
 
 from binance_archive import Archive, RetryPolicy, Selection
 from binance_archive.backends import Storage
+from binance_archive.cli import main
 from binance_archive.core import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.testing import FakeArchiveServer
 from binance_archive.verification import ProblemKind, VerifyReport
@@ -38,7 +41,6 @@ MATRIX = [(t, s) for t in TRANSPORTS for s in STORAGES]
 
 # Quick retries: the faults are injected, so nothing is gained by waiting long between tries.
 QUICK_RETRY = RetryPolicy(attempts=6, backoff=0.005, max_backoff=0.05, max_retry_after=0.05, verify_attempts=3)
-
 
 
 def s5cmd_or_skip() -> None:
@@ -66,6 +68,23 @@ async def end_cli(process: asyncio.subprocess.Process, *, kill: bool, bound: flo
     killed = status == -signal.SIGKILL
     assert killed or status in (0, 255), stderr.decode(errors="replace")
     return killed
+
+
+def run_main(argv: list[str], *, usage_errors: bool = False) -> tuple[int, str, str]:
+    """The CLI in process: (status, stdout, stderr). Any traceback fails the calling test; with ``usage_errors``,
+    argparse's own errors (SystemExit 2, usage on stderr) count as a status instead."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stderr
+    sys.stderr = err
+    try:
+        status = main(argv, out=out)
+    except SystemExit as exc:
+        if not usage_errors:
+            raise
+        status = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        sys.stderr = saved
+    return status, out.getvalue(), err.getvalue()
 
 
 def config_toml(*selections: Selection) -> str:

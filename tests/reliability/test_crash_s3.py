@@ -39,8 +39,8 @@ from binance_archive.storages.s3 import MIN_PART_SIZE, S3Storage
 from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.verification import ProblemKind
 
-from .scenario import TODAY, build, planned
 from ..support.moto import MotoS3
+from .scenario import TODAY, build, planned
 from .support import QUICK_RETRY, config_toml, end_cli, s3_copy_prefix, s3_delete_prefix, s3_keys, s3_uploads
 
 SMALL = Selection(

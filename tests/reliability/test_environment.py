@@ -33,8 +33,9 @@ from binance_archive.errors import TransportError
 from binance_archive.report import Outcome
 from binance_archive.testing import make_sidecar, make_zip, replace_file
 
+from ..support.processes import s5cmd_children
 from .scenario import TODAY, build, planned
-from .support import QUICK_RETRY, ServerThread, assert_mirror_trustworthy, backends, closed_port, temp_files
+from .support import QUICK_RETRY, ServerThread, assert_mirror_trustworthy, backends, closed_port, run_main, temp_files
 
 SMALL = Selection(
     markets="spot",
@@ -56,18 +57,6 @@ def cli_download(server_url: str, listing_url: str, to: Path, *extra: str) -> li
         "--start", "2024-03-01", "--end", "2024-03-20", "--period", "daily", "--today", TODAY.isoformat(),
         "--base-url", server_url, "--listing-url", listing_url, "--to", str(to), "--json", *extra,
     ]  # fmt: skip
-
-
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    """The CLI in process: (status, stdout, stderr). Any traceback fails the calling test."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.stderr
-    sys.stderr = err
-    try:
-        status = main(argv, out=out)
-    finally:
-        sys.stderr = saved
-    return status, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -404,24 +393,6 @@ async def test_s5cmd_bounds_a_body_that_stalls(upstream: Path, tmp_path: Path) -
     assert not temp_files(mirror)
     assert staged == [], "the killed process's partial files must be removed at once, not at close"
     assert children == [], "the stalled s5cmd must be killed and reaped"
-
-
-def s5cmd_children() -> list[int]:
-    """PIDs of s5cmd processes whose parent is this process ([] where /proc is missing)."""
-    found = []
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)
-                name, ppid = fields[0].split("(", 1)[1], int(fields[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == os.getpid() and name == "s5cmd":
-                found.append(int(entry))
-    return found
 
 
 def collect_while_the_loop_runs() -> list[str]:

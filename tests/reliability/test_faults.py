@@ -18,8 +18,8 @@ from binance_archive.core import ArchiveFile
 from binance_archive.report import Outcome, Report
 from binance_archive.testing import Faults
 
-from .scenario import MATRIX_SELECTION, TODAY, build
 from ..support.moto import MotoS3
+from .scenario import MATRIX_SELECTION, TODAY, build
 from .support import MATRIX, assert_mirror_trustworthy, backends, temp_files
 
 # What a file's failure may say, by fault: the report must carry a reason a person can act on.

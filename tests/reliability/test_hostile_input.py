@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import json
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,35 +23,20 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from binance_archive import Archive, ArchiveFile, Selection
-from binance_archive.cli import main
 from binance_archive.config import RunConfig
 from binance_archive.core import DataType, Interval, Market, Period, parse_date
 from binance_archive.errors import ConfigurationError
 from binance_archive.storages.local import LocalStorage
 
-from .scenario import TODAY, build
 from ..support.moto import MotoS3
-from .support import MATRIX, RecordingProxy, ServerThread, assert_mirror_trustworthy, backends, stored_keys
+from .scenario import TODAY, build
+from .support import MATRIX, RecordingProxy, ServerThread, assert_mirror_trustworthy, backends, run_main, stored_keys
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("RELIABILITY_EXAMPLES", "60")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """The CLI in process; argparse's own errors (SystemExit 2, usage on stderr) count as a status."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.stderr
-    sys.stderr = err
-    try:
-        status = main(argv, out=out)
-    except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 2
-    finally:
-        sys.stderr = saved
-    return status, out.getvalue(), err.getvalue()
 
 
 def names(message: str, value: object) -> bool:
@@ -179,7 +162,7 @@ def test_any_command_line_succeeds_or_names_what_is_wrong(
     argv = [command]
     for key, text in options.items():
         argv += [key, text] if not text.startswith("-") else [f"{key}={text}"]
-    status, out, err = run_cli(argv)
+    status, out, err = run_main(argv, usage_errors=True)
     assert "Traceback" not in err and "Traceback" not in out
     assert status in (0, 2), (status, argv, err)  # an empty archive has only missing files: nothing fails
     if status == 2:
@@ -304,7 +287,7 @@ def test_download_with_any_config_file_succeeds_or_exits_2(
     if path != ("to",):
         mapping["to"] = str(folder / "mirror")
     (folder / "run.json").write_text(json.dumps(mapping, default=str))
-    status, _, err = run_cli(["download", "--config", str(folder / "run.json"), "--quiet"])
+    status, _, err = run_main(["download", "--config", str(folder / "run.json"), "--quiet"], usage_errors=True)
     assert "Traceback" not in err
     assert status in (0, 2), (mapping, err)
     if status == 2:
@@ -329,8 +312,9 @@ def test_symbols_that_could_escape_are_refused_everywhere(symbol: str, tmp_path:
     assert symbol == "" or names(str(caught.value), symbol) or "empty" in str(caught.value)
     with pytest.raises(ConfigurationError):
         ArchiveFile(Market.SPOT, DataType.KLINES, symbol, Period.DAILY, dt.date(2024, 1, 1), Interval.H1)
-    status, out, err = run_cli(["plan", "--market", "spot", "--data-type", "klines", "--symbol", symbol, "--interval",
-                                "1h", "--start", "2024-01-01", "--end", "2024-01-02", "--today", "2026-11-22"])  # fmt: skip
+    status, out, err = run_main(["plan", "--market", "spot", "--data-type", "klines", "--symbol", symbol, "--interval",
+                                "1h", "--start", "2024-01-01", "--end", "2024-01-02", "--today", "2026-11-22"],
+                                usage_errors=True)  # fmt: skip
     assert status == 2 and out == "" and "Traceback" not in err
     # The storage refuses such keys even if something upstream of it did not.
     key = f"data/spot/daily/klines/{symbol}/1h/{symbol}-1h-2024-01-01.zip"
@@ -402,7 +386,7 @@ async def test_non_ascii_symbols_on_every_transport_and_storage(
 def test_a_valid_selection_survives_the_round_trip_through_a_config_file(tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     path.write_text(json.dumps(NATIVE))
-    status, _, err = run_cli(["download", "--config", str(path), "--transport-option", "limit=abc"])
+    status, _, err = run_main(["download", "--config", str(path), "--transport-option", "limit=abc"], usage_errors=True)
     assert status == 2 and "limit" in err and "abc" in err and "Traceback" not in err
 
 
@@ -431,7 +415,7 @@ def test_command_lines_the_properties_found(
         argv += ["--data-type", "klines"]
     if "--base-url" not in argv_tail:
         argv += ["--base-url", empty_archive.base_url]
-    status, _, err = run_cli(argv + argv_tail)
+    status, _, err = run_main(argv + argv_tail, usage_errors=True)
     assert status == 2 and named in err and "Traceback" not in err, err
 
 

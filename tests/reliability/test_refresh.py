@@ -24,8 +24,8 @@ from binance_archive.errors import TransportError
 from binance_archive.testing import FakeArchiveServer, replace_file
 from binance_archive.transports.http import HttpTransport
 
-from .scenario import TODAY, build, planned
 from ..support.moto import MotoS3
+from .scenario import TODAY, build, planned
 from .support import MATRIX, QUICK_RETRY, assert_mirror_trustworthy, backends, stored_keys
 
 YEAR = Selection(
