@@ -15,9 +15,9 @@ Backends translate the errors of their own libraries into :mod:`binance_archive.
 Both are async context managers; the engine enters them once per :class:`~binance_archive.Archive`.
 Everything the engine uses of a backend is declared here: a capability is an attribute or a method of these
 classes with a default that works (the engine never probes a backend for methods, nor asks which class it is).
-The few that exist only for speed (``Body.loop_free``, ``Body.blocking``, ``Writer.writes_in_thread``,
-``Writer.write_many``, ``Body.local_path`` with ``Storage.put_file``, ``Storage.sizes``) are listed with the
-figure each one buys in docs/performance.md.
+The few that exist only for speed (``Body.reads_in_thread`` with its ``loop_free`` and ``blocking`` flags,
+``Writer.writes_in_thread``, ``Writer.write_many``, ``Body.local_path`` with ``Storage.put_file``,
+``Storage.sizes``, ``Transport.get_bytes``) are listed with the figure each one buys in docs/performance.md.
 
 Third parties subclass these, register the class through the ``register_transports`` or
 ``register_storages`` hook, and ship it through the ``binance_archive`` entry-point group (see docs/plugins.md).

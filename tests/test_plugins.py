@@ -204,3 +204,16 @@ def test_retry_policy_is_importable_from_the_package_and_the_old_path_warns() ->
     with pytest.warns(DeprecationWarning, match="from binance_archive import RetryPolicy"):
         from binance_archive.retry import RetryPolicy as Old
     assert Old is RetryPolicy
+
+
+def test_the_staging_helpers_local_storage_exported_still_work_with_a_warning(tmp_path: Path) -> None:
+    from binance_archive.common import staging
+    from binance_archive.storages import local
+
+    with pytest.warns(DeprecationWarning, match="binance_archive.common.staging.make_temp_folder"):
+        make = local.make_temp_folder
+    assert make is staging.make_temp_folder
+    with pytest.warns(DeprecationWarning, match="TEMP_PREFIX"):
+        assert local.TEMP_PREFIX == staging.TEMP_PREFIX
+    with pytest.raises(AttributeError):
+        local.nothing_here  # noqa: B018

@@ -15,34 +15,30 @@ from binance_archive.config import RunConfig, load_config
 from binance_archive.core import AUTO, DEFAULT_CATALOG, Catalog, Selection, parse_date, parse_shard, plan
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.markets import Market
+from binance_archive.core.selection import split_list
 from binance_archive.errors import ConfigurationError
 
-__all__ = ["backend_options", "catalog_of", "config_of", "planned_total", "selection_of", "split", "today_of"]
-
-
-def split(values: Sequence[str] | None) -> list[str]:
-    """Repeatable options also take comma-separated lists: ``--symbol BTCUSDT,ETHUSDT``."""
-    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
+__all__ = ["backend_options", "catalog_of", "config_of", "planned_total", "selection_of", "today_of"]
 
 
 def selection_of(args: argparse.Namespace, *, need_symbols: bool) -> Selection:
     """The selection the options name."""
-    markets, types = split(args.market), split(args.data_type)
+    markets, types = split_list(args.market), split_list(args.data_type)
     if not markets:
         raise ConfigurationError(f"--market is required; valid markets: {', '.join(m.value for m in Market)}")
     if not types:
         raise ConfigurationError(f"--data-type is required; valid data types: {', '.join(t.value for t in DataType)}")
-    symbols = split(args.symbol)
+    symbols = split_list(args.symbol)
     if need_symbols and not symbols:
         raise ConfigurationError("--symbol is required here (download discovers symbols from the listing)")
-    periods = split(args.period) or [AUTO]
+    periods = split_list(args.period) or [AUTO]
     if AUTO in periods and len(periods) > 1:
         raise ConfigurationError("--period auto cannot be combined with daily or monthly")
     return Selection(
         markets=markets,
         data_types=types,
         symbols=symbols,
-        intervals=split(args.interval),
+        intervals=split_list(args.interval),
         start=args.start,
         end=args.end,
         periods=AUTO if periods == [AUTO] else periods,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
-__all__ = ["read_small"]
+__all__ = ["read_small", "remove"]
 
 
 def read_small(path: str | os.PathLike[str], max_size: int, too_large: Callable[[], Exception]) -> bytes:
@@ -16,3 +17,9 @@ def read_small(path: str | os.PathLike[str], max_size: int, too_large: Callable[
     if len(data) > max_size:
         raise too_large()
     return data
+
+
+def remove(path: str | os.PathLike[str]) -> None:
+    """Remove the file ``path`` if it is there."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -18,7 +18,16 @@ import threading
 import zlib
 from contextlib import suppress
 
-__all__ = ["TEMP_PREFIX", "is_temporary", "make_temp_folder", "release", "release_temp_folder", "sweep", "temp_path"]
+__all__ = [
+    "TEMP_PREFIX",
+    "is_temporary",
+    "temporary_glob",
+    "make_temp_folder",
+    "release",
+    "release_temp_folder",
+    "sweep",
+    "temp_path",
+]
 
 TEMP_PREFIX = ".binance-archive-"
 """Temporary files start with this and end in ``.part``; they are never listed as stored objects."""
@@ -32,6 +41,11 @@ _LIVE_LOCK = threading.Lock()
 def is_temporary(name: str) -> bool:
     """Whether the file or folder ``name`` is a temporary one (a write or a staging area under way, or left)."""
     return name.startswith(TEMP_PREFIX)
+
+
+def temporary_glob() -> str:
+    """The glob pattern of temporary files (not of staging folders): ``.binance-archive-*.part``."""
+    return f"{TEMP_PREFIX}*.part"
 
 
 def temp_path(final: str) -> str:

@@ -16,12 +16,18 @@ from binance_archive.core.periods import Period, month_end
 from binance_archive.core.symbols import normalize_symbol
 from binance_archive.errors import ConfigurationError
 
-__all__ = ["AUTO", "PeriodsSpec", "Selection", "parse_date"]
+__all__ = ["AUTO", "PeriodsSpec", "Selection", "parse_date", "split_list"]
 
 AUTO: Literal["auto"] = "auto"
 PeriodsSpec = Literal["auto"] | tuple[Period, ...]
 _T = TypeVar("_T")
 _MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def split_list(values: Iterable[str] | None) -> list[str]:
+    """The items of options that repeat and also take comma-separated lists: ``["BTCUSDT,ETHUSDT", "BNBUSDT"]``
+    gives three; empty items are dropped."""
+    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
 
 
 def parse_date(value: object, *, what: str = "date", end_of_month: bool = False) -> dt.date | None:

@@ -110,6 +110,7 @@ class Run:
 
     async def _produce(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
         index, report, emit = self._index, self.report, self._emit
+        counting = emit.active  # looked up once: this loop is the whole of a resumed run
         async for files in plan.batches():
             for file in files:
                 if report.stopped:
@@ -123,7 +124,7 @@ class Run:
                         size = await index.lookup(file)
                     if size:
                         report.skipped += 1
-                        if emit.active:
+                        if counting:
                             emit(EventKind.PLANNED, file)
                             emit(EventKind.SKIPPED, file, size)
                         continue

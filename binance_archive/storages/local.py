@@ -15,12 +15,31 @@ from typing import Any, ClassVar
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
 from binance_archive.common.files import read_small
-from binance_archive.common.staging import TEMP_PREFIX, is_temporary, release, sweep, temp_path
+from binance_archive.common.staging import is_temporary, release, sweep, temp_path, temporary_glob
 from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
 from binance_archive.hookspecs import hookimpl
 
 __all__ = ["LocalStorage"]
+
+_MOVED = {"TEMP_PREFIX", "make_temp_folder", "release_temp_folder"}  # to binance_archive.common.staging
+
+
+def __getattr__(name: str) -> Any:
+    # Names this module exported before the staging helpers moved (a plugin may use them): served, with a warning.
+    if name in _MOVED:
+        import warnings
+
+        from binance_archive.common import staging
+
+        warnings.warn(
+            f"binance_archive.storages.local.{name} is deprecated; use binance_archive.common.staging.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(staging, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Small files (most of the archive, and every sidecar) are buffered and written in one go on commit; larger
 # ones spill to their temporary file as they stream, so memory stays bounded whatever the file size.
@@ -354,7 +373,7 @@ class LocalStorage(Storage):
 
     def temporary_files(self) -> Iterator[str]:
         """Leftover temporary files (from a process that was killed mid-write)."""
-        return (str(path) for path in self.root.rglob(f"{TEMP_PREFIX}*.part"))
+        return (str(path) for path in self.root.rglob(temporary_glob()))
 
 
 def _scan(folder: Path) -> list[tuple[Path, bool, int, float]]:

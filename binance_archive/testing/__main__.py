@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from binance_archive.core import Selection, parse_date, plan
+from binance_archive.core.selection import split_list
 from binance_archive.errors import ConfigurationError
 from binance_archive.testing.server import DEFAULT_BUCKET, FakeArchiveServer, Faults
 from binance_archive.testing.tree import build_archive, build_demo
@@ -64,10 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split(values: Sequence[str] | None) -> list[str]:
-    return [part.strip() for value in values or () for part in value.split(",") if part.strip()]
-
-
 def _build(args: argparse.Namespace) -> int:
     today = parse_date(args.today, what="--today") if args.today else None
     if args.demo:
@@ -76,13 +73,13 @@ def _build(args: argparse.Namespace) -> int:
         if not (args.market and args.data_type and args.symbol and args.start):
             raise ConfigurationError("give --demo, or --market, --data-type, --symbol and --start")
         selection = Selection(
-            markets=_split(args.market),
-            data_types=_split(args.data_type),
-            symbols=_split(args.symbol),
-            intervals=_split(args.interval),
+            markets=split_list(args.market),
+            data_types=split_list(args.data_type),
+            symbols=split_list(args.symbol),
+            intervals=split_list(args.interval),
             start=args.start,
             end=args.end,
-            periods="auto" if args.periods.strip().lower() == "auto" else _split([args.periods]),
+            periods="auto" if args.periods.strip().lower() == "auto" else split_list([args.periods]),
         )
         count = build_archive(args.root, plan(selection, today=today), max_rows=args.max_rows, seed=args.seed)
     logger.info("built %d files under %s", count, args.root)

@@ -27,26 +27,17 @@ from typing import Any
 
 import attrs
 
+from binance_archive.common.files import remove
 from binance_archive.errors import FileMissingError, RetryableError, TransportError
 from binance_archive.transports.s5cmd.errors import Tail, bounded, classify
 from binance_archive.transports.s5cmd.process import kill, pump, running
+from binance_archive.transports.s5cmd.stats import S5cmdStats
 
-__all__ = ["Batcher", "S5cmdStats", "unlink"]
+__all__ = ["BatchSettings", "Batcher"]
 
 log = logging.getLogger(__name__)
 
 _DRAIN_SECONDS = 5.0  # after a stalled process is killed, how long its last output lines are read
-
-
-@attrs.define
-class S5cmdStats:
-    """What the transport did: processes run, keys fetched, and the largest batch (for tests and tuning)."""
-
-    processes: int = 0
-    batches: int = 0
-    keys: int = 0
-    largest_batch: int = 0
-    listings: int = 0
 
 
 @attrs.define(eq=False)
@@ -57,19 +48,13 @@ class _Request:
 
     def resolve(self) -> None:
         if self.future.done():  # its waiter went away (cancelled): nobody will delete the staged file
-            unlink(self.dest)
+            remove(self.dest)
         else:
             self.future.set_result(self.dest)
 
     def fail(self, exc: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(exc)
-
-
-def unlink(path: Path) -> None:
-    """Remove a staged file, if it is there."""
-    with suppress(FileNotFoundError):
-        path.unlink()
 
 
 @attrs.frozen
@@ -245,7 +230,7 @@ class Batcher:
             _discard(self._staging, [r.dest.name for r in by_dest.values()])  # s5cmd was killed: its partial files
             raise
         finally:
-            unlink(commands)
+            remove(commands)
         if stalled:
             await asyncio.to_thread(_discard, self._staging, [r.dest.name for r in by_dest.values()])
             for request in by_dest.values():

@@ -21,10 +21,11 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from binance_archive.backends import Body, FileBody, Transport, TransportContext
+from binance_archive.common.files import remove
 from binance_archive.common.options import flag, non_negative, seconds, whole_number
 from binance_archive.common.staging import make_temp_folder, release_temp_folder
 from binance_archive.common.urls import as_typed
@@ -33,9 +34,11 @@ from binance_archive.core.listing import ListingPage
 from binance_archive.errors import ConfigurationError, TransportError, VerificationError
 from binance_archive.hookspecs import hookimpl
 from binance_archive.transports.http import HttpTransport
-from binance_archive.transports.s5cmd.batches import Batcher, BatchSettings, S5cmdStats, unlink
 from binance_archive.transports.s5cmd.binary import find_binary
-from binance_archive.transports.s5cmd.listing import ls_pages
+from binance_archive.transports.s5cmd.stats import S5cmdStats
+
+if TYPE_CHECKING:
+    from binance_archive.transports.s5cmd.batches import Batcher
 
 __all__ = ["DEFAULT_BUCKET", "DEFAULT_REGION", "S5cmdTransport"]
 
@@ -225,6 +228,8 @@ class S5cmdTransport(Transport):
         self._env = dict(os.environ)
         if self.region is not None:
             self._env["AWS_REGION"] = self.region
+        from binance_archive.transports.s5cmd.batches import Batcher, BatchSettings
+
         settings = BatchSettings(self.batch_size, self.batch_wait, self.max_processes, self.read_timeout)
         self._batcher = Batcher(
             self._staging, settings, command=self._global_args, env=self._env, url=self._url, stats=self.stats
@@ -283,7 +288,7 @@ class S5cmdTransport(Transport):
                 raise TransportError(f"the staged copy of {self._url(key)} is unreadable: {exc.strerror}") from exc
             yield body
         finally:
-            unlink(path)
+            remove(path)
 
     async def get_bytes(self, key: str, *, max_size: int) -> bytes:
         if self._http is not None and key.endswith(CHECKSUM_SUFFIX):
@@ -297,7 +302,7 @@ class S5cmdTransport(Transport):
         except OSError as exc:
             raise TransportError(f"the staged copy of {self._url(key)} is unreadable: {exc.strerror}") from exc
         finally:
-            unlink(path)
+            remove(path)
 
     # -- listing -------------------------------------------------------------------------------------------
 
@@ -316,6 +321,8 @@ class S5cmdTransport(Transport):
             raise TransportError("the s5cmd transport is not open; use it inside 'async with'")
         url = self._url(prefix) + ("" if delimiter else "*")
         self.stats.listings += 1
+        from binance_archive.transports.s5cmd.listing import ls_pages
+
         argv = [*self._global_args(), "ls", url]
         root = f"s3://{self.bucket}/"
         async for page in ls_pages(
