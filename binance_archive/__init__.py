@@ -35,11 +35,12 @@ from binance_archive.errors import (
 )
 
 if TYPE_CHECKING:
-    from binance_archive.api import download, verify
+    from binance_archive.api import convert, download, verify
     from binance_archive.archive import Archive
     from binance_archive.backends import Storage, Transport
     from binance_archive.engine.retry import RetryPolicy
     from binance_archive.report import FileOutcome, Report
+    from binance_archive.tables.query import read_table
 
 __version__ = "0.1.0"
 
@@ -70,8 +71,10 @@ __all__ = [
     "TransportError",
     "VerificationError",
     "__version__",
+    "convert",
     "download",
     "plan",
+    "read_table",
     "verify",
 ]
 
@@ -83,7 +86,9 @@ _LAZY = {
     "Report": "binance_archive.report",
     "FileOutcome": "binance_archive.report",
     "RetryPolicy": "binance_archive.engine.retry",
+    "convert": "binance_archive.api",
     "download": "binance_archive.api",
+    "read_table": "binance_archive.tables.query",
     "verify": "binance_archive.api",
 }
 

@@ -9,9 +9,10 @@ from binance_archive.archive import Archive
 from binance_archive.backends import Storage
 from binance_archive.core.selection import Selection
 from binance_archive.report import Report
+from binance_archive.tables.report import ConvertReport
 from binance_archive.verification import VerifyReport
 
-__all__ = ["download", "verify"]
+__all__ = ["convert", "download", "verify"]
 
 
 async def download(
@@ -36,3 +37,17 @@ async def verify(location: str | os.PathLike[str] | Storage, **options: Any) -> 
     """
     archive = Archive(location, storage_options=options.pop("storage_options", None))
     return await archive.verify(**options)
+
+
+async def convert(
+    mirror: str | os.PathLike[str] | Storage,
+    to: str | os.PathLike[str] | Storage,
+    selection: Selection | None = None,
+    **options: Any,
+) -> ConvertReport:
+    """Convert the mirror at ``mirror`` into tables at ``to`` (see :meth:`Archive.convert`).
+
+    ``storage_options`` go to the mirror's storage; the other options to :meth:`Archive.convert`.
+    """
+    archive = Archive(mirror, storage_options=options.pop("storage_options", None))
+    return await archive.convert(selection, to=to, **options)

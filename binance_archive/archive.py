@@ -32,6 +32,7 @@ from binance_archive.plugins import BackendRegistry, make_plugin_manager
 from binance_archive.report import Report
 
 if TYPE_CHECKING:
+    from binance_archive.tables.report import ConvertReport
     from binance_archive.verification import VerifyReport
 
 __all__ = ["MAX_CONCURRENCY", "Archive"]
@@ -172,6 +173,56 @@ class Archive:
         async with await self._session():
             async for obj in list_objects(self.transport, prefix):
                 yield obj
+
+    # -- tables --------------------------------------------------------------------------------------------
+
+    async def convert(
+        self,
+        selection: Selection | Iterable[Selection] | None = None,
+        *,
+        to: str | os.PathLike[str] | Storage,
+        to_options: Mapping[str, Any] | None = None,
+        force: bool = False,
+        concurrency: int = 2,
+        progress: ProgressCallback | None = None,
+    ) -> ConvertReport:
+        """Convert the mirror's stored files into typed, hive-partitioned Parquet tables (needs pyarrow:
+        ``pip install 'binance-archive[tables]'``); see docs/tables.md.
+
+        Only verified files are converted (their stored bytes must match their stored sidecar), and only what
+        changed since the last conversion (by SHA-256). A month's table comes from its monthly file where one is
+        stored, from its daily files otherwise. Read the tables back with :func:`binance_archive.read_table`,
+        DuckDB, polars or pandas.
+
+        Args:
+            selection: what to convert (markets, data types, symbols, intervals, dates); ``None``: everything the
+                mirror holds. Periods are chosen by what is stored.
+            to: where the tables go: a folder, a URL (``s3://bucket/prefix``) or a Storage instance.
+            to_options: keyword options for that storage's constructor.
+            force: convert again files whose tables are there already.
+            concurrency: months converted at once.
+            progress: a callable for an event per file (in addition to the archive's own).
+
+        Raises:
+            ConfigurationError: for an invalid selection or storage, a mirror folder that does not exist, or where
+                pyarrow is missing, before any work.
+        """
+        from binance_archive.tables.convert import convert
+
+        selections = (
+            () if selection is None else ((selection,) if isinstance(selection, Selection) else tuple(selection))
+        )
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+        root = self.storage.local_root
+        if root is not None and not root.is_dir():
+            raise ConfigurationError(f"the mirror folder {root} does not exist; give the folder downloads went to")
+        tables = self.registry.storage(to, to_options)
+        async with await self._session(), tables:
+            return await convert(
+                self.storage, tables, selections, catalog=self.catalog, concurrency=concurrency, force=force,
+                progress=(self.progress, progress),
+            )  # fmt: skip
 
     # -- verification --------------------------------------------------------------------------------------
 

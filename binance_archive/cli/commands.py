@@ -32,9 +32,11 @@ __all__ = [
     "Command",
     "cmd_backends",
     "cmd_catalog",
+    "cmd_convert",
     "cmd_demo",
     "cmd_download",
     "cmd_plan",
+    "cmd_schemas",
     "cmd_symbols",
     "cmd_verify",
 ]
@@ -181,4 +183,49 @@ def cmd_symbols(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_catalog(args: argparse.Namespace, out: TextIO) -> int:
     catalog = catalog_of(args)
     write_all(out, catalog.to_json() + "\n" if args.format == "json" else catalog.to_markdown())
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.archive import Archive
+    from binance_archive.progress import TerminalProgress
+
+    given = any(getattr(args, o) for o in ("market", "data_type", "symbol", "interval", "start", "end"))
+    selection = selection_of(args, need_symbols=False) if given else None
+    archive = Archive(
+        args.source, storage_options=backend_options(args.storage_option, "--storage-option"), catalog=catalog_of(args)
+    )
+    bar = TerminalProgress(sys.stderr) if not (args.quiet or args.json) and sys.stderr.isatty() else None
+    try:
+        report = run_loop(
+            archive.convert(
+                selection, to=args.to, to_options=backend_options(args.to_option, "--to-option"), force=args.force,
+                concurrency=args.concurrency, progress=bar,
+            )
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        write_all(out, report.to_json() + "\n")
+    elif not args.quiet:
+        out.write(report.summary() + "\n")
+        for problem in report.problems[:20]:
+            out.write(f"failed: {problem}\n")
+        if len(report.problems) > 20:
+            out.write(f"... and {len(report.problems) - 20} more (--json lists them all)\n")
+        out.write(f"tables: {report.tables}\n")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_schemas(args: argparse.Namespace, out: TextIO) -> int:
+    from binance_archive.core.schemas import schema_for, schemas, schemas_markdown
+
+    if args.market or args.data_type:
+        if not (args.market and args.data_type):
+            raise ConfigurationError("give --market and --data-type together (or neither, for every schema)")
+        only = schema_for(args.market, args.data_type)
+        write_all(out, schemas_markdown([only]))
+    else:
+        write_all(out, schemas_markdown(schemas()))
     return EXIT_OK

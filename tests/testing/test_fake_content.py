@@ -200,7 +200,7 @@ def test_spot_trades_write_python_booleans_and_futures_lowercase() -> None:
 
 def test_metrics_and_funding_rate_grids() -> None:
     metrics = ArchiveFile(Market.FUTURES_UM, DataType.METRICS, "BTCUSDT", Period.DAILY, dt.date(2024, 1, 1))
-    rows = list(csv_rows(metrics))
+    rows = sorted(set(csv_rows(metrics)))  # the file's own rows come with the real files' quirks (see below)
     assert len(rows) == 288
     assert rows[1][0] == "2024-01-01 00:05:00"
     funding = ArchiveFile(Market.FUTURES_UM, DataType.FUNDING_RATE, "BTCUSDT", Period.MONTHLY, dt.date(2026, 4, 1))
@@ -224,3 +224,28 @@ def test_zip_and_sidecar_format() -> None:
 def test_max_rows_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="max_rows"):
         csv_rows(_kline(Market.SPOT, dt.date(2024, 1, 1)), max_rows=-1)
+
+
+@pytest.mark.parametrize(
+    ("market", "data_type", "duplicated", "out_of_order"),
+    [
+        (Market.FUTURES_UM, DataType.METRICS, True, True),
+        (Market.FUTURES_CM, DataType.LIQUIDATION_SNAPSHOT, True, False),
+        (Market.FUTURES_UM, DataType.BOOK_TICKER, False, True),
+        (Market.FUTURES_UM, DataType.AGG_TRADES, False, False),
+    ],
+)
+def test_files_carry_the_real_files_duplicates_and_disorder(
+    market: Market, data_type: DataType, duplicated: bool, out_of_order: bool
+) -> None:
+    """metrics come out of order and with exact duplicates, liquidation snapshots with duplicates, book tickers now
+    and then out of order; the rest neither (the tables layer must put them right)."""
+    from binance_archive.testing.content import columns
+
+    file = ArchiveFile(market, data_type, "BTCUSDT", Period.DAILY, dt.date(2023, 3, 1))
+    rows = list(csv_rows(file))
+    time = columns(file).index({DataType.METRICS: "create_time", DataType.BOOK_TICKER: "transaction_time",
+                                DataType.AGG_TRADES: "transact_time"}.get(data_type, "time"))  # fmt: skip
+    times = [r[time] if data_type is DataType.METRICS else int(r[time]) for r in rows]
+    assert (len(set(rows)) < len(rows)) is duplicated
+    assert (times != sorted(times)) is out_of_order

@@ -17,7 +17,7 @@ from binance_archive.core.periods import next_month
 from binance_archive.testing.content.columns import time_unit
 from binance_archive.testing.content.prices import base_price, decimals, notional_per_second
 
-__all__ = ["csv_rows"]
+__all__ = ["QUIRKS", "csv_rows"]
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -35,20 +35,51 @@ _EVENTS_PER_DAY = {
 }
 
 
+# The real files' quirks, every so many rows: metrics rows come out of time order and with exact duplicates,
+# liquidation snapshots with duplicates, book tickers now and then out of order (ARCHIVE notes; #259).
+QUIRKS = {
+    DataType.METRICS: (40, 25),
+    DataType.LIQUIDATION_SNAPSHOT: (10, 0),
+    DataType.BOOK_TICKER: (0, 500),
+}
+"""Per data type, ``(duplicate every Nth row, swap every Mth row with the next)``; 0 for never."""
+
+
 def csv_rows(file: ArchiveFile, *, max_rows: int | None = None, seed: int = 0) -> Iterator[tuple[str, ...]]:
     """The file's data rows (no header), deterministic in ``(file.key, seed)``.
 
     Kline files get one row per candle of the period; event files (trades, book tickers, ...) a nominal
     number of rows spread over the period. ``max_rows`` caps the count: klines keep their first candles,
-    event files spread fewer events over the whole period.
+    event files spread fewer events over the whole period. Rows have the real files' quirks (:data:`QUIRKS`).
     """
     if max_rows is not None and max_rows < 0:
         raise ValueError(f"max_rows must be >= 0, not {max_rows}")
     gen = _Generator(file, seed)
     rows = gen.rows(max_rows)
+    if file.data_type in QUIRKS:
+        rows = _with_quirks(rows, *QUIRKS[file.data_type])
     if max_rows is None:
         return rows
     return (row for _, row in zip(range(max_rows), rows, strict=False))
+
+
+def _with_quirks(rows: Iterator[tuple[str, ...]], duplicate: int, swap: int) -> Iterator[tuple[str, ...]]:
+    """``rows`` with every ``duplicate``-th one written twice and every ``swap``-th one after its successor."""
+    held: tuple[str, ...] | None = None
+    for number, row in enumerate(rows, start=1):
+        if held is not None:
+            yield row
+            yield held
+            held = None
+        elif swap and number % swap == 0:
+            held = row
+            continue
+        else:
+            yield row
+        if duplicate and number % duplicate == 0:
+            yield row
+    if held is not None:
+        yield held
 
 
 class _Generator:

@@ -1,0 +1,352 @@
+"""One stored zip read into typed record batches: verified against its sidecar's digest, its header row detected,
+its times made microseconds, its rows checked against the file's period, deduplicated and sorted where its data
+type needs it. Runs in a worker thread (pyarrow parses and converts without the GIL).
+
+The CSV is streamed a block at a time, so memory stays bounded whatever the file's size; the data types whose rows
+must be deduplicated (metrics, liquidationSnapshot) come in small files and are read whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import zipfile
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from binance_archive.core.files import ArchiveFile
+from binance_archive.core.periods import Period, month_end
+from binance_archive.core.schemas import ColumnType, TableSchema
+from binance_archive.tables.arrow import TIMESTAMP_UNIT, TIMEZONE, arrow_schema, csv_types
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["BLOCK_SIZE", "ConversionError", "FileFacts", "OutOfOrder", "read_batches"]
+
+BLOCK_SIZE = 8 * 1024 * 1024
+"""Bytes of CSV parsed at a time (a record batch each)."""
+_MICROSECONDS_FROM = 10**14
+"""An integer time this large or larger counts microseconds (1973-03-03 in µs; the year 5138 in ms)."""
+_TRUE = ["true", "True", "TRUE"]
+_FALSE = ["false", "False", "FALSE"]
+_TEXT_TIME = "%Y-%m-%d %H:%M:%S"
+_DATE = "%Y-%m-%d"
+_PEEK = 64 * 1024
+
+
+@attrs.define
+class ConversionError(Exception):
+    """A file that cannot become a table: what is wrong with it, and where (``line`` is 1-based, header included)."""
+
+    key: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f", line {self.line}" if self.line is not None else ""
+        return f"{self.key}{where}: {self.reason}"
+
+
+class OutOfOrder(Exception):
+    """A row of a file streamed in order came before the one it follows: read the file again, whole, and sort it."""
+
+
+@attrs.define
+class FileFacts:
+    """What reading a file found: its data rows, the rows dropped as exact duplicates, its CSV's size."""
+
+    rows: int = 0
+    duplicates: int = 0
+    csv_bytes: int = 0
+    header: bool = False
+
+
+def read_batches(
+    path: str, file: ArchiveFile, schema: TableSchema, expected_sha256: str, facts: FileFacts, *, whole: bool = False
+) -> Iterator[pa.RecordBatch]:
+    """The table's record batches of the zip at ``path`` (the stored copy of ``file``), filling in ``facts``.
+
+    A file of a type whose rows must be sorted is streamed as long as its rows come in order; at the first that does
+    not, :class:`OutOfOrder` is raised, and the caller reads it again with ``whole``: whole, and sorted.
+
+    Raises:
+        ConversionError: the stored bytes do not match ``expected_sha256`` (the stored sidecar's digest), the zip is
+            broken (its CRC included), the CSV has a row that does not fit the schema, a header row of another
+            shape, or a time outside the file's period.
+    """
+    _verify(path, file, expected_sha256)
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ConversionError(file.key, f"not a readable zip: {exc}") from None
+    with archive:
+        member = _member(archive, file)
+        facts.csv_bytes = member.file_size
+        facts.header = _has_header(archive, member, file, schema)
+        batches = _Batches(archive, member, file, schema, facts)
+        if schema.dedupe or schema.sort:
+            yield from batches.ordered(whole=whole)
+        else:
+            yield from batches.as_read()
+
+
+def _verify(path: str, file: ArchiveFile, expected: str) -> None:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ConversionError(file.key, f"cannot read the stored zip: {exc.strerror or exc}") from None
+    if digest.hexdigest() != expected:
+        raise ConversionError(
+            file.key, f"the stored zip's SHA-256 {digest.hexdigest()} does not match its sidecar's {expected}"
+        )
+
+
+def _member(archive: zipfile.ZipFile, file: ArchiveFile) -> zipfile.ZipInfo:
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) != 1:
+        names = ", ".join(m.filename for m in members) or "nothing"
+        raise ConversionError(file.key, f"a zip of the archive holds one CSV file, this one holds {names}")
+    return members[0]
+
+
+def _has_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile, schema: TableSchema) -> bool:
+    """Whether the file starts with a header row, from its first line (never from its date)."""
+    try:
+        with archive.open(member) as stream:
+            head = stream.read(_PEEK)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ConversionError(file.key, f"a broken zip: {exc}") from None
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").strip()
+    if not first:
+        return False
+    cells = [cell.strip().lower() for cell in first.split(",")]
+    if cells == [name.lower() for name in schema.header_names]:
+        return True
+    if first[0].isdigit() or first[0] == "-":
+        return False
+    raise ConversionError(
+        file.key,
+        f"a header row never seen for this data type: {first[:200]!r}; expected {','.join(schema.header_names)}",
+        1,
+    )
+
+
+def _bounds(file: ArchiveFile, schema: TableSchema) -> tuple[dt.datetime, dt.datetime]:
+    """The times a file's rows may have: its day or month, one day of slack either side (a kline's interval when it
+    is longer than a day: a weekly candle in a daily file opened days before)."""
+    first = dt.datetime.combine(file.date, dt.time(), dt.UTC)
+    last_day = month_end(file.date) if file.period is Period.MONTHLY else file.date
+    end = dt.datetime.combine(last_day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    slack = dt.timedelta(days=1)
+    if file.interval is not None:
+        slack = max(slack, dt.timedelta(seconds=file.interval.seconds))
+    return first - slack, end + slack
+
+
+class _Batches:
+    """The file's CSV as typed record batches of the table."""
+
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        member: zipfile.ZipInfo,
+        file: ArchiveFile,
+        schema: TableSchema,
+        facts: FileFacts,
+    ) -> None:
+        import pyarrow as pa
+
+        self._archive = archive
+        self._member = member
+        self._file = file
+        self._schema = schema
+        self._facts = facts
+        self._target = arrow_schema(schema)
+        self._lo, self._hi = (
+            pa.scalar(t, type=pa.timestamp(TIMESTAMP_UNIT, tz=TIMEZONE)) for t in _bounds(file, schema)
+        )
+
+    def as_read(self) -> Iterator[pa.RecordBatch]:
+        return self._typed()
+
+    def ordered(self, *, whole: bool) -> Iterator[pa.RecordBatch]:
+        """Deduplicated and sorted: a file of a type that needs it is read whole (metrics: 288 rows a day).
+
+        A large type that needs only sorting (bookTicker) is streamed unless ``whole``, while it comes in order.
+        """
+        import pyarrow as pa
+
+        if not self._schema.dedupe and not whole:
+            yield from self._in_order()
+            return
+        table = pa.Table.from_batches(list(self._typed()), schema=self._target)
+        if self._schema.dedupe:
+            unique = _first_of_each(table)
+            self._facts.duplicates = table.num_rows - unique.num_rows
+            table = unique
+        if self._schema.sort:
+            time = self._schema.table_time_column
+            table = table.take(_stable_order(table, time))
+        self._facts.rows = table.num_rows
+        yield from table.to_batches()
+
+    def _in_order(self) -> Iterator[pa.RecordBatch]:
+        """The batches as they come, while every row comes in time order; raises :class:`OutOfOrder` if one does
+        not (nulls last)."""
+        import pyarrow.compute as pc
+
+        time = self._schema.table_time_column
+        last = None
+        for batch in self._typed():
+            column = batch.column(time)
+            if batch.num_rows:
+                if column.null_count or (last is not None and pc.less(column[0], last).as_py()):
+                    raise OutOfOrder(self._file.key)
+                if len(column) > 1 and not pc.all(pc.greater_equal(column[1:], column[:-1])).as_py():
+                    raise OutOfOrder(self._file.key)
+                last = column[len(column) - 1]
+            yield batch
+
+    def _typed(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        schema, facts = self._schema, self._facts
+        header_lines = 1 if facts.header else 0
+        read = pa_csv.ReadOptions(column_names=list(schema.names), skip_rows=header_lines, block_size=BLOCK_SIZE)
+        convert = pa_csv.ConvertOptions(
+            column_types=csv_types(schema),
+            timestamp_parsers=[_TEXT_TIME, _DATE],
+            true_values=_TRUE,
+            false_values=_FALSE,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        )
+        rows = 0
+        try:
+            with self._archive.open(self._member) as stream:
+                reader = pa_csv.open_csv(stream, read_options=read, convert_options=convert)
+                for raw in reader:
+                    batch = self._normalise(raw)
+                    self._check_times(batch, header_lines + rows)
+                    rows += batch.num_rows
+                    facts.rows += batch.num_rows
+                    yield batch
+        except ConversionError:
+            raise
+        except pa.ArrowInvalid as exc:
+            line, reason = _locate(self._archive, self._member, schema, header_lines)
+            raise ConversionError(self._file.key, reason or f"{exc}", line) from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # the CRC is checked at the member's end
+            raise ConversionError(self._file.key, f"a broken zip: {exc}") from None
+
+    def _normalise(self, raw: pa.RecordBatch) -> pa.RecordBatch:
+        """The source batch as the table's: times as µs timestamps in UTC, a date and an hour made one time."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        schema = self._schema
+        target = pa.timestamp(TIMESTAMP_UNIT, tz=TIMEZONE)
+        columns: dict[str, Any] = {}
+        for column in schema.columns:
+            values = raw.column(column.name)
+            if column.type is ColumnType.TIME:
+                micros = pc.if_else(pc.less(values, _MICROSECONDS_FROM), pc.multiply_checked(values, 1000), values)
+                columns[column.name] = micros.cast(pa.timestamp(TIMESTAMP_UNIT)).cast(target)
+            elif column.type in (ColumnType.TIME_TEXT, ColumnType.DATE_TEXT):
+                columns[column.name] = values.cast(pa.timestamp(TIMESTAMP_UNIT)).cast(target)
+            else:
+                columns[column.name] = values
+        if schema.hour_column is not None:
+            hours = pc.multiply_checked(columns.pop(schema.hour_column), 3_600_000_000)
+            date = columns.pop(schema.time_column)
+            columns = {"time": pc.add(date, hours.cast(pa.duration(TIMESTAMP_UNIT))), **columns}
+        return pa.RecordBatch.from_arrays([columns[name] for name, _ in schema.table_columns], schema=self._target)
+
+    def _check_times(self, batch: pa.RecordBatch, before: int) -> None:
+        """Every time of the file's dating column within its period (a unit mistake shows as 1970 or 57111)."""
+        import pyarrow.compute as pc
+
+        if not batch.num_rows:
+            return
+        times = batch.column(self._schema.table_time_column)
+        outside = pc.or_kleene(pc.less(times, self._lo), pc.greater(times, self._hi))
+        if pc.any(outside).as_py():
+            index = pc.index(outside, True).as_py()
+            value = times[index].as_py()
+            raise ConversionError(
+                self._file.key,
+                f"{self._schema.table_time_column} {value} is outside the file's period "
+                f"({self._file.date_text}, with a day of slack): a unit mistake?",
+                before + index + 1,
+            )
+
+
+def _first_of_each(table: pa.Table) -> pa.Table:
+    """The table's rows without exact duplicates: the first of each, in the order they came."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = list(table.column_names)
+    indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    first = indexed.group_by(names, use_threads=False).aggregate([("__row", "min")]).column("__row_min")
+    return table.take(pc.take(first, pc.sort_indices(first)))
+
+
+def _stable_order(table: pa.Table, column: str) -> pa.Array:
+    import pyarrow.compute as pc
+
+    return pc.sort_indices(table, sort_keys=[(column, "ascending")])  # nulls last, the default
+
+
+def _locate(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, schema: TableSchema, header_lines: int
+) -> tuple[int | None, str]:
+    """The first line pyarrow refused, found again line by line (it names the row's text, not its number)."""
+    checks = [_parser(column.type) for column in schema.columns]
+    try:
+        with archive.open(member) as stream:
+            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+            for number, row in enumerate(csv.reader(text), start=1):
+                if number <= header_lines or not row:
+                    continue
+                if len(row) != len(checks):
+                    return number, f"{len(row)} columns where {len(checks)} were expected: {','.join(row)[:200]!r}"
+                for column, value, check in zip(schema.columns, row, checks, strict=True):
+                    if value and not check(value):
+                        return number, f"{column.name} is {value[:50]!r}, not a {column.type.value}"
+    except (zipfile.BadZipFile, OSError, EOFError, csv.Error) as exc:
+        return None, f"a broken zip or CSV: {exc}"
+    return None, ""
+
+
+def _parser(kind: ColumnType) -> Callable[[str], bool]:
+    def parses(convert: Callable[[str], object]) -> Callable[[str], bool]:
+        def check(value: str) -> bool:
+            try:
+                convert(value)
+            except ValueError:
+                return False
+            return True
+
+        return check
+
+    if kind in (ColumnType.TIME, ColumnType.INT):
+        return parses(int)
+    if kind is ColumnType.FLOAT:
+        return parses(float)
+    if kind is ColumnType.BOOL:
+        return lambda value: value in _TRUE or value in _FALSE
+    if kind is ColumnType.TIME_TEXT:
+        return parses(lambda value: dt.datetime.strptime(value, _TEXT_TIME))
+    if kind is ColumnType.DATE_TEXT:
+        return parses(lambda value: dt.datetime.strptime(value, _DATE))
+    return lambda value: True
