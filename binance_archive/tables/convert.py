@@ -125,16 +125,16 @@ class Converter:
                 self.report.skipped += 1
                 self._emit(EventKind.SKIPPED, file)
             return
-        changed = False
         for file in month.files:
-            changed |= await self._file(file, manifest)
+            if await self._file(file, manifest):
+                # After every table: a crash loses at most the file in progress, not the month's.
+                await manifest.save(self._tables)
         wanted = {table_name(f) for f in month.files}
-        if month.monthly:
+        replaced = [name for name in manifest.files if name not in wanted] if month.monthly else []
+        if replaced and all(name in manifest.files for name in wanted):
             # The monthly file's table stands for the whole month: the daily tables go once it is there.
-            for name in [n for n in manifest.files if n not in wanted]:
+            for name in replaced:
                 del manifest.files[name]
-                changed = True
-        if changed:
             await manifest.save(self._tables)
         await self._tidy(folder, manifest)
 
@@ -180,7 +180,8 @@ class Converter:
         staging = self._staging
         local = self._mirror.local_root
         source = str(local / file.key) if local is not None else await self._fetch(file, staging)
-        target = staging / f"{os.getpid()}-{table_name(file)}"
+        # Not named *.parquet: a reader's glob over the tables (``**/*.parquet``) must not find a table in progress.
+        target = staging / f"{os.getpid()}-{table_name(file)}.part"
         try:
             facts = await asyncio.to_thread(_write_table, source, file, digest, str(target))
             try:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,8 @@ class FileFacts:
     duplicates: int = 0
     csv_bytes: int = 0
     header: bool = False
+    empty: bool = False
+    """No data row at all (an empty file, or a header row alone): an empty table."""
 
 
 def read_batches(
@@ -87,7 +90,9 @@ def read_batches(
     with archive:
         member = _member(archive, file)
         facts.csv_bytes = member.file_size
-        facts.header = _has_header(archive, member, file, schema)
+        facts.header = _has_header(archive, member, file, schema, facts)
+        if facts.empty:
+            return
         batches = _Batches(archive, member, file, schema, facts)
         if schema.dedupe or schema.sort:
             yield from batches.ordered(whole=whole)
@@ -117,26 +122,30 @@ def _member(archive: zipfile.ZipFile, file: ArchiveFile) -> zipfile.ZipInfo:
     return members[0]
 
 
-def _has_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile, schema: TableSchema) -> bool:
-    """Whether the file starts with a header row, from its first line (never from its date)."""
+def _has_header(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile, schema: TableSchema, facts: FileFacts
+) -> bool:
+    """Whether the file starts with a header row, from its first line (never from its date); notes in ``facts``
+    whether it holds no data row at all."""
     try:
         with archive.open(member) as stream:
             head = stream.read(_PEEK)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise ConversionError(file.key, f"a broken zip: {exc}") from None
-    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").strip()
-    if not first:
+    first, _, rest = head.partition(b"\n")
+    line = first.decode("utf-8", "replace").lstrip("\ufeff").strip()
+    if not line:
+        facts.empty = not head.strip()
         return False
-    cells = [cell.strip().lower() for cell in first.split(",")]
+    cells = [cell.strip().lower() for cell in line.split(",")]
     if cells == [name.lower() for name in schema.header_names]:
+        facts.empty = not rest.strip() and member.file_size <= len(head)
         return True
-    if first[0].isdigit() or first[0] == "-":
+    if line[0].isdigit() or line[0] == "-":
         return False
-    raise ConversionError(
-        file.key,
-        f"a header row never seen for this data type: {first[:200]!r}; expected {','.join(schema.header_names)}",
-        1,
-    )
+    expected = ",".join(schema.header_names)
+    reason = f"a header row never seen for this data type: {line[:200]!r}; expected {expected}"
+    raise ConversionError(file.key, reason, 1)
 
 
 def _bounds(file: ArchiveFile, schema: TableSchema) -> tuple[dt.datetime, dt.datetime]:
@@ -245,7 +254,7 @@ class _Batches:
         except pa.ArrowInvalid as exc:
             line, reason = _locate(self._archive, self._member, schema, header_lines)
             raise ConversionError(self._file.key, reason or f"{exc}", line) from None
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # the CRC is checked at the member's end
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # the CRC is checked at the member's end
             raise ConversionError(self._file.key, f"a broken zip: {exc}") from None
 
     def _normalise(self, raw: pa.RecordBatch) -> pa.RecordBatch:
@@ -323,7 +332,7 @@ def _locate(
                 for column, value, check in zip(schema.columns, row, checks, strict=True):
                     if value and not check(value):
                         return number, f"{column.name} is {value[:50]!r}, not a {column.type.value}"
-    except (zipfile.BadZipFile, OSError, EOFError, csv.Error) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, csv.Error) as exc:
         return None, f"a broken zip or CSV: {exc}"
     return None, ""
 

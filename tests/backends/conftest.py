@@ -9,19 +9,7 @@ import pytest
 
 from binance_archive.transports.s5cmd import find_binary
 
-from ..support.moto import MotoS3, moto_s3
-
-# Nothing real may leak in: no profile, no shared files, no instance metadata, no endpoint of the user's.
-_FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
-    "AWS_CONFIG_FILE": "/nonexistent/config",
-}
-_UNSET = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "S3_ENDPOINT_URL")
+from ..support.moto import MotoS3, fake_aws_environment, moto_s3
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +20,7 @@ def moto_server() -> Iterator[MotoS3]:
 
 @pytest.fixture(autouse=True)
 def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in _FAKE_AWS.items():
-        monkeypatch.setenv(name, value)
-    for name in _UNSET:
-        monkeypatch.delenv(name, raising=False)
+    fake_aws_environment(monkeypatch)
 
 
 @pytest.fixture(scope="session")

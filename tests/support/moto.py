@@ -87,6 +87,27 @@ class MotoS3:
         return [u["Key"] for u in found]
 
 
+# Nothing real may leak in: no profile, no shared files, no instance metadata, no endpoint of the user's.
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
+    "AWS_CONFIG_FILE": "/nonexistent/config",
+}
+_UNSET = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "S3_ENDPOINT_URL")
+
+
+def fake_aws_environment(monkeypatch: Any) -> None:
+    """The environment of a test that talks to moto: fake credentials, and nothing of the user's AWS set-up."""
+    for name, value in _FAKE_AWS.items():
+        monkeypatch.setenv(name, value)
+    for name in _UNSET:
+        monkeypatch.delenv(name, raising=False)
+
+
 @contextmanager
 def moto_s3() -> Iterator[MotoS3]:
     """moto's threaded S3 server on a free loopback port, for as long as the block runs."""
