@@ -34,6 +34,10 @@ async def test_notebook_runs_against_the_fake_archive(capsys: pytest.CaptureFixt
     assert checked.ok and checked.checked == report.downloaded
     assert ns["symbols"] == ["BTCUSDT", "ETHUSDT"]
     assert ns["unit"] == "µs" and len(ns["rows"]) > 0
+    # The tables: every downloaded file converted, read back typed, and queried by DuckDB.
+    assert ns["converted"].ok and ns["converted"].converted == report.downloaded
+    assert ns["klines"].num_rows > 0 and str(ns["klines"].schema.field("open_time").type) == "timestamp[us, tz=UTC]"
+    assert {row[0] for row in ns["daily"]} == {"BTCUSDT", "ETHUSDT"} and all(row[2] > 0 for row in ns["daily"])
     # The bar was displayed (as its text line outside Jupyter) and counted every file.
     assert f"0/{report.downloaded} files" in capsys.readouterr().out
     assert f"{report.downloaded}/{report.downloaded} files" in ns["bar"].line()

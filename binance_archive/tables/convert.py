@@ -69,6 +69,7 @@ class Converter:
         self._emit = Emitter(progress)
         self.report = ConvertReport(tables.location)
         self._staging: Path | None = None
+        self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self, months: AsyncIterator[Month]) -> ConvertReport:
         """Convert every month of ``months``; returns the report."""
@@ -125,9 +126,10 @@ class Converter:
                 self.report.skipped += 1
                 self._emit(EventKind.SKIPPED, file)
             return
-        for file in month.files:
-            if await self._file(file, manifest):
-                # After every table: a crash loses at most the file in progress, not the month's.
+        # The month's files are converted at once (the run's slots bound how many); the manifest is saved after
+        # every table, so a crash loses at most the files in progress, not the month's.
+        for done in asyncio.as_completed([self._file(file, manifest) for file in month.files]):
+            if await done:
                 await manifest.save(self._tables)
         wanted = {table_name(f) for f in month.files}
         replaced = [name for name in manifest.files if name not in wanted] if month.monthly else []
@@ -154,9 +156,10 @@ class Converter:
             self.report.skipped += 1
             self._emit(EventKind.SKIPPED, file)
             return False
-        self._emit(EventKind.STARTED, file)
         try:
-            facts = await self._convert(file, digest)
+            async with self._slots:
+                self._emit(EventKind.STARTED, file)
+                facts = await self._convert(file, digest)
         except ConversionError as exc:
             self._fail(file, exc)
             return False
@@ -165,6 +168,7 @@ class Converter:
         self.report.rows += facts.rows
         self.report.duplicates += facts.duplicates
         self.report.csv_bytes += facts.csv_bytes
+        self._emit(EventKind.BYTES, file, facts.csv_bytes)  # a progress line counts BYTES events
         self._emit(EventKind.DONE, file, facts.csv_bytes)
         return True
 

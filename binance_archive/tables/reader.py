@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -29,8 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BLOCK_SIZE", "ConversionError", "FileFacts", "OutOfOrder", "read_batches"]
 
-BLOCK_SIZE = 8 * 1024 * 1024
-"""Bytes of CSV parsed at a time (a record batch each)."""
+BLOCK_SIZE = 4 * 1024 * 1024
+"""Bytes of CSV parsed at a time (a record batch each) where a file is streamed."""
+WHOLE_UP_TO = 32 * 1024 * 1024
+"""A CSV up to this size is inflated into memory and parsed whole, on every core; a larger one is streamed, a block
+at a time, so that memory stays bounded whatever the file's size."""
 _MICROSECONDS_FROM = 10**14
 """An integer time this large or larger counts microseconds (1973-03-03 in µs; the year 5138 in ms)."""
 _TRUE = ["true", "True", "TRUE"]
@@ -82,36 +86,53 @@ def read_batches(
             broken (its CRC included), the CSV has a row that does not fit the schema, a header row of another
             shape, or a time outside the file's period.
     """
-    _verify(path, file, expected_sha256)
+    content = _verified(path, file, expected_sha256)
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(io.BytesIO(content) if content is not None else path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise ConversionError(file.key, f"not a readable zip: {exc}") from None
     with archive:
         member = _member(archive, file)
         facts.csv_bytes = member.file_size
-        facts.header = _has_header(archive, member, file, schema, facts)
+        csv_bytes = _inflated(archive, member, file) if member.file_size <= WHOLE_UP_TO else None
+        facts.header = _has_header(archive, member, file, schema, facts, csv_bytes)
         if facts.empty:
             return
-        batches = _Batches(archive, member, file, schema, facts)
+        batches = _Batches(archive, member, file, schema, facts, csv_bytes)
         if schema.dedupe or schema.sort:
             yield from batches.ordered(whole=whole)
         else:
             yield from batches.as_read()
 
 
-def _verify(path: str, file: ArchiveFile, expected: str) -> None:
+def _verified(path: str, file: ArchiveFile, expected: str) -> bytes | None:
+    """Check the stored zip against its sidecar's digest; its bytes, where it is small enough to keep in memory
+    (then it is read once, not twice)."""
     digest = hashlib.sha256()
+    content = None
     try:
         with open(path, "rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
+            if os.fstat(handle.fileno()).st_size <= WHOLE_UP_TO:
+                content = handle.read()
+                digest.update(content)
+            else:
+                while chunk := handle.read(1024 * 1024):
+                    digest.update(chunk)
     except OSError as exc:
         raise ConversionError(file.key, f"cannot read the stored zip: {exc.strerror or exc}") from None
     if digest.hexdigest() != expected:
         raise ConversionError(
             file.key, f"the stored zip's SHA-256 {digest.hexdigest()} does not match its sidecar's {expected}"
         )
+    return content
+
+
+def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile) -> bytes:
+    """The member's bytes, its CRC checked."""
+    try:
+        return archive.read(member)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise ConversionError(file.key, f"a broken zip: {exc}") from None
 
 
 def _member(archive: zipfile.ZipFile, file: ArchiveFile) -> zipfile.ZipInfo:
@@ -123,21 +144,29 @@ def _member(archive: zipfile.ZipFile, file: ArchiveFile) -> zipfile.ZipInfo:
 
 
 def _has_header(
-    archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile, schema: TableSchema, facts: FileFacts
+    archive: zipfile.ZipFile,
+    member: zipfile.ZipInfo,
+    file: ArchiveFile,
+    schema: TableSchema,
+    facts: FileFacts,
+    csv_bytes: bytes | None,
 ) -> bool:
     """Whether the file starts with a header row, from its first line (never from its date); notes in ``facts``
     whether it holds no data row at all."""
-    try:
-        with archive.open(member) as stream:
-            head = stream.read(_PEEK)
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-        raise ConversionError(file.key, f"a broken zip: {exc}") from None
+    if csv_bytes is not None:
+        head = csv_bytes[:_PEEK]
+    else:
+        try:
+            with archive.open(member) as stream:
+                head = stream.read(_PEEK)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise ConversionError(file.key, f"a broken zip: {exc}") from None
     first, _, rest = head.partition(b"\n")
     line = first.decode("utf-8", "replace").lstrip("\ufeff").strip()
     if not line:
         facts.empty = not head.strip()
         return False
-    cells = [cell.strip().lower() for cell in line.split(",")]
+    cells = [cell.strip().strip('"').lower() for cell in line.split(",")]
     if cells == [name.lower() for name in schema.header_names]:
         facts.empty = not rest.strip() and member.file_size <= len(head)
         return True
@@ -170,9 +199,11 @@ class _Batches:
         file: ArchiveFile,
         schema: TableSchema,
         facts: FileFacts,
+        csv_bytes: bytes | None,
     ) -> None:
         import pyarrow as pa
 
+        self._csv_bytes = csv_bytes
         self._archive = archive
         self._member = member
         self._file = file
@@ -241,14 +272,12 @@ class _Batches:
         )
         rows = 0
         try:
-            with self._archive.open(self._member) as stream:
-                reader = pa_csv.open_csv(stream, read_options=read, convert_options=convert)
-                for raw in reader:
-                    batch = self._normalise(raw)
-                    self._check_times(batch, header_lines + rows)
-                    rows += batch.num_rows
-                    facts.rows += batch.num_rows
-                    yield batch
+            for raw in self._parsed(read, convert):
+                batch = self._normalise(raw)
+                self._check_times(batch, header_lines + rows)
+                rows += batch.num_rows
+                facts.rows += batch.num_rows
+                yield batch
         except ConversionError:
             raise
         except pa.ArrowInvalid as exc:
@@ -256,6 +285,18 @@ class _Batches:
             raise ConversionError(self._file.key, reason or f"{exc}", line) from None
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # the CRC is checked at the member's end
             raise ConversionError(self._file.key, f"a broken zip: {exc}") from None
+
+    def _parsed(self, read: Any, convert: Any) -> Iterator[pa.RecordBatch]:
+        """The CSV parsed: whole (on every core) where it is in memory, else streamed a block at a time."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        if self._csv_bytes is not None:
+            table = pa_csv.read_csv(pa.py_buffer(self._csv_bytes), read_options=read, convert_options=convert)
+            yield from table.to_batches()
+            return
+        with self._archive.open(self._member) as stream:
+            yield from pa_csv.open_csv(stream, read_options=read, convert_options=convert)
 
     def _normalise(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         """The source batch as the table's: times as µs timestamps in UTC, a date and an hour made one time."""
@@ -268,8 +309,7 @@ class _Batches:
         for column in schema.columns:
             values = raw.column(column.name)
             if column.type is ColumnType.TIME:
-                micros = pc.if_else(pc.less(values, _MICROSECONDS_FROM), pc.multiply_checked(values, 1000), values)
-                columns[column.name] = micros.cast(pa.timestamp(TIMESTAMP_UNIT)).cast(target)
+                columns[column.name] = _microseconds(values).view(target)
             elif column.type in (ColumnType.TIME_TEXT, ColumnType.DATE_TEXT):
                 columns[column.name] = values.cast(pa.timestamp(TIMESTAMP_UNIT)).cast(target)
             else:
@@ -287,6 +327,10 @@ class _Batches:
         if not batch.num_rows:
             return
         times = batch.column(self._schema.table_time_column)
+        bounds = pc.min_max(times)
+        first, last = bounds["min"], bounds["max"]
+        if not first.is_valid or (self._lo.as_py() <= first.as_py() and last.as_py() <= self._hi.as_py()):
+            return
         outside = pc.or_kleene(pc.less(times, self._lo), pc.greater(times, self._hi))
         if pc.any(outside).as_py():
             index = pc.index(outside, True).as_py()
@@ -297,6 +341,20 @@ class _Batches:
                 f"({self._file.date_text}, with a day of slack): a unit mistake?",
                 before + index + 1,
             )
+
+
+def _microseconds(values: pa.Array) -> pa.Array:
+    """Integer times in microseconds, from milliseconds or microseconds told apart by size (a file holds one unit:
+    the whole batch is looked at once, each value only where both occur)."""
+    import pyarrow.compute as pc
+
+    bounds = pc.min_max(values)
+    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    if first is None or first >= _MICROSECONDS_FROM:
+        return values
+    if last < _MICROSECONDS_FROM:
+        return pc.multiply_checked(values, 1000)
+    return pc.if_else(pc.less(values, _MICROSECONDS_FROM), pc.multiply_checked(values, 1000), values)
 
 
 def _first_of_each(table: pa.Table) -> pa.Table:

@@ -1,8 +1,16 @@
-"""Record batches written to one Parquet file: zstd, row groups of about a million rows (sized for scans: a
-column chunk of a few megabytes), the source's key and digest in the file's metadata."""
+"""Record batches written to one Parquet file: zstd, row groups of 262,144 rows (as polars writes them: sized for
+scans, and small enough that a file of any size converts in bounded memory), the source's key and digest in the
+file's metadata.
+
+Only text columns are dictionary-encoded: prices, quantities, ids and times are nearly all distinct, and building a
+dictionary for them costs more than it saves (docs/performance.md). Batches are written by a thread of their own
+while the next ones are parsed, so that parsing and compressing overlap.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -11,26 +19,56 @@ if TYPE_CHECKING:
 
 __all__ = ["ROW_GROUP_ROWS", "write_parquet"]
 
-ROW_GROUP_ROWS = 1_000_000
+ROW_GROUP_ROWS = 262_144
+_QUEUED = 2  # batches parsed ahead of the writer: memory stays a few blocks whatever the file's size
 
 
 def write_parquet(batches: Iterable[pa.RecordBatch], path: str, schema: pa.Schema) -> int:
-    """Write ``batches`` to the Parquet file ``path`` (a new local file); returns the rows written."""
+    """Write ``batches`` to the Parquet file ``path`` (a new local file); returns the rows written. An exception of
+    ``batches`` (or of the writer) is raised here, the file left for the caller to remove."""
+
+    pending: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=_QUEUED)
+    outcome: list[BaseException | int] = []
+    writer = threading.Thread(target=_write, args=(pending, path, schema, outcome), name="binance-archive-parquet")
+    writer.start()
+    try:
+        for batch in batches:
+            if outcome:  # the writer failed: stop parsing
+                break
+            pending.put(batch)
+    finally:
+        pending.put(None)
+        writer.join()
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _write(pending: queue.Queue[pa.RecordBatch | None], path: str, schema: pa.Schema, outcome: list[object]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    text = [field.name for field in schema if pa.types.is_string(field.type)]
     rows = 0
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    with pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True) as writer:
-        for batch in batches:
-            pending.append(batch)
-            pending_rows += batch.num_rows
-            if pending_rows >= ROW_GROUP_ROWS:
-                writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=ROW_GROUP_ROWS)
-                rows += pending_rows
-                pending, pending_rows = [], 0
-        if pending or not rows:
-            writer.write_table(pa.Table.from_batches(pending, schema=schema), row_group_size=ROW_GROUP_ROWS)
-            rows += pending_rows
-    return rows
+    group: list[pa.RecordBatch] = []
+    grouped = 0
+    try:
+        with pq.ParquetWriter(
+            path, schema, compression="zstd", use_dictionary=text or False, write_statistics=True
+        ) as writer:
+            while (batch := pending.get()) is not None:
+                group.append(batch)
+                grouped += batch.num_rows
+                if grouped >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(group, schema=schema), row_group_size=ROW_GROUP_ROWS)
+                    rows += grouped
+                    group, grouped = [], 0
+            if group or not rows:
+                writer.write_table(pa.Table.from_batches(group, schema=schema), row_group_size=ROW_GROUP_ROWS)
+                rows += grouped
+        outcome.append(rows)
+    except BaseException as exc:  # handed to the caller's thread
+        outcome.append(exc)
+        while pending.get() is not None:  # let the producer finish its put()s
+            pass
