@@ -14,7 +14,7 @@ import attrs
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["FileOutcome", "Outcome", "Report", "json_converter", "merge_reports"]
+__all__ = ["FileOutcome", "JsonReport", "Outcome", "Report", "json_converter", "merge_reports"]
 
 
 class Outcome(enum.Enum):
@@ -49,8 +49,19 @@ class FileOutcome:
     previous_sha256: str | None = None
 
 
+class JsonReport:
+    """What every report shares: it is written as JSON from its :meth:`to_dict`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The report as JSON (non-ASCII symbols as they are)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
 @attrs.define
-class Report:
+class Report(JsonReport):
     """What a download did. ``ok`` is true when nothing failed (missing files are not failures)."""
 
     downloaded: int = 0
@@ -108,9 +119,6 @@ class Report:
         data["ok"] = self.ok
         data["total"] = self.total
         return data
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:

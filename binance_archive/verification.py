@@ -10,7 +10,6 @@ import asyncio
 import datetime as dt
 import enum
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile
 from binance_archive.core.planning import plan
 from binance_archive.core.selection import Selection
 from binance_archive.errors import InvalidKeyError, StorageError, VerificationError
+from binance_archive.report import JsonReport
 
 __all__ = ["Problem", "ProblemKind", "VerifyReport", "verify_storage"]
 
@@ -52,7 +52,7 @@ class Problem:
 
 
 @attrs.define
-class VerifyReport:
+class VerifyReport(JsonReport):
     """What :func:`verify_storage` found. ``ok`` is true when there is no problem at all."""
 
     location: str
@@ -79,9 +79,6 @@ class VerifyReport:
         data: dict[str, Any] = cattrs.unstructure(self)
         data["ok"] = self.ok
         return data
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
 async def verify_storage(

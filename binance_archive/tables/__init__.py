@@ -13,27 +13,8 @@ record batches), :mod:`.writer` (batches to Parquet), :mod:`.manifest` (what eac
 core's schemas in Arrow's types). Importing this package imports no pyarrow; using it does.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
+from binance_archive.tables.convert import convert
+from binance_archive.tables.query import read_table
 from binance_archive.tables.report import ConvertProblem, ConvertReport
 
-if TYPE_CHECKING:
-    from binance_archive.tables.convert import convert
-    from binance_archive.tables.query import read_table
-
 __all__ = ["ConvertProblem", "ConvertReport", "convert", "read_table"]
-
-_LAZY = {"convert": "binance_archive.tables.convert", "read_table": "binance_archive.tables.query"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'binance_archive.tables' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value

@@ -8,6 +8,7 @@ must be deduplicated (metrics, liquidationSnapshot) come in small files and are 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -127,12 +128,19 @@ def _verified(path: str, file: ArchiveFile, expected: str) -> bytes | None:
     return content
 
 
-def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile) -> bytes:
-    """The member's bytes, its CRC checked."""
+@contextlib.contextmanager
+def _unzipping(file: ArchiveFile) -> Iterator[None]:
+    """A read of the zip's member: a broken zip (its CRC included, checked at the member's end) as ConversionError."""
     try:
-        return archive.read(member)
+        yield
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
         raise ConversionError(file.key, f"a broken zip: {exc}") from None
+
+
+def _inflated(archive: zipfile.ZipFile, member: zipfile.ZipInfo, file: ArchiveFile) -> bytes:
+    """The member's bytes, its CRC checked."""
+    with _unzipping(file):
+        return archive.read(member)
 
 
 def _member(archive: zipfile.ZipFile, file: ArchiveFile) -> zipfile.ZipInfo:
@@ -156,11 +164,8 @@ def _has_header(
     if csv_bytes is not None:
         head = csv_bytes[:_PEEK]
     else:
-        try:
-            with archive.open(member) as stream:
-                head = stream.read(_PEEK)
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-            raise ConversionError(file.key, f"a broken zip: {exc}") from None
+        with _unzipping(file), archive.open(member) as stream:
+            head = stream.read(_PEEK)
     first, _, rest = head.partition(b"\n")
     line = first.decode("utf-8", "replace").lstrip("\ufeff").strip()
     if not line:
@@ -189,30 +194,26 @@ def _bounds(file: ArchiveFile, schema: TableSchema) -> tuple[dt.datetime, dt.dat
     return first - slack, end + slack
 
 
+@attrs.define
 class _Batches:
-    """The file's CSV as typed record batches of the table."""
+    """The file's CSV (in ``csv_bytes`` where it was inflated whole) as typed record batches of the table."""
 
-    def __init__(
-        self,
-        archive: zipfile.ZipFile,
-        member: zipfile.ZipInfo,
-        file: ArchiveFile,
-        schema: TableSchema,
-        facts: FileFacts,
-        csv_bytes: bytes | None,
-    ) -> None:
+    _archive: zipfile.ZipFile
+    _member: zipfile.ZipInfo
+    _file: ArchiveFile
+    _schema: TableSchema
+    _facts: FileFacts
+    _csv_bytes: bytes | None
+    _target: pa.Schema = attrs.field(init=False)
+    _lo: pa.Scalar = attrs.field(init=False)
+    _hi: pa.Scalar = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
         import pyarrow as pa
 
-        self._csv_bytes = csv_bytes
-        self._archive = archive
-        self._member = member
-        self._file = file
-        self._schema = schema
-        self._facts = facts
-        self._target = arrow_schema(schema)
-        self._lo, self._hi = (
-            pa.scalar(t, type=pa.timestamp(TIMESTAMP_UNIT, tz=TIMEZONE)) for t in _bounds(file, schema)
-        )
+        self._target = arrow_schema(self._schema)
+        stamp = pa.timestamp(TIMESTAMP_UNIT, tz=TIMEZONE)
+        self._lo, self._hi = (pa.scalar(t, type=stamp) for t in _bounds(self._file, self._schema))
 
     def as_read(self) -> Iterator[pa.RecordBatch]:
         return self._typed()
@@ -284,7 +285,7 @@ class _Batches:
             line, reason = _locate(self._archive, self._member, schema, header_lines)
             raise ConversionError(self._file.key, reason or f"{exc}", line) from None
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:  # the CRC is checked at the member's end
-            raise ConversionError(self._file.key, f"a broken zip: {exc}") from None
+            raise ConversionError(self._file.key, f"a broken zip: {exc}") from None  # (as _unzipping: in a generator)
 
     def _parsed(self, read: Any, convert: Any) -> Iterator[pa.RecordBatch]:
         """The CSV parsed: whole (on every core) where it is in memory, else streamed a block at a time."""

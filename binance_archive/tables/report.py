@@ -3,10 +3,11 @@ with the line at fault."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attrs
+
+from binance_archive.report import JsonReport
 
 __all__ = ["ConvertProblem", "ConvertReport"]
 
@@ -24,7 +25,7 @@ class ConvertProblem:
 
 
 @attrs.define
-class ConvertReport:
+class ConvertReport(JsonReport):
     """What a conversion did. ``ok`` is true when no file failed."""
 
     tables: str
@@ -61,6 +62,3 @@ class ConvertReport:
         data = attrs.asdict(self)
         data["ok"] = self.ok
         return data
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

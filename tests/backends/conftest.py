@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 
 import pytest
 
 from binance_archive.transports.s5cmd import find_binary
 
-from ..support.moto import MotoS3, fake_aws_environment, moto_s3
+from ..support.moto import fake_aws, moto_server
 
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoS3]:
-    with moto_s3() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
+__all__ = ["fake_aws", "moto_server"]  # the shared fixtures, imported to be visible here (fake_aws is autouse)
 
 
 @pytest.fixture(scope="session")

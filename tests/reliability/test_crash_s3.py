@@ -282,13 +282,13 @@ async def run_lane(lane: Lane, config: Path) -> None:
         await lane.s3(s3_delete_prefix, prefix)
 
 
-async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_path: Path, moto: MotoS3) -> None:
+async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_path: Path, moto_server: MotoS3) -> None:
     lanes: list[Lane] = []
     servers: list[FakeArchiveServer] = []
     config = tmp_path / "run.toml"
     config.write_text(config_toml(*SELECTIONS))
     seed = int(os.environ.get("RELIABILITY_CRASH_SEED", "10"))  # other seeds: other kill moments
-    client = moto.client()
+    client = moto_server.client()
     try:
         for index in range(LANES):
             upstream = tmp_path / f"lane{index}" / "upstream"
@@ -298,7 +298,7 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
             await server.start()
             servers.append(server)
             rng = random.Random(100 * seed + index)
-            lanes.append(Lane(f"lane{index}", upstream, server, moto, client, moto.bucket(), files, rng))
+            lanes.append(Lane(f"lane{index}", upstream, server, moto_server, client, moto_server.bucket(), files, rng))
         await asyncio.gather(*(run_lane(lane, config) for lane in lanes))
     finally:
         for server in servers:
@@ -314,19 +314,19 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
     assert multipart >= MIN_MULTIPART_KILLS, f"only {multipart} kills landed mid-multipart"
 
 
-async def test_a_cancelled_large_upload_leaves_no_pending_upload(tmp_path: Path, moto: MotoS3) -> None:
+async def test_a_cancelled_large_upload_leaves_no_pending_upload(tmp_path: Path, moto_server: MotoS3) -> None:
     """Cancelled at moments spread over a multipart upload (streamed, or of a staged file), the upload is aborted
     on the server: nothing pending in the bucket, and under the final key nothing or the whole object.
 
     obstore drops a call whose awaiter is cancelled: before the storage shielded its calls, 32 of 50 cancelled
     streamed uploads and 48 of 50 cancelled uploads of a file stayed pending (moto, the same sweep).
     """
-    client = moto.client()
-    bucket = moto.bucket()
+    client = moto_server.client()
+    bucket = moto_server.bucket()
     data = random.Random(1).randbytes(2 * MIN_PART_SIZE + 1024)
     staged = tmp_path / "staged.zip"
     staged.write_bytes(data)
-    storage = S3Storage(f"s3://{bucket}/cancel", **moto.storage_options(), part_size=MIN_PART_SIZE)
+    storage = S3Storage(f"s3://{bucket}/cancel", **moto_server.storage_options(), part_size=MIN_PART_SIZE)
 
     async def stream(key: str) -> None:
         async with storage.writer(key) as writer:

@@ -1,4 +1,6 @@
-"""moto's S3 server on loopback, and what the backend and reliability tests do with it.
+"""moto's S3 server on loopback, and what the backend, reliability and tables tests do with it.
+
+The fixtures at the end are imported by the conftests (and test modules) that need them.
 
 boto3 looks at the buckets from outside: the library itself never uses it.
 """
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 _BUCKETS = itertools.count(1)
 _CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
@@ -120,3 +123,18 @@ def moto_s3() -> Iterator[MotoS3]:
         yield MotoS3(f"http://{host}:{port}")
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3]:
+    """One moto server for the whole session; each test takes buckets of its own (`MotoS3.bucket`)."""
+    pytest.importorskip("moto.server", reason="moto's S3 server is needed (the [test] extra installs moto[server])")
+    pytest.importorskip("obstore", reason="the s3 storage needs obstore (the [test] extra installs it)")
+    with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and none of the user's AWS set-up, for every test of a module or conftest that imports it."""
+    fake_aws_environment(monkeypatch)

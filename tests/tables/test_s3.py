@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,9 +13,11 @@ from binance_archive import Archive, Selection, plan
 from binance_archive.core.schemas import schema_for
 from binance_archive.tables.layout import table_key
 
-from ..support.moto import MotoS3, fake_aws_environment, moto_s3
+from ..support.moto import MotoS3, fake_aws, moto_server
 from .expected import expected_rows
 from .scenario import build, csv_text
+
+__all__ = ["fake_aws", "moto_server"]  # the shared fixtures, imported to be visible here (fake_aws is autouse)
 
 pytest.importorskip("moto.server", reason="moto's S3 server is needed (the [test] extra installs moto[server])")
 pytest.importorskip("obstore", reason="the s3 storage needs obstore (the [test] extra installs it)")
@@ -30,47 +31,38 @@ FILES = list(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoS3]:
-    with moto_s3() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_aws_environment(monkeypatch)
-
-
-def _table(moto: MotoS3, bucket: str, key: str) -> list[dict[str, object]]:
-    body = moto.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+def _table(moto_server: MotoS3, bucket: str, key: str) -> list[dict[str, object]]:
+    body = moto_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
     rows: list[dict[str, object]] = pq.read_table(io.BytesIO(body)).to_pylist()
     return rows
 
 
-def test_tables_go_to_a_bucket_whole_and_a_re_run_reads_their_manifests_there(tmp_path: Path, moto: MotoS3) -> None:
+def test_tables_go_to_a_bucket_whole_and_a_re_run_reads_their_manifests_there(
+    tmp_path: Path, moto_server: MotoS3
+) -> None:
     mirror = build(tmp_path / "mirror", FILES)
-    bucket = moto.bucket()
+    bucket = moto_server.bucket()
     archive = Archive(mirror, entry_points=False)
-    to, options = f"s3://{bucket}/tables", moto.storage_options()
+    to, options = f"s3://{bucket}/tables", moto_server.storage_options()
     report = asyncio.run(archive.convert(to=to, to_options=options))
     assert report.ok and report.converted == len(FILES), report.problems
-    keys = moto.keys(bucket, "tables/")
+    keys = moto_server.keys(bucket, "tables/")
     assert {f"tables/{table_key(f)}" for f in FILES} <= set(keys)
     assert all(k.endswith((".parquet", "_manifest.json")) for k in keys), "nothing temporary in the bucket"
-    assert moto.uploads(bucket) == []
+    assert moto_server.uploads(bucket) == []
     for file in FILES:
         expected = expected_rows(csv_text(mirror, file), schema_for(file.market, file.data_type))
-        assert _table(moto, bucket, f"tables/{table_key(file)}") == expected
+        assert _table(moto_server, bucket, f"tables/{table_key(file)}") == expected
     again = asyncio.run(archive.convert(to=to, to_options=options))
     assert (again.converted, again.skipped) == (0, len(FILES))
 
 
-def test_a_mirror_in_a_bucket_converts_as_one_on_disk(tmp_path: Path, moto: MotoS3) -> None:
+def test_a_mirror_in_a_bucket_converts_as_one_on_disk(tmp_path: Path, moto_server: MotoS3) -> None:
     tree = build(tmp_path / "tree", FILES)
-    source = moto.bucket()
-    assert moto.upload_tree(source, tree) == 2 * len(FILES)
+    source = moto_server.bucket()
+    assert moto_server.upload_tree(source, tree) == 2 * len(FILES)
     tables = tmp_path / "tables"
-    archive = Archive(f"s3://{source}", storage_options=moto.storage_options(), entry_points=False)
+    archive = Archive(f"s3://{source}", storage_options=moto_server.storage_options(), entry_points=False)
     report = asyncio.run(archive.convert(Selection(markets="um", data_types="metrics"), to=tables))
     metrics = [f for f in FILES if f.data_type.value == "metrics"]
     assert report.ok and report.converted == len(metrics), report.problems
