@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
@@ -52,6 +53,10 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigurationError("--start is required for plan (download finds it from the listing)")
     files = plan(selection, today=today_of(args), shard=parse_shard(args.shard), catalog=catalog_of(args))
     write = out.write
+    if args.urls or args.base_url:
+        for file in files:
+            write((file.url(args.base_url) if args.base_url else file.url()) + "\n")
+        return EXIT_OK
     for file in files:
         write(file.key + "\n")
     return EXIT_OK
@@ -163,7 +168,12 @@ def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().split("\n", 1)[0]
+    """A docstring's first line as plain text: ``literal`` and :role:`name` markup is for Sphinx, not a terminal."""
+    line = (doc or "").strip().split("\n", 1)[0]
+    return _ROLE.sub(r"\1", line).replace("``", "")
+
+
+_ROLE = re.compile(r":[a-z:]+:`~?([^`]+)`")
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:

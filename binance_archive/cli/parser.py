@@ -24,10 +24,13 @@ from binance_archive.core.markets import Market
 
 __all__ = ["build_parser"]
 
+_MARKETS = ", ".join(m.value for m in Market)
+
 _EPILOG_PLAN = """examples:
   binance-archive plan --market spot --data-type klines --symbol BTCUSDT --interval 1m \\
       --start 2024-01-01 --end 2024-03-15
   binance-archive plan --market um --data-type fundingRate --symbol BTCUSDT --start 2023-01 --shard 0/4
+  binance-archive plan --market um --data-type metrics --symbol BTCUSDT --start 2024-06-01 --urls > urls.txt
 """
 
 _EPILOG_DOWNLOAD = """examples:
@@ -55,12 +58,25 @@ class _Parser(argparse.ArgumentParser):
                 self.error(f"argument {'/'.join(action.option_strings)}: expected one argument, not '--'")
         return parsed, extras
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # argparse reports a command's unknown option with the top-level usage line ("binance-archive [-h]
+            # ... COMMAND"), which hides the options the command does take: report it with the command's own.
+            command = self._commands().get(getattr(parsed, "command", None) or "", self)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection (options repeat, or take comma-separated lists)")
-    group.add_argument(
-        "--market", action="append", metavar="M", help=f"market: {', '.join(m.value for m in Market)} (or um, cm)"
-    )
+    group.add_argument("--market", action="append", metavar="M", help=f"market: {_MARKETS} (or um, cm)")
     group.add_argument("--data-type", action="append", metavar="T", help="data type, e.g. klines, aggTrades, metrics")
     group.add_argument(
         "--symbol", action="append", metavar="S", help="symbol, e.g. BTCUSDT (none: all, from the listing)"
@@ -91,7 +107,7 @@ _EPILOG_CONVERT = """examples:
 
 def _add_convert_selection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("selection (none: everything the mirror holds; options repeat, or take lists)")
-    group.add_argument("--market", action="append", metavar="M", help=f"market: {', '.join(m.value for m in Market)}")
+    group.add_argument("--market", action="append", metavar="M", help=f"market: {_MARKETS}")
     group.add_argument("--data-type", action="append", metavar="T", help="data type, e.g. klines, aggTrades, metrics")
     group.add_argument("--symbol", action="append", metavar="S", help="symbol (none: every one the mirror holds)")
     group.add_argument("--interval", action="append", metavar="I", help="kline interval, e.g. 1m, 1h")
@@ -134,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "plan", "print the keys a selection covers, one a line", _EPILOG_PLAN, cmd_plan)
     _add_selection(p)
+    group = p.add_argument_group("output")
+    group.add_argument("--urls", action="store_true", help="print each file's URL instead of its key")
+    group.add_argument(
+        "--base-url", metavar="URL", help="the URLs' base (implies --urls; default: https://data.binance.vision)"
+    )
 
     p = _command(sub, "download", "download, verify and store a selection", _EPILOG_DOWNLOAD, cmd_download)
     _add_selection(p)
@@ -159,8 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  binance-archive symbols --market spot --data-type klines --period monthly",
         cmd_symbols,
     )  # fmt: skip
-    p.add_argument("--market", required=True, metavar="M")
-    p.add_argument("--data-type", required=True, metavar="T")
+    p.add_argument("--market", required=True, metavar="M", help=f"market: {_MARKETS} (or um, cm)")
+    p.add_argument("--data-type", required=True, metavar="T", help="data type, e.g. klines, aggTrades, fundingRate")
     p.add_argument("--period", metavar="P", help="daily or monthly (default: both)")
     _add_transport(p)
 

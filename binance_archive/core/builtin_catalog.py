@@ -38,14 +38,14 @@ def _futures(market: M) -> list[Availability]:
             _BOTH,
             last_date=dt.date(2024, 10, 15) if cm else dt.date(2024, 3, 30),
             retired=True,
-            note="retired: cm daily files stopped 2024-10-15" if cm else "retired (#334, #380)",
+            note="cm daily files stopped 2024-10-15" if cm else "last daily file 2024-03-30 (#334, #380)",
         ),
         Availability(
             market,
             T.LIQUIDATION_SNAPSHOT,
             _DAILY,
             retired=True,
-            note="no longer provided (#361)" if cm else "retired and removed from the archive (#337, #420)",
+            note="no longer provided (#361)" if cm else "removed from the archive (#337, #420)",
         ),
     ]
     return entries

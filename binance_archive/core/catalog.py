@@ -139,7 +139,7 @@ def _entries(value: Iterable[Availability]) -> tuple[Availability, ...]:
     return tuple(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Catalog:
     """The availability matrix: one :class:`Availability` per market and data type."""
 
@@ -154,6 +154,12 @@ class Catalog:
                 raise ConfigurationError(f"catalog lists {entry.market.value} {entry.data_type.value} twice")
             index[pair] = entry
         object.__setattr__(self, "_index", index)
+
+    def __repr__(self) -> str:
+        # Short on purpose: the catalog is the default of several signatures, and help() prints defaults whole.
+        # The entries are in to_markdown() and to_dict().
+        markets = ", ".join(m.value for m in self.markets())
+        return f"<Catalog: {len(self.entries)} market and data type pairs over {markets}>"
 
     def __iter__(self) -> Iterator[Availability]:
         return iter(self.entries)
@@ -239,7 +245,9 @@ class Catalog:
                     return "-"
                 return " ".join(i.value for i in entry.intervals[period]) or "yes"
 
-            notes = ("**retired** " if e.retired else "") + e.note
+            # A note of a user's catalog may say "retired" itself: the marker is not repeated then.
+            marked = e.retired and not e.note.lower().startswith("retired")
+            notes = ("**retired** " if marked else "") + e.note
             rows.append(
                 f"| {e.market.value} | {e.data_type.value} | {cell(Period.DAILY)} | {cell(Period.MONTHLY)} | "
                 f"{e.first_date or ''} | {e.last_date or ''} | {notes.strip()} |"
