@@ -7,7 +7,10 @@ from typing import TextIO
 
 from binance_archive.events import Event, EventKind
 
-__all__ = ["Counter", "NotebookProgress", "TerminalProgress"]
+__all__ = ["COUNTS", "Counter", "NotebookProgress", "TerminalProgress"]
+
+COUNTS = ("done", "skipped", "missing", "failed", "retries", "bytes")
+"""The counts of a :class:`Counter`, the ones a run's parts (processes, Dask shards) report to the whole."""
 
 
 class Counter:
@@ -22,6 +25,10 @@ class Counter:
     @property
     def finished(self) -> int:
         return self.done + self.skipped + self.missing + self.failed
+
+    def counts(self) -> dict[str, int]:
+        """The :data:`COUNTS` as a plain mapping (for a part of a run to send to the whole)."""
+        return {name: getattr(self, name) for name in COUNTS}
 
     def __call__(self, event: Event) -> None:
         kind = event.kind

@@ -12,7 +12,15 @@ from binance_archive.core.intervals import Interval
 from binance_archive.core.listing import ListedObject, ListingPage, parse_listing
 from binance_archive.core.markets import Market
 from binance_archive.core.periods import Period
-from binance_archive.core.planning import files_of_month, in_shard, parse_shard, plan, utc_today, validate_selection
+from binance_archive.core.planning import (
+    files_of_month,
+    in_shard,
+    parse_shard,
+    plan,
+    split_shard,
+    utc_today,
+    validate_selection,
+)
 from binance_archive.core.selection import AUTO, Selection, parse_date
 from binance_archive.core.symbols import normalize_symbol, validate_symbol
 
@@ -38,6 +46,7 @@ __all__ = [
     "parse_date",
     "parse_listing",
     "parse_shard",
+    "split_shard",
     "plan",
     "utc_today",
     "validate_selection",

@@ -18,7 +18,16 @@ from binance_archive.core.periods import Period, month_end, next_month
 from binance_archive.core.selection import AUTO, Selection
 from binance_archive.errors import ConfigurationError
 
-__all__ = ["Shard", "files_of_month", "in_shard", "parse_shard", "plan", "utc_today", "validate_selection"]
+__all__ = [
+    "Shard",
+    "files_of_month",
+    "in_shard",
+    "parse_shard",
+    "plan",
+    "split_shard",
+    "utc_today",
+    "validate_selection",
+]
 
 Shard = tuple[int, int]
 _ONE_DAY = dt.timedelta(days=1)
@@ -52,6 +61,20 @@ def parse_shard(value: object) -> Shard | None:
     if not 0 <= k < n:
         raise ConfigurationError(f"invalid shard {value!r}; K must be in 0..{n - 1} for N={n}")
     return k, n
+
+
+def split_shard(shard: Shard | None, parts: int) -> list[Shard]:
+    """Shard ``k/n`` (``None``: the whole plan) split into ``parts`` disjoint shards that together hold exactly its
+    files: ``(k + n*i) / (n*parts)`` for ``i`` in ``0..parts-1``, since ``crc % (n*parts) == k + n*i`` for some
+    ``i`` exactly when ``crc % n == k``.
+
+    Raises:
+        ConfigurationError: when ``parts`` is less than 1.
+    """
+    if parts < 1:
+        raise ConfigurationError(f"a plan splits into at least 1 shard, not {parts}")
+    k, n = shard or (0, 1)
+    return [(k + n * index, n * parts) for index in range(parts)]
 
 
 def in_shard(key: str, shard: Shard) -> bool:

@@ -1,0 +1,163 @@
+"""A download on a real Dask cluster of worker processes (LocalCluster on loopback) from the fake archive: the same
+files and bytes as one process, into a folder and into S3 (moto's server), a worker killed mid-run, and what is
+refused before anything is submitted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from binance_archive import Archive, Selection
+from binance_archive.config import RunConfig
+from binance_archive.errors import ConfigurationError
+from binance_archive.progress import Counter
+from binance_archive.testing import FakeArchiveServer, build_archive
+
+from ..engine.scenario import FUNDING, SELECTION, TODAY, planned
+from ..reliability.support import assert_mirror_trustworthy, wait_until
+from ..support.moto import MotoS3, fake_aws, moto_server
+
+pytest.importorskip("distributed", reason="the [test] extra installs dask[distributed]")
+
+from binance_archive.integrations.dask import download_on_dask, run_config, shard_configs
+
+__all__ = ["fake_aws", "moto_server"]  # the shared fixtures, imported to be visible here (fake_aws is autouse)
+
+# Enough files that a run on two workers lasts a few seconds at 20 ms a request: 4 symbols x 90 days.
+MANY = Selection(
+    markets="spot", data_types="klines", symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT"), intervals="1h",
+    start="2024-01-01", end="2024-03-30", periods="daily",
+)  # fmt: skip
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by its relative path, with its bytes."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def urls(server: FakeArchiveServer) -> dict[str, Any]:
+    return {"base_url": server.base_url, "listing_url": server.listing_url, "today": TODAY}
+
+
+async def test_a_cluster_stores_exactly_what_one_process_stores(tmp_path: Path, dask_client: Any) -> None:
+    upstream = tmp_path / "upstream"
+    files = planned(SELECTION, FUNDING)
+    build_archive(upstream, files, max_rows=5)
+    async with FakeArchiveServer(upstream) as server:
+        async with Archive(tmp_path / "single", base_url=server.base_url, listing_url=server.listing_url) as archive:
+            single = await archive.download([SELECTION, FUNDING], today=TODAY)
+        requests_of_one = server.stats.zip_requests
+        progress = Counter()
+        report = await download_on_dask(
+            [SELECTION, FUNDING], dask_client, shards=5, progress=progress, to=str(tmp_path / "cluster"), **urls(server)
+        )
+        assert server.stats.zip_requests == 2 * requests_of_one, "the shards are disjoint: each zip fetched once more"
+    assert (report.downloaded, report.failed, report.missing) == (len(files), 0, 0) == (single.downloaded, 0, 0)
+    assert report.bytes == single.bytes
+    assert tree(tmp_path / "cluster") == tree(tmp_path / "single")
+    assert report.outcomes == [], "detail='problems' by default: no outcome for a file that went well"
+    assert await wait_until(lambda: progress.done == len(files)), progress.counts()
+
+
+async def test_a_second_run_on_the_cluster_fetches_nothing(tmp_path: Path, dask_client: Any) -> None:
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, planned(FUNDING), max_rows=5)
+    async with FakeArchiveServer(upstream) as server:
+        target = str(tmp_path / "mirror")
+        first = await download_on_dask(FUNDING, dask_client, shards=3, to=target, **urls(server))
+        requests = server.stats.requests
+        again = await download_on_dask(FUNDING, dask_client, shards=3, to=target, **urls(server))
+        assert server.stats.requests == requests, "a resumed run sends no request"
+    assert (first.downloaded, again.downloaded, again.skipped) == (2, 0, 2)
+
+
+async def test_a_cluster_writes_into_s3(tmp_path: Path, dask_client: Any, moto_server: MotoS3) -> None:
+    upstream = tmp_path / "upstream"
+    files = planned(SELECTION)
+    build_archive(upstream, files, max_rows=5)
+    bucket = moto_server.bucket()
+    async with FakeArchiveServer(upstream) as server:
+        report = await download_on_dask(
+            SELECTION, dask_client, to=f"s3://{bucket}/mirror", storage_options=moto_server.storage_options(),
+            **urls(server),
+        )  # fmt: skip
+    assert (report.downloaded, report.failed) == (len(files), 0)
+    stored = moto_server.keys(bucket, "mirror/")
+    assert set(stored) == {f"mirror/{k}" for f in files for k in (f.key, f.checksum_key)}
+    for file in files:
+        body = moto_server.client().get_object(Bucket=bucket, Key=f"mirror/{file.key}")["Body"].read()
+        assert body == (upstream / file.key).read_bytes()
+
+
+async def test_a_worker_killed_mid_run_loses_nothing_and_the_run_completes(tmp_path: Path, dask_client: Any) -> None:
+    upstream = tmp_path / "upstream"
+    files = planned(MANY)
+    build_archive(upstream, files, max_rows=5)
+    target = tmp_path / "mirror"
+    pids = list((await asyncio.to_thread(dask_client.run, os.getpid)).values())
+    async with FakeArchiveServer(upstream, latency=0.02) as server:
+        run = asyncio.ensure_future(
+            download_on_dask(MANY, dask_client, shards=4, concurrency=4, to=str(target), **urls(server))
+        )
+        # Kill a worker process (its nanny starts a new one) once a fifth of the files are stored.
+        stored = lambda: sum(1 for _ in target.rglob("*.CHECKSUM")) if target.exists() else 0  # noqa: E731
+        assert await wait_until(lambda: stored() >= len(files) // 5, bound=60), "the run did not start"
+        assert stored() < len(files), "the run finished before the kill: make it longer"
+        os.kill(pids[0], signal.SIGKILL)
+        report = await asyncio.wait_for(run, 120)
+    assert report.failed == 0 and report.missing == 0, report.problems
+    # Every file is stored whole; the killed shard's files were counted in the report of its second run (or as
+    # skipped there, where the first had stored them).
+    assert report.downloaded + report.skipped == len(files)
+    keys = await assert_mirror_trustworthy(Archive(target), upstream)
+    assert {k for k in keys if k.endswith(".zip")} == {f.key for f in files}
+    assert not list(target.rglob(".binance-archive-*")), "no temporary file left in the mirror"
+
+
+def test_a_relative_path_is_refused_before_anything_is_submitted(dask_client: Any) -> None:
+    before = set(dask_client.who_has())
+    with pytest.raises(ConfigurationError, match=r"relative path.*absolute path of a folder every worker shares"):
+        asyncio.run(download_on_dask(FUNDING, dask_client, to="binance-data"))
+    with pytest.raises(ConfigurationError, match="relative path"):
+        run_config(FUNDING, to="file://relative/folder")
+    assert set(dask_client.who_has()) == before, "no task was submitted"
+    assert run_config(FUNDING, to="s3://bucket/prefix").to == "s3://bucket/prefix"
+
+
+def test_shards_split_the_plan_disjointly_and_whole() -> None:
+    config = RunConfig(selections=(MANY,), today=TODAY, to="/x")
+    keys = {f.key for f in planned(MANY)}
+    parts = [{f.key for s in c.selections for f in _plan(s, c)} for c in shard_configs(config, 7)]
+    assert sum(len(p) for p in parts) == len(keys) and set().union(*parts) == keys
+    within = shard_configs(RunConfig(selections=(MANY,), today=TODAY, to="/x", shard=(1, 3)), 4)
+    inner = set().union(*({f.key for f in _plan(MANY, c)} for c in within))
+    assert inner == {f.key for f in _plan(MANY, RunConfig(selections=(MANY,), today=TODAY, to="/x", shard=(1, 3)))}
+
+
+def _plan(selection: Selection, config: RunConfig) -> list[Any]:
+    from binance_archive import plan
+
+    return list(plan(selection, today=TODAY, shard=config.shard))
+
+
+def test_importing_the_library_imports_neither_dask_nor_prefect() -> None:
+    code = (
+        "import sys, binance_archive; from binance_archive import Archive, Selection, download, plan;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'prefect', 'pyarrow')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_without_distributed_the_error_says_what_to_install() -> None:
+    code = "import sys; sys.modules['distributed'] = None; import binance_archive.integrations.dask"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "pip install 'binance-archive[dask]'" in result.stderr
