@@ -277,14 +277,43 @@ async def download_on_dask(
 ) -> Report:
     """:func:`run_on_dask` for async code (a notebook cell, an async application): ``await download_on_dask(...)``.
 
-    With an asynchronous client (``Client(..., asynchronous=True)``) it runs on the caller's loop; otherwise it
-    waits for the cluster in a thread, so that the caller's loop stays free.
+    The caller's loop stays free while the cluster works, and cancelling the ``await`` stops the shards (each
+    discards its files in flight). With an asynchronous client (``Client(..., asynchronous=True)``) it runs on the
+    caller's loop; a synchronous client's blocking calls go to a thread.
     """
-    if not (isinstance(client, distributed.Client) and client.asynchronous):
-        return await asyncio.to_thread(
-            run_on_dask, source, client, shards=shards, detail=detail, progress=progress, retries=retries, **settings
-        )
     config = run_config(source, **settings)
+    if isinstance(client, distributed.Client) and client.asynchronous:
+        return await _on_async_client(client, config, shards, detail, progress, retries)
+    own = not isinstance(client, distributed.Client)
+    connected = (
+        client if isinstance(client, distributed.Client) else await asyncio.to_thread(distributed.Client, client)
+    )
+    try:
+        job = _Job(connected, progress)
+        try:
+            await asyncio.to_thread(job.submit, config, shards, detail, retries)
+            # A cancelled await returns at once and stops the shards below; the thread then ends with them.
+            await asyncio.to_thread(distributed.wait, job.futures)
+            results: list[dict[str, Any]] = await asyncio.to_thread(connected.gather, job.futures)
+        except BaseException:
+            await asyncio.to_thread(job.stop)
+            raise
+        finally:
+            job.close()
+    finally:
+        if own:
+            await asyncio.to_thread(connected.close)
+    return job.report(results)
+
+
+async def _on_async_client(
+    client: distributed.Client,
+    config: RunConfig,
+    shards: int | None,
+    detail: Detail,
+    progress: Counter | None,
+    retries: int,
+) -> Report:
     job = _Job(client, progress)
     try:
         job.submit(config, shards, detail, retries)
