@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
@@ -16,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 from binance_archive.backends import Storage, Transport, TransportContext
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
+from binance_archive.core.coverage import narrow
 from binance_archive.core.datatypes import DataType
+from binance_archive.core.files import ArchiveFile
 from binance_archive.core.listing import ListedObject
 from binance_archive.core.markets import Market
 from binance_archive.core.periods import Period
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from binance_archive.verification import VerifyReport
 
 __all__ = ["MAX_CONCURRENCY", "Archive"]
+
+log = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 10_000
 """The most files in flight an Archive accepts."""
@@ -239,9 +244,19 @@ class Archive:
             prefix: only keys under this prefix.
             selections: also report every file these selections plan that is not stored as missing.
             today: the UTC date the selections are planned for.
+
+        A mirror that holds no file of the archive under ``prefix`` gives a report with ``empty`` set (and a
+        warning logged); :meth:`repair` fetches again what the report found corrupt, missing or unverified.
+
+        Raises:
+            ConfigurationError: for a local mirror folder that does not exist (a typo must not look like a sound
+                mirror).
         """
         from binance_archive.verification import verify_storage  # only here: a download does not need it
 
+        root = self.storage.local_root
+        if root is not None and not root.is_dir():
+            raise ConfigurationError(f"the mirror folder {root} does not exist; give the folder downloads went to")
         async with await self._session():
             try:
                 return await verify_storage(
@@ -281,21 +296,81 @@ class Archive:
                 ``"problems"`` keeps memory flat as a plan grows (the command uses it unless asked for --json).
             fallback: when a monthly file is missing, download the daily files of its month instead.
 
+        A selection that can plan no file at all (a retired data type after its last date, a start in the future)
+        is refused with a :class:`ConfigurationError` saying why, in one line ("bookTicker on futures/um ended
+        2024-03-30; ..."); where only a part of the selections plans nothing (one of two data types, say), that
+        part is left out with a warning logged (logger ``binance_archive.archive``) and the rest is downloaded.
+
+        The storage is asked first whether it can be written (:meth:`Storage.check_writable`): when it cannot,
+        files already stored are still skipped, but the run stops before fetching anything, with
+        :attr:`Report.stopped` saying why.
+
         Raises:
-            ConfigurationError: for an invalid selection, before any I/O.
+            ConfigurationError: for an invalid selection, or one that can plan no file, before any I/O.
         """
         selections = (selection,) if isinstance(selection, Selection) else tuple(selection)
         for one in selections:
             validate_selection(one, self.catalog)
+        today = today or utc_today()
+        narrowed = narrow(selections, today=today, catalog=self.catalog).check()
+        for reason in narrowed.reasons:
+            log.warning("left out, as it plans no file: %s", reason)
         plan = Plan(
-            selections=selections,
-            today=today or utc_today(),
+            selections=narrowed.selections,
+            today=today,
             shard=parse_shard(shard),
             transport=self.transport,
             catalog=self.catalog,
             retry=self.retry,
             fallback=fallback,
         )
+        return await self._run(plan, force=force, refresh=refresh, detail=detail, progress=progress)
+
+    async def repair(
+        self,
+        found: VerifyReport | Iterable[str],
+        *,
+        progress: ProgressCallback | None = None,
+        detail: Detail = "all",
+    ) -> Report:
+        """Fetch again, verified, exactly the files a :meth:`verify` found corrupt, missing or unverified.
+
+        A plain re-run of the download skips a corrupt file (its sidecar is there, so it counts as stored), and
+        ``refresh`` skips it too (the archive's sidecar has not changed); ``force`` would fetch the whole
+        selection. This fetches those files only, each replaced atomically (its sidecar taken away first, stored
+        again last). Orphan files are left as they are.
+
+        Args:
+            found: a :class:`~binance_archive.verification.VerifyReport` (its
+                :attr:`~binance_archive.verification.VerifyReport.repairable` keys), or keys of the archive.
+            progress: a callable for progress events (in addition to the archive's own).
+            detail: as for :meth:`download`.
+
+        Returns:
+            The report of the download of those files (nothing planned: an empty report).
+
+        Raises:
+            ConfigurationError: for a key that is not one of the archive's.
+        """
+        from binance_archive.verification import VerifyReport
+
+        keys = found.repairable if isinstance(found, VerifyReport) else list(found)
+        files = tuple(ArchiveFile.from_key(key) for key in dict.fromkeys(keys))
+        plan = Plan(
+            selections=(),
+            files=files,
+            today=utc_today(),
+            shard=None,
+            transport=self.transport,
+            catalog=self.catalog,
+            retry=self.retry,
+            fallback=False,  # exactly those files: a monthly file the archive lost is reported, not replaced
+        )
+        return await self._run(plan, force=True, refresh=False, detail=detail, progress=progress)
+
+    async def _run(
+        self, plan: Plan, *, force: bool, refresh: bool, detail: Detail, progress: ProgressCallback | None
+    ) -> Report:
         run = Run(
             self.transport,
             self.storage,

@@ -333,6 +333,16 @@ class Storage(_Resource, abc.ABC):
         :class:`TransportContext`), so that :meth:`put_file` can adopt them without a copy."""
         return None
 
+    async def check_writable(self) -> None:  # an optional hook: empty on purpose
+        """Raise :class:`~binance_archive.errors.StorageError` when nothing could be written now: a read-only
+        folder or file system, a folder the user may not write to.
+
+        The engine calls this once at the start of every download (the storage is open). When it raises, files
+        already stored are still skipped, but the run stops at the first file it would fetch, before requesting
+        it, instead of fetching every file only to fail storing each. It must be cheap and leave nothing behind.
+        By default it does nothing: a storage that cannot tell cheaply (a remote one) leaves it to the writes.
+        """
+
     def temporary_files(self) -> Iterable[str]:
         """Where temporary objects of interrupted writes are (a killed process's), for ``verify`` to name as
         orphans; by default none (a storage whose writes leave nothing visible behind)."""

@@ -26,7 +26,7 @@ from binance_archive.core.selection import Selection
 from binance_archive.errors import InvalidKeyError, StorageError, VerificationError
 from binance_archive.report import JsonReport
 
-__all__ = ["Problem", "ProblemKind", "VerifyReport", "verify_storage"]
+__all__ = ["REPAIRABLE", "Problem", "ProblemKind", "VerifyReport", "verify_storage"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ class ProblemKind(enum.Enum):
     """A zip without its sidecar: its download never completed (a re-run fetches it again)."""
     ORPHAN = "orphan"
     """Not a key of the archive: a temporary file left by a killed process, or a stray file."""
+
+
+REPAIRABLE = frozenset({ProblemKind.CORRUPT, ProblemKind.MISSING, ProblemKind.UNVERIFIED})
+"""The kinds of problem :meth:`binance_archive.Archive.repair` fixes by fetching the file again."""
 
 
 @attrs.frozen
@@ -61,10 +65,19 @@ class VerifyReport(JsonReport):
     bytes: int = 0
     duration: float = 0.0
     problems: list[Problem] = attrs.Factory(list)
+    empty: bool = False
+    """No file of the archive was found (none verified, none corrupt, missing or unverified): often a wrong path
+    or prefix rather than an empty mirror, so the command refuses it; ``ok`` alone would not tell."""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def repairable(self) -> list[str]:
+        """The keys of the files :meth:`binance_archive.Archive.repair` fetches again: the corrupt, missing and
+        unverified ones (orphans are not files of the archive, and are left alone)."""
+        return sorted({p.key for p in self.problems if p.kind in REPAIRABLE})
 
     def count(self, kind: ProblemKind) -> int:
         return sum(1 for p in self.problems if p.kind is kind)
@@ -95,6 +108,9 @@ async def verify_storage(
     Most callers want :meth:`binance_archive.Archive.verify` or :func:`binance_archive.verify`, which open
     the storage around this.
 
+    A storage holding no file of the archive under ``prefix`` gives a report with :attr:`VerifyReport.empty` set
+    (and a warning logged): it has no problem, but nothing was verified either; the command calls it an error.
+
     Args:
         storage: the mirror to check (already open).
         prefix: only keys under this prefix.
@@ -120,6 +136,10 @@ async def verify_storage(
             batch[obj.key] = obj
         if batch:
             await _check_folder(storage, batch, report, group, semaphore)
+    report.empty = not report.checked and all(p.kind is ProblemKind.ORPHAN for p in report.problems)
+    if report.empty:
+        # Nothing of the archive there at all: a typo in the path or the prefix, more often than an empty mirror.
+        log.warning("%s holds no file of the archive under %r: nothing was verified", storage.location, prefix)
     for path in await asyncio.to_thread(lambda: list(storage.temporary_files())):
         report.problems.append(Problem(path, ProblemKind.ORPHAN, "temporary file of an interrupted write"))
     for selection in selections:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,3 +193,219 @@ def test_console_script_runs_as_a_process() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip\n"
+
+
+# -- a selection that plans nothing ----------------------------------------------------------------------------
+
+NOTHING = {
+    "retired type after its last date": (
+        ["--market", "um", "--data-type", "bookTicker", "--symbol", "BTCUSDT", "--start", "2024-06-01"],
+        "bookTicker on futures/um ended 2024-03-30",
+    ),
+    "the same, symbols from the listing": (
+        ["--market", "um", "--data-type", "bookTicker", "--start", "2024-06-01"],
+        "bookTicker on futures/um ended 2024-03-30",
+    ),
+    "a start in the future": (
+        [*PLAN_ARGS, "--start", "2030-01-01"],
+        "the start 2030-01-01 is in the future",
+    ),
+    "an end before the type's first date": (
+        ["--market", "um", "--data-type", "bookDepth", "--symbol", "BTCUSDT", "--start", "2022-01-01", "--end", "2022-06-30"],
+        "bookDepth on futures/um starts 2023-01-01",
+    ),
+    "monthly files only, the month not over": (
+        ["--market", "um", "--data-type", "fundingRate", "--symbol", "BTCUSDT", "--start", "2026-11-03"],
+        "there are only monthly files of fundingRate on futures/um, and the month 2026-11 is not over yet",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NOTHING))
+async def test_a_selection_that_plans_nothing_says_why_and_exits_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    argv, reason = NOTHING[case]
+    (tmp_path / "upstream").mkdir()
+    async with FakeArchiveServer(tmp_path / "upstream") as server:
+        urls = ["--base-url", server.base_url, "--listing-url", server.listing_url]
+        for command in (["plan", *argv], ["download", *argv, "--to", str(tmp_path / "m"), *urls]):
+            if command[0] == "plan" and "--symbol" not in argv:
+                continue  # plan needs symbols
+            status, out = await asyncio.to_thread(run, [*command, "--today", "2026-11-22"])
+            err = capsys.readouterr().err
+            assert status == 2 and out == "", (command, out)
+            assert f"binance-archive: error: nothing to download: {reason}" in err, err
+            assert len(err.strip().splitlines()) == 1, "one line says why"
+        assert server.stats.requests == 0, "refused before any request, the listing's included"
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_part_that_plans_nothing_is_named_and_the_rest_planned(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "--market", "um", "--data-type", "bookTicker,aggTrades", "--symbol", "BTCUSDT", "--start", "2024-06-01",
+            "--end", "2024-06-02", "--today", "2026-11-22"]  # fmt: skip
+    status, out = run(argv)
+    assert status == 0
+    assert out.splitlines() == [
+        "data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-06-01.zip",
+        "data/futures/um/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-06-02.zip",
+    ]
+    err = capsys.readouterr().err
+    assert (
+        err
+        == "binance-archive: note: left out, as it plans no file: bookTicker on futures/um ended 2024-03-30 (retired)\n"
+    )
+
+
+async def test_the_library_refuses_an_impossible_download_and_warns_of_a_part_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import datetime as dt
+
+    from binance_archive import Archive, ConfigurationError
+
+    today = dt.date(2024, 1, 10)
+    # 1h klines of three days, and 1w klines, which come in monthly files only while January is not over.
+    sel = Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals=("1h", "1w"), start="2024-01-03",
+                    end="2024-01-05")  # fmt: skip
+    files = [f for f in plan(sel, today=today)]
+    assert [f.interval.value for f in files if f.interval] == ["1h"] * 3
+    build_archive(tmp_path / "upstream", files, max_rows=5)
+    async with FakeArchiveServer(tmp_path / "upstream") as server:
+        archive = Archive(tmp_path / "m", base_url=server.base_url)
+        report = await archive.download(sel, today=today)
+        assert report.downloaded == 3 and report.ok
+        assert "left out, as it plans no file: there are only monthly files of 1w klines on spot" in caplog.text
+        with pytest.raises(ConfigurationError, match="nothing to download: bookTicker on futures/um ended 2024-03-30"):
+            await archive.download(Selection(markets="um", data_types="bookTicker", start="2024-06-01"), today=TODAY)
+        assert server.stats.listing_requests == 0
+
+
+# -- the target: a file, or not writable ----------------------------------------------------------------------
+
+
+async def test_a_target_that_is_a_file_is_refused_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    sel = Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-30",
+                    end="2024-02-02")  # fmt: skip
+    build_archive(tmp_path / "upstream", planned(sel), max_rows=5)
+    (tmp_path / "a-file").write_text("not a folder")
+    args = ["download", "--market", "spot", "--data-type", "klines", "--symbol", "BTCUSDT", "--interval", "1h",
+            "--start", "2024-01-30", "--end", "2024-02-02", "--today", "2026-11-22"]  # fmt: skip
+    async with FakeArchiveServer(tmp_path / "upstream") as server:
+        for to, extra, message in (
+            ("a-file", [], "is a file"),
+            ("a-file/mirror", [], f"lies under {tmp_path / 'a-file'}, which is a file"),
+            ("a-file", ["--processes", "2"], "is a file"),
+        ):
+            status, out = await asyncio.to_thread(
+                run, [*args, "--to", str(tmp_path / to), "--base-url", server.base_url, *extra]
+            )
+            err = capsys.readouterr().err
+            assert status == 2 and out == "", err
+            assert err.count("binance-archive: error: the mirror folder") == 1 and message in err, err
+        assert server.stats.requests == 0
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
+def _unprivileged() -> list[str]:
+    """The command prefix that runs a process as an unprivileged user: none when this is one already; as root,
+    ``setpriv`` to nobody (root writes into a folder of any mode, so a mode alone would prove nothing)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and there is no setpriv to drop to an unprivileged user (root ignores modes)")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder every user may read and traverse (pytest's own are private to their owner)."""
+    folder = Path(tempfile.mkdtemp(prefix="binance-archive-target-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    subprocess.run(["chmod", "-R", "u+w", str(folder)], check=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path) -> Iterator[Path]:
+    """A read-only tmpfs: writes fail with EROFS for every user, root included (mounting needs root)."""
+    target = tmp_path / "ro"
+    target.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {done.stderr.decode().strip()}")
+    yield target
+    subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "a folder of mode 0555, as an unprivileged user",
+        "a folder not made yet, in a folder of mode 0555, as an unprivileged user",
+        "a read-only file system",
+        "a folder not made yet, on a read-only file system",
+    ],
+)
+async def test_a_target_that_cannot_be_written_stops_before_any_request(
+    how: str, tmp_path: Path, shared_tmp: Path, request: pytest.FixtureRequest
+) -> None:
+    import asyncio
+
+    sel = Selection(markets="spot", data_types="klines", symbols="BTCUSDT", intervals="1h", start="2024-01-01",
+                    end="2024-02-02")  # fmt: skip
+    files = planned(sel)
+    build_archive(tmp_path / "upstream", files, max_rows=5)
+    if "0555" in how:
+        prefix, folder = _unprivileged(), shared_tmp / "mirror"
+        folder.mkdir(mode=0o555)
+        folder.chmod(0o555)
+        reason = "permission denied"
+    else:
+        prefix, folder = [], request.getfixturevalue("read_only_mount")
+        reason = "the file system is read-only"
+    mirror = folder / "new" / "mirror" if "not made yet" in how else folder
+    expected = f"cannot write to {mirror}: {reason}"
+    argv = ["download", "--market", "spot", "--data-type", "klines", "--symbol", "BTCUSDT", "--interval", "1h",
+            "--start", "2024-01-01", "--end", "2024-02-02", "--today", "2026-11-22", "--to", str(mirror)]  # fmt: skip
+    async with FakeArchiveServer(tmp_path / "upstream") as server:
+        process = await asyncio.create_subprocess_exec(
+            *prefix, sys.executable, "-m", "binance_archive", *argv, "--base-url", server.base_url, cwd="/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = (b.decode() for b in await asyncio.wait_for(process.communicate(), 120))
+        assert process.returncode == 1, err
+        # Not one file requested (before: every file was fetched, then failed to be stored).
+        assert server.stats.zip_requests == 0 and server.stats.checksum_requests == 0, err
+    assert "Traceback" not in err
+    assert f"stopped early: {expected}; nothing was fetched" in out, out
+    assert "failed                             0" in out
+    assert not any(folder.iterdir()), "nothing may be left behind"
+
+
+def test_the_failure_summary_adds_up_to_the_failed_count() -> None:
+    from binance_archive.cli.output import write_summary
+    from binance_archive.report import FileOutcome, Outcome, Report
+
+    def failure(i: int) -> FileOutcome:
+        return FileOutcome(
+            f"data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-01-{i:02d}.zip", Outcome.FAILED, error="x"
+        )
+
+    for kept, failed in ((3, 343), (25, 25), (20, 20), (3, 3)):
+        # A report may count more failures than it kept outcomes for (merged, or read back from JSON).
+        report = Report(failed=failed, outcomes=[failure(i + 1) for i in range(kept)])
+        out = io.StringIO()
+        write_summary(report, "m", out)
+        lines = out.getvalue().splitlines()
+        listed = sum(line.startswith("failed: ") for line in lines)
+        more = [int(line.split()[2]) for line in lines if line.startswith("... and ")]
+        assert listed == min(kept, 20) and listed + sum(more) == failed, lines

@@ -155,6 +155,13 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
         load_config(bad)
 
 
+def test_a_run_that_stopped_early_is_not_a_success_of_the_collection_workflow() -> None:
+    """A target that cannot be written stops the run before any file is fetched: nothing failed, nothing stored."""
+    stopped = Report(skipped=2, stopped="cannot write to /m: permission denied; nothing was fetched")
+    assert collection_result(stopped, RunConfig.from_mapping(LEGACY))["status"] == "partial"
+    assert collection_result(Report(stopped="x"), RunConfig.from_mapping(LEGACY))["status"] == "failed"
+
+
 def test_collection_result_mapping() -> None:
     report = Report()
     for outcome in [Outcome.DOWNLOADED] * 3 + [Outcome.SKIPPED] * 4 + [Outcome.MISSING] * 2 + [Outcome.FAILED]:

@@ -4,11 +4,15 @@ status (:mod:`.output` has their meanings)."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import re
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
+
+import attrs
 
 from binance_archive.cli.arguments import (
     backend_options,
@@ -18,16 +22,25 @@ from binance_archive.cli.arguments import (
     selection_of,
     today_of,
 )
-from binance_archive.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, write_all
+from binance_archive.cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    note,
+    write_all,
+    write_summary,
+)
 from binance_archive.cli.processes import check_processes, run_processes
 from binance_archive.config import collection_result
-from binance_archive.core import parse_shard, plan, validate_selection
+from binance_archive.core import Catalog, Selection, narrow, parse_shard, plan, utc_today, validate_selection
 from binance_archive.errors import ConfigurationError
 from binance_archive.runner import run as run_loop
 
 if TYPE_CHECKING:
     from binance_archive.archive import Archive
     from binance_archive.report import Report
+    from binance_archive.verification import VerifyReport
 
 __all__ = [
     "Command",
@@ -51,29 +64,39 @@ def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     selection = selection_of(args, need_symbols=True)
     if selection.start is None:
         raise ConfigurationError("--start is required for plan (download finds it from the listing)")
-    files = plan(selection, today=today_of(args), shard=parse_shard(args.shard), catalog=catalog_of(args))
+    today, catalog, shard = today_of(args) or utc_today(), catalog_of(args), parse_shard(args.shard)
     write = out.write
-    if args.urls or args.base_url:
-        for file in files:
-            write((file.url(args.base_url) if args.base_url else file.url()) + "\n")
-        return EXIT_OK
-    for file in files:
-        write(file.key + "\n")
+    urls = args.urls or args.base_url
+    for part in _plannable((selection,), today, catalog):
+        for file in plan(part, today=today, shard=shard, catalog=catalog):
+            if urls:
+                write((file.url(args.base_url) if args.base_url else file.url()) + "\n")
+            else:
+                write(file.key + "\n")
     return EXIT_OK
 
 
-def _archive(args: argparse.Namespace, progress: Callable[..., None] | None = None) -> Archive:
+def _plannable(selections: Sequence[Selection], today: dt.date, catalog: Catalog) -> tuple[Selection, ...]:
+    """The parts of ``selections`` that plan files; a note on standard error for each part left out, and a
+    ConfigurationError (status 2) when none is left: an impossible request must not look like a finished one."""
+    narrowed = narrow(selections, today=today, catalog=catalog).check()
+    for reason in narrowed.reasons:
+        note(f"left out, as it plans no file: {reason}")
+    return narrowed.selections
+
+
+def _archive(args: argparse.Namespace, location: str | None = None) -> Archive:
+    """The Archive the options describe: the mirror at ``location`` (else ``--to``, else ./binance-data)."""
     from binance_archive.archive import Archive
 
     return Archive(
-        getattr(args, "to", None) or "binance-data",
+        location or getattr(args, "to", None) or "binance-data",
         transport=args.transport or "http",
         transport_options=backend_options(args.transport_option, "--transport-option"),
         storage_options=backend_options(getattr(args, "storage_option", None), "--storage-option"),
         base_url=args.base_url,
         listing_url=args.listing_url,
         concurrency=getattr(args, "concurrency", None),
-        progress=progress,
         catalog=catalog_of(args),
     )
 
@@ -88,6 +111,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     detail = "all" if args.json and not config.legacy else "problems"
     for selection in config.selections:  # refused here, once, rather than by every process
         validate_selection(selection, config.catalog)
+    # Parts that plan nothing are named here, once, and left out of what the processes run.
+    config = attrs.evolve(config, selections=_plannable(config.selections, config.today or utc_today(), config.catalog))
     show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
     bar = TerminalProgress(sys.stderr, planned_total(config)) if show_bar else None
     try:
@@ -111,45 +136,67 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         document = collection_result(report, config) if config.legacy else report.to_dict()
         write_all(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     elif not args.quiet:
-        _print_summary(report, archive.storage.location, out)
+        write_summary(report, archive.storage.location, out)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _print_summary(report: Report, location: str, out: TextIO) -> None:
-    rows = [
-        ("downloaded", report.downloaded),
-        ("skipped (already stored)", report.skipped),
-        ("missing upstream", report.missing),
-        ("failed", report.failed),
-    ]
-    for label, count in rows:
-        out.write(f"  {label:<26}{count:>10}\n")
-    rate = report.downloaded / report.duration if report.duration > 0 else 0.0
-    out.write(f"  {'bytes downloaded':<26}{report.bytes / 1e6:>9.1f} MB\n")
-    out.write(f"  {'time':<26}{report.duration:>9.1f} s ({rate:.0f} files/s)\n")
-    for failure in report.failures[:20]:
-        out.write(f"failed: {failure.key}: {failure.error}\n")
-    if report.failed > 20:
-        out.write(f"... and {report.failed - 20} more failures (--json lists them all)\n")
-    if report.stopped:
-        out.write(f"stopped early: {report.stopped}; what is stored is kept, and a re-run goes on from there\n")
-    out.write(f"mirror: {location}\n")
-
-
 def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
-    from binance_archive.archive import Archive
+    from binance_archive.progress import TerminalProgress
 
-    archive = Archive(args.location, storage_options=backend_options(args.storage_option, "--storage-option"))
+    archive = _archive(args, args.location)
     report = run_loop(archive.verify(prefix=args.prefix))
+    if report.empty:
+        # A typo in the path or the prefix must not read as "0 files verified", status 0.
+        raise ConfigurationError(
+            f"{archive.storage.location} holds no file of the archive under {args.prefix!r}, so there is nothing to "
+            "verify; give the folder or URL downloads went to (and a --prefix it holds)"
+        )
+    repairable = report.repairable
+    repair: Report | None = None
+    if args.repair and repairable:
+        bar = TerminalProgress(sys.stderr, len(repairable)) if not args.json and sys.stderr.isatty() else None
+        try:
+            repair = run_loop(archive.repair(report, progress=bar, detail="all" if args.json else "problems"))
+        finally:
+            if bar is not None:
+                bar.close()
     if args.json:
-        write_all(out, report.to_json() + "\n")
+        document = report.to_dict()
+        if args.repair:
+            document["repair"] = repair.to_dict() if repair is not None else None
+        write_all(out, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     else:
         for problem in report.problems:
             out.write(
                 f"{problem.kind.value}: {problem.key}" + (f" ({problem.detail})" if problem.detail else "") + "\n"
             )
         out.write(report.summary() + "\n")
-    return EXIT_OK if report.ok else EXIT_FAILED
+        _print_repair(args, report, repair, archive.storage.location, out)
+    if not args.repair:
+        return EXIT_OK if report.ok else EXIT_FAILED
+    # Repaired: sound when every file came back verified and nothing else (an orphan) is wrong.
+    left = len(report.problems) - len(repairable)
+    whole = repair is None or (repair.ok and repair.missing == 0)
+    return EXIT_OK if whole and not left else EXIT_FAILED
+
+
+def _print_repair(
+    args: argparse.Namespace, report: VerifyReport, repair: Report | None, where: str, out: TextIO
+) -> None:
+    repairable = len(report.repairable)
+    if repairable and not args.repair:
+        out.write(
+            f"run `binance-archive verify {shlex.quote(args.location)} --repair` to fetch the {repairable} corrupt, "
+            "missing and unverified files again (a re-run of the download skips a corrupt file: its sidecar is there)\n"
+        )
+    elif repair is not None:
+        out.write(f"repair: fetching the {repairable} corrupt, missing and unverified files again\n")
+        write_summary(repair, where, out)
+    elif args.repair:
+        out.write("repair: nothing to fetch again\n")
+    orphans = len(report.problems) - repairable
+    if args.repair and orphans:
+        out.write(f"orphans left as they are (not files of the archive: remove them by hand): {orphans}\n")
 
 
 def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:

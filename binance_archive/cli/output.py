@@ -6,11 +6,23 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING, TextIO
 
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "error_status", "write_all"]
+if TYPE_CHECKING:
+    from binance_archive.report import Report
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "error_status",
+    "note",
+    "write_all",
+    "write_summary",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 """0 success; 1 some files failed (missing files are not failures); 2 bad usage or configuration; 130 interrupted."""
@@ -23,6 +35,35 @@ def error_status(exc: BinanceArchiveError) -> int:
         return EXIT_USAGE
     sys.stderr.write(f"binance-archive: {exc}\n")
     return EXIT_FAILED
+
+
+def write_summary(report: Report, location: str, out: TextIO) -> None:
+    """The summary of a download for people: the counts, the first failures (the lines and the "more" add up to
+    the failed count), why the run stopped early, and where the mirror is."""
+    rows = [
+        ("downloaded", report.downloaded),
+        ("skipped (already stored)", report.skipped),
+        ("missing upstream", report.missing),
+        ("failed", report.failed),
+    ]
+    for label, count in rows:
+        out.write(f"  {label:<26}{count:>10}\n")
+    rate = report.downloaded / report.duration if report.duration > 0 else 0.0
+    out.write(f"  {'bytes downloaded':<26}{report.bytes / 1e6:>9.1f} MB\n")
+    out.write(f"  {'time':<26}{report.duration:>9.1f} s ({rate:.0f} files/s)\n")
+    listed = report.failures[:20]
+    for failure in listed:
+        out.write(f"failed: {failure.key}: {failure.error}\n")
+    if report.failed > len(listed):  # the lines and the "more" add up to the count above, whatever was kept
+        out.write(f"... and {report.failed - len(listed)} more failures (--json lists them all)\n")
+    if report.stopped:
+        out.write(f"stopped early: {report.stopped}; what is stored is kept, and a re-run goes on from there\n")
+    out.write(f"mirror: {location}\n")
+
+
+def note(text: str) -> None:
+    """Tell the user something worth knowing that is not an error, on standard error, in one line."""
+    sys.stderr.write(f"binance-archive: note: {text}\n")
 
 
 def write_all(stream: IO[str], text: str) -> None:

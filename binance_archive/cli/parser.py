@@ -187,13 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         sub, "verify", "re-hash a stored mirror against its sidecars; name corrupt, missing and orphan files",
-        "examples:\n  binance-archive verify ./binance-data\n  binance-archive verify s3://bucket/prefix --json",
+        "examples:\n  binance-archive verify ./binance-data\n  binance-archive verify s3://bucket/prefix --json\n"
+        "  binance-archive verify ./binance-data --repair   # fetch the corrupt, missing and unverified files again",
         cmd_verify,
     )  # fmt: skip
     p.add_argument("location", metavar="PATH_OR_URL", help="the mirror's folder or URL")
     p.add_argument("--prefix", default="data/", help="only keys under this prefix (default: data/)")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (with --repair: under 'repair' too)")
+    p.add_argument(
+        "--repair", action="store_true",
+        help="fetch again, verified, exactly the corrupt, missing and unverified files found (orphans are left)",
+    )  # fmt: skip
+    p.add_argument(
+        "--concurrency", type=int, metavar="N", help="files in flight while repairing (default: the transport's)"
+    )
+    _add_transport(p)
 
     _command(
         sub, "backends", "list the installed transports and storages (plugins included)",

@@ -5,6 +5,7 @@
 - :mod:`~binance_archive.common.urls`: URLs checked, and shown without their secrets;
 - :mod:`~binance_archive.common.options`: options checked as they arrive from command lines and files;
 - :mod:`~binance_archive.common.files`: small local files read whole;
+- :mod:`~binance_archive.common.folders`: whether a local folder can hold a mirror (not a file; writable now);
 - :mod:`~binance_archive.common.threads`: async work on an event loop of a worker thread, cancellable from another.
 
 Listing pages are built by :meth:`binance_archive.core.listing.ListingPage.of_entries` (no I/O: the core).

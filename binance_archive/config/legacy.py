@@ -160,7 +160,7 @@ def collection_result(report: Report, config: RunConfig) -> dict[str, Any]:
     """
     available = report.total - report.missing
     stored = report.downloaded + report.skipped
-    if report.failed == 0:
+    if report.failed == 0 and not report.stopped:  # stopped: files were not attempted (a target not writable)
         status = "success"
     elif stored:
         status = "partial"

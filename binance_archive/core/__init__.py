@@ -6,6 +6,7 @@ sidecar and listing formats; and the planning of a selection into a lazy stream 
 
 from binance_archive.core.catalog import DEFAULT_CATALOG, Availability, Catalog
 from binance_archive.core.checksum import format_checksum, parse_checksum
+from binance_archive.core.coverage import Narrowed, empty_reason, narrow
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile, url_for_key
 from binance_archive.core.intervals import Interval
@@ -36,11 +37,14 @@ __all__ = [
     "ListedObject",
     "ListingPage",
     "Market",
+    "Narrowed",
     "Period",
     "Selection",
+    "empty_reason",
     "files_of_month",
     "format_checksum",
     "in_shard",
+    "narrow",
     "normalize_symbol",
     "parse_checksum",
     "parse_date",

@@ -21,7 +21,7 @@ from binance_archive.core.catalog import Catalog
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.files import ArchiveFile
 from binance_archive.core.periods import Period
-from binance_archive.core.planning import Shard, files_of_month, plan
+from binance_archive.core.planning import Shard, files_of_month, in_shard, plan
 from binance_archive.core.selection import Selection
 from binance_archive.core.symbols import validate_symbol
 from binance_archive.engine.discovery import first_date, list_symbols
@@ -41,6 +41,8 @@ class Plan:
 
     Attributes:
         selections: validated selections.
+        files: files to fetch as they are, before the selections' (a repair: exactly the files a verify found
+            wrong).
         transport: where the listing comes from, for selections that leave out symbols or a start date.
         catalog: the availability matrix planned against.
         retry: how a listing read that fails transiently is retried.
@@ -54,6 +56,7 @@ class Plan:
     catalog: Catalog
     retry: RetryPolicy
     fallback: bool
+    files: tuple[ArchiveFile, ...] = ()
 
     async def batches(self) -> AsyncIterator[Iterator[ArchiveFile]]:
         """The plan, as a stream of lazy plans: one per selection, or, where a selection leaves out symbols or
@@ -62,6 +65,9 @@ class Plan:
         Plain iterators inside, awaited only between them: a resumed run walks millions of files, and an async
         generator step per file would cost more than everything else done for a stored file.
         """
+        if self.files:
+            shard = self.shard
+            yield iter(self.files) if shard is None else (f for f in self.files if in_shard(f.key, shard))
         for selection in self.selections:
             async for files in self._batches_of(selection):
                 yield files

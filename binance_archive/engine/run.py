@@ -86,11 +86,23 @@ class Run:
         self._index = StoredIndex(storage) if not (force or refresh) else None
         self._receiver = Receiver(self._emit, threads=concurrency)
         self._transfer = Transfer(transport, storage, self._receiver, force=force, index=self._index)
+        # Why nothing can be written to the storage (Storage.check_writable), or None: then no file is fetched.
+        self._unwritable: StorageError | None = None
 
     async def execute(self, plan: Plan) -> None:
         """Download every file of ``plan``; errors that end the run (the listing the plan needs cannot be read, the
-        storage cannot be inspected) are raised as themselves."""
+        storage cannot be inspected) are raised as themselves.
+
+        The storage is asked first whether it can be written at all. When it cannot (a read-only folder or file
+        system), files already stored are still skipped, but the first file that would be fetched stops the run
+        instead, before any request for it: :attr:`Report.stopped` says why, and no file is counted failed.
+        """
         started = time.perf_counter()
+        try:
+            await self._storage.check_writable()
+        except StorageError as exc:
+            log.debug("the storage cannot be written: %s", exc)
+            self._unwritable = exc
         # Each item: a file, and whether it is already known not to be stored.
         queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         try:
@@ -150,10 +162,12 @@ class Run:
                 continue  # drain the queue: files not started are not attempted
             await self._one(plan, file, known_absent)
 
-    def _stop(self, exc: StorageFullError) -> None:
+    def _stop(
+        self, exc: StorageError, why: str = "the run stopped early (files not started were not attempted)"
+    ) -> None:
         """No file can be stored any more (the disk is full): start no new file; those in flight finish."""
         if not self.report.stopped:
-            self.report.stopped = f"{exc}; the run stopped early (files not started were not attempted)"
+            self.report.stopped = f"{exc}; {why}"
             log.error("stopping the download: %s", exc)
         self._extra.clear()
 
@@ -178,6 +192,10 @@ class Run:
                 log.info("%s changed upstream: %s -> %s", file.key, previous, digest)
         elif not self._force and not known_absent and (stored := await stored_zip(self._storage, file)):
             self._skip(file, stored.size)
+            return
+        if self._unwritable is not None:
+            # Nothing fetched could be stored: stop before the first request rather than fail every file after it.
+            self._stop(self._unwritable, "nothing was fetched (give a folder or bucket that can be written to)")
             return
         self._emit(EventKind.STARTED, file)
         outcome = await self._tries(

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
 from binance_archive.common.files import read_small
+from binance_archive.common.folders import probe_writes, refuse_a_file
 from binance_archive.common.staging import is_temporary, release, sweep, temp_path, temporary_glob
 from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
@@ -250,6 +251,7 @@ class LocalStorage(Storage):
         if not text:
             raise ConfigurationError("the local storage needs a folder")
         self.root = Path(text).expanduser()
+        refuse_a_file(self.root)
         self.fsync = fsync
         self.link = link
         self._root = os.path.join(os.fspath(self.root), "")  # with its trailing separator, for _path
@@ -262,6 +264,17 @@ class LocalStorage(Storage):
     @property
     def local_root(self) -> Path:
         return self.root
+
+    async def check_writable(self) -> None:
+        """Create a temporary file in the folder the mirror's files go under (``data/`` once it exists), and remove
+        it: honest for every user (root writes into a folder of mode 0555, but not into a read-only file system).
+        A root folder not made yet is not made here: the nearest folder that exists must let this user make it.
+        Microseconds: no thread hop."""
+        root = os.fspath(self.root)
+        try:
+            probe_writes(root)
+        except OSError as exc:
+            raise _explain(exc, exc.filename or root, "write to") from exc
 
     def path_of(self, key: str) -> Path:
         """The local path of ``key``; keys never leave the root (the core validates their symbols)."""

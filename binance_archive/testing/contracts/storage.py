@@ -79,6 +79,18 @@ class StorageContract:
                 pytest.skip("this storage keeps no objects on the local file system (local_root is None)")
             assert (Path(root) / key).read_bytes() == b"local"
 
+    async def test_check_writable_passes_on_a_fresh_storage_and_leaves_nothing(self, storage: Storage) -> None:
+        """:meth:`Storage.check_writable` is asked at the start of every download: a storage that can be written
+        must pass it (else nothing is ever fetched), and the check must leave no object behind."""
+        async with storage:
+            await storage.check_writable()
+            await storage.check_writable()  # once per download: again and again
+            assert await _keys(storage, "") == {}
+            left = await asyncio.to_thread(lambda: list(storage.temporary_files()))
+            await storage.put_bytes(self.KEY, b"after the check")
+            assert await _read(storage, self.KEY) == b"after the check"
+        assert left == [], "the check left a temporary object behind"
+
     async def test_temporary_files_are_none_after_clean_writes(self, storage: Storage) -> None:
         async with storage:
             await storage.put_bytes("data/a/one.zip", b"1")
