@@ -8,6 +8,7 @@ the listing shows, from each series' first file.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import logging
@@ -35,6 +36,7 @@ __all__ = ["Plan"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_LISTINGS_AT_ONCE = 8
 
 
 @attrs.frozen(kw_only=True)
@@ -92,24 +94,45 @@ class Plan:
                     named.setdefault((market, data_type), set()).update(selection.symbols)
         # A few tries at most: the check is a courtesy, and a listing that does not answer must not delay the run.
         policy = attrs.evolve(self.retry, attempts=min(self.retry.attempts, 3))
-        problems: list[str] = []
-        for (market, data_type), named_symbols in named.items():
-            symbols = [s for s in sorted(named_symbols) if not await self._stored(market, data_type, s)]
-            if not symbols:
-                continue
-            what = f"the symbols of {market.value} {data_type.value}"
-            read = functools.partial(unlisted_symbols, self.transport, self.catalog, market, data_type, symbols)
-            try:
-                # The lambda is awaited within this iteration, so it reads this iteration's ``read``.
-                unknown, listed = await Retrying(policy, what=what)(lambda _attempt: read())  # noqa: B023
-            except TransportError as exc:
-                log.info("%s were not checked against the listing (%s); files of a symbol it lacks count as missing",
-                         what, exc)  # fmt: skip
-                return
-            problems += [_unknown_symbol(symbol, market, data_type, listed) for symbol in unknown]
+        gate = asyncio.Semaphore(_LISTINGS_AT_ONCE)  # a run naming many types waits for one listing, not for each
+        unreadable: list[str] = []  # once one listing could not be read, the others are not tried
+        found = await asyncio.gather(
+            *(
+                self._unknown(market, data_type, symbols, policy, gate, unreadable)
+                for (market, data_type), symbols in named.items()
+            )
+        )
+        problems = [problem for problems in found for problem in problems]
         if problems:
             more = f"; and {len(problems) - 5} more unknown symbols" if len(problems) > 5 else ""
             raise ConfigurationError("; ".join(problems[:5]) + more)
+
+    async def _unknown(
+        self,
+        market: Market,
+        data_type: DataType,
+        named: set[str],
+        policy: RetryPolicy,
+        gate: asyncio.Semaphore,
+        unreadable: list[str],
+    ) -> list[str]:
+        """What to say of each of ``named`` that has no files of ``data_type`` in ``market`` (nothing where the
+        listing cannot be read: that is added to ``unreadable``)."""
+        async with gate:
+            symbols = [s for s in sorted(named) if not await self._stored(market, data_type, s)]
+            if not symbols or unreadable:
+                return []
+            what = f"the symbols of {market.value} {data_type.value}"
+            read = functools.partial(unlisted_symbols, self.transport, self.catalog, market, data_type, symbols)
+            try:
+                unknown, listed = await Retrying(policy, what=what)(lambda _attempt: read())
+            except TransportError as exc:
+                if not unreadable:
+                    log.info("the symbols named were not checked against the listing (%s: %s); files of a symbol "
+                             "it lacks count as missing", what, exc)  # fmt: skip
+                unreadable.append(what)
+                return []
+        return [_unknown_symbol(symbol, market, data_type, listed) for symbol in unknown]
 
     async def _stored(self, market: Market, data_type: DataType, symbol: str) -> bool:
         """Whether the mirror holds files of this symbol already (a resumed run then asks the archive nothing)."""
