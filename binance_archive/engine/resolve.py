@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _LISTINGS_AT_ONCE = 8
+_PROBES_AT_ONCE = 16
 
 
 @attrs.frozen(kw_only=True)
@@ -119,7 +120,10 @@ class Plan:
         """What to say of each of ``named`` that has no files of ``data_type`` in ``market`` (nothing where the
         listing cannot be read: that is added to ``unreadable``)."""
         async with gate:
-            symbols = [s for s in sorted(named) if not await self._stored(market, data_type, s)]
+            # Many symbols of an S3 mirror: a request each, so several at once.
+            probes = asyncio.Semaphore(_PROBES_AT_ONCE)
+            stored = await asyncio.gather(*(self._stored(market, data_type, s, probes) for s in sorted(named)))
+            symbols = [s for s, known in zip(sorted(named), stored, strict=True) if not known]
             if not symbols or unreadable:
                 return []
             what = f"the symbols of {market.value} {data_type.value}"
@@ -134,12 +138,13 @@ class Plan:
                 return []
         return [_unknown_symbol(symbol, market, data_type, listed) for symbol in unknown]
 
-    async def _stored(self, market: Market, data_type: DataType, symbol: str) -> bool:
+    async def _stored(self, market: Market, data_type: DataType, symbol: str, probes: asyncio.Semaphore) -> bool:
         """Whether the mirror holds files of this symbol already (a resumed run then asks the archive nothing)."""
         if self.storage is None:
             return False
         periods = self.catalog.lookup(market, data_type).periods
-        return await stores_symbol(self.storage, market, data_type, symbol, periods)
+        async with probes:
+            return await stores_symbol(self.storage, market, data_type, symbol, periods)
 
     def instead_of_missing(self, file: ArchiveFile) -> list[ArchiveFile]:
         """The files to fetch in place of ``file``, which the archive does not have: the daily files of a monthly
