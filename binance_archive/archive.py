@@ -63,8 +63,10 @@ class Archive:
         transport: how files are fetched: a name (``http``, or any installed plugin's) or an instance.
         transport_options: keyword options for the transport's constructor.
         storage_options: keyword options for the storage's constructor.
-        base_url: where the archive's files are (passed to the transport as ``base_url``).
-        listing_url: the S3 listing of the archive (passed to the transport as ``listing_url``).
+        base_url: where the archive's files are (passed to the transport as ``base_url``; the HTTP transport's
+            default is the ``BINANCE_ARCHIVE_BASE_URL`` environment variable where it is set).
+        listing_url: the S3 listing of the archive (passed to the transport as ``listing_url``; the HTTP
+            transport's default is ``BINANCE_ARCHIVE_LISTING_URL`` where it is set).
         concurrency: files in flight at once (default: the transport's preference: 80 for HTTP, 512 for s5cmd,
             32 for a mirror).
         retry: the retry policy for transient failures.
@@ -323,6 +325,7 @@ class Archive:
             catalog=self.catalog,
             retry=self.retry,
             fallback=fallback,
+            storage=self.storage,
         )
         return await self._run(plan, force=force, refresh=refresh, detail=detail, progress=progress)
 

@@ -234,6 +234,17 @@ class Transport(_Resource, abc.ABC):
                     raise VerificationError(f"{key} is larger than the {max_size} bytes expected")
         return bytes(data)
 
+    @property
+    def listing_is_authoritative(self) -> bool:
+        """Whether :meth:`list` lists the very archive :meth:`get` fetches from, so that a symbol the listing does
+        not show has no files here: the engine then refuses such a symbol before a download (naming the closest
+        listed ones) rather than counting every file of it as missing.
+
+        The default: true where the class implements :meth:`list`. A transport whose listing may describe another
+        archive than its files (the HTTP transport given a base URL of its own but the public listing) says false.
+        """
+        return type(self).list is not Transport.list
+
     def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
         """The pages of the listing of ``prefix`` (S3 semantics: with a delimiter, sub-folders come as prefixes).
 

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
+import logging
+import pickle
+import re
+import sys
+import tomllib
+from asyncio.subprocess import PIPE
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from binance_archive import ConfigurationError, Selection
 from binance_archive.config import RunConfig, collection_result, format_size, load_config
-from binance_archive.core import DataType, Interval, Market
+from binance_archive.core import DEFAULT_CATALOG, DataType, Interval, Market, plan
+from binance_archive.core.planning import validate_selection
 from binance_archive.report import FileOutcome, Outcome, Report
+from binance_archive.tables.report import ConvertReport
 from binance_archive.testing import FakeArchiveServer, build_archive
 
 from .engine.scenario import TODAY, planned
+from .support.collection_examples import EXAMPLES, INVALID, MATRIX
 
 NATIVE = """
 to = "./mirror"
@@ -111,7 +123,7 @@ def test_legacy_batch_mode_selects_s5cmd_and_its_options() -> None:
         ({"max_parallel_downloads": 0}, "max_parallel_downloads must be at least 1"),
         ({"max_parallel_downloads": "many"}, "max_parallel_downloads must be a whole number"),
         ({"enable_batch_mode": "yes"}, "enable_batch_mode must be true or false"),
-        ({"intervals": {"trades": ["1m"]}}, "intervals names data type 'trades'"),
+        ({"intervals": {"kline": ["1m"]}}, "intervals names 'kline', which is no data type"),
         ({"intervals": {"klines": ["2m"]}}, "unknown interval '2m'"),
         ({"date_range": {"start": "2024-02-30"}}, "invalid start date '2024-02-30'"),
         ({"date_range": {"begin": "2024-01-01"}}, "unknown key 'begin' in date_range"),
@@ -163,17 +175,51 @@ def test_a_run_that_stopped_early_is_not_a_success_of_the_collection_workflow() 
 
 
 def test_collection_result_mapping() -> None:
-    report = Report()
-    for outcome in [Outcome.DOWNLOADED] * 3 + [Outcome.SKIPPED] * 4 + [Outcome.MISSING] * 2 + [Outcome.FAILED]:
-        report.add(FileOutcome("k", outcome, 1024 if outcome is Outcome.DOWNLOADED else 0))
+    report = Report(started_at=dt.datetime(2026, 5, 22, 10, 15, 0, 250000, tzinfo=dt.UTC), duration=2.5)
+    outcomes = [Outcome.DOWNLOADED] * 3 + [Outcome.SKIPPED] * 4 + [Outcome.MISSING] * 2 + [Outcome.FAILED]
+    for i, outcome in enumerate(outcomes):
+        error = "HTTP 503" if outcome is Outcome.FAILED else None
+        report.add(FileOutcome(f"data/k{i}.zip", outcome, 1024 if outcome is Outcome.DOWNLOADED else 0, error=error))
     result = collection_result(report, RunConfig.from_mapping(LEGACY))
     assert result["status"] == "partial" and result["output_directory"] == "/tmp/out"
+    # The workflow's own names (its data-validation example reads total_size_bytes), and ours kept beside them.
     assert result["collection_stats"] == {
         "total_tasks": 10, "successful_tasks": 3, "failed_tasks": 1, "skipped_tasks": 4, "missing_tasks": 2,
-        "total_bytes": 3072, "total_seconds": 0.0,
+        "total_size_bytes": 3072, "processing_time_seconds": 2.5, "total_bytes": 3072, "total_seconds": 2.5,
     }  # fmt: skip
     assert result["success_rate"] == 87.5 and result["total_size_formatted"] == "3.0 KB"
+    assert result["storage_zones_used"] == ["bronze"]
+    task_id = "archive_collection_20260522_101500_250000"
+    assert result["ingestion_metadata_id"] == task_id
+    assert result["metadata"] == {
+        "task_id": task_id, "status": "completed",
+        "created_at": "2026-05-22T10:15:00.250000+00:00", "updated_at": "2026-05-22T10:15:02.750000+00:00",
+        "records_processed": 7, "bytes_processed": 3072, "errors": ["data/k9.zip: HTTP 503"],
+        "source_files": ["data/k0.zip", "data/k1.zip", "data/k2.zip"],
+        "output_files": ["/tmp/out/data/k0.zip", "/tmp/out/data/k1.zip", "/tmp/out/data/k2.zip"],
+    }  # fmt: skip
+    # As the workflow's metadata object: its examples read result['metadata'].output_files.
+    assert result["metadata"].output_files == result["metadata"]["output_files"]
+    with pytest.raises(AttributeError, match="no field 'outputs'"):
+        _ = result["metadata"].outputs
+    assert json.loads(json.dumps(result))["metadata"]["task_id"] == task_id
+    assert pickle.loads(pickle.dumps(result)) == result  # it travels to other processes (a Prefect worker)
     assert format_size(5 * 1024**3) == "5.0 GB" and format_size(12) == "12 B"
+
+
+def test_collection_result_names_silver_once_tables_are_written() -> None:
+    report = Report()
+    report.add(FileOutcome("data/k.zip", Outcome.DOWNLOADED, 10))
+    config = RunConfig.from_mapping(LEGACY)
+    assert collection_result(report, config)["storage_zones_used"] == ["bronze"]
+    written = ConvertReport(tables="/tmp/tables", converted=1, rows=24, duration=0.5)
+    result = collection_result(report, config, written)
+    assert result["storage_zones_used"] == ["bronze", "silver"] and result["status"] == "success"
+    assert result["tables"]["rows"] == 24 and result["collection_stats"]["processing_time_seconds"] == 0.5
+    nothing = ConvertReport(tables="/tmp/tables")
+    assert collection_result(report, config, nothing)["storage_zones_used"] == ["bronze"]
+    failed = ConvertReport(tables="/tmp/tables", converted=1, failed=1)
+    assert collection_result(report, config, failed)["status"] == "partial"
 
 
 async def test_legacy_config_runs_end_to_end_from_the_cli(tmp_path: Path) -> None:
@@ -190,7 +236,8 @@ async def test_legacy_config_runs_end_to_end_from_the_cli(tmp_path: Path) -> Non
     async with FakeArchiveServer(upstream) as server:
         path = tmp_path / "legacy.json"
         path.write_text(json.dumps({
-            "markets": ["futures_um"], "symbols": ["BTCUSDT"], "data_types": ["klines"], "intervals": {"klines": ["1d"]},
+            "workflow_type": "archive_collection", "markets": ["futures_um"], "symbols": ["BTCUSDT"],
+            "data_types": ["klines"], "intervals": {"klines": ["1d"]},
             "date_range": {"start": "2024-01-01", "end": "2024-02-03"}, "output_directory": str(tmp_path / "out"),
         }))  # fmt: skip
         out = io.StringIO()
@@ -209,6 +256,44 @@ async def test_legacy_config_runs_end_to_end_from_the_cli(tmp_path: Path) -> Non
     assert status == 0 and result["status"] == "success"
     assert result["collection_stats"]["successful_tasks"] == len(planned(sel)) == 4
     assert result["output_directory"] == str(tmp_path / "out")
+    # The workflow's data-validation example, and its metadata's files: every one stored where it says.
+    assert result["collection_stats"]["total_size_bytes"] > 0 and result["storage_zones_used"] == ["bronze"]
+    assert result["metadata"]["records_processed"] == 4 and result["metadata"]["errors"] == []
+    assert sorted(result["metadata"]["source_files"]) == sorted(f.key for f in planned(sel))
+    assert all(Path(p).is_file() for p in result["metadata"]["output_files"])
+    assert result["ingestion_metadata_id"] == result["metadata"]["task_id"]
+
+
+async def test_a_legacy_config_without_intervals_says_so_once_and_interval_narrows_it(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    every = Selection(
+        markets="um", data_types="klines", symbols="BTCUSDT", intervals=[i.value for i in Interval if i.value != "1s"],
+        start="2024-01-30", end="2024-02-01",
+    )  # fmt: skip
+    build_archive(upstream, planned(every), max_rows=2)
+    async with FakeArchiveServer(upstream) as server:
+        path = tmp_path / "legacy.json"
+        path.write_text(json.dumps({
+            "workflow_type": "archive_collection", "markets": ["futures_um"], "symbols": ["BTCUSDT"],
+            "data_types": ["klines"], "date_range": {"start": "2024-01-30", "end": "2024-02-01"},
+        }))  # fmt: skip
+
+        async def download(*more: str) -> tuple[int | None, dict[str, Any], str]:
+            argv = ["download", "--config", str(path), "--json", "--today", TODAY.isoformat(),
+                    "--base-url", server.base_url, "--listing-url", server.listing_url, *more]  # fmt: skip
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "binance_archive", *argv, stdout=PIPE, stderr=PIPE
+            )
+            out, err = await process.communicate()
+            return process.returncode, json.loads(out or b"{}"), err.decode()
+
+        status, result, err = await download("--to", str(tmp_path / "all"))
+        narrowed_status, narrowed, narrowed_err = await download("--to", str(tmp_path / "1d"), "--interval", "1d")
+    assert status == 0 and result["collection_stats"]["total_tasks"] == len(planned(every))
+    lines = [line for line in err.splitlines() if "every interval" in line]
+    assert len(lines) == 1 and "15 on futures/um" in lines[0] and "--interval" in lines[0], err
+    assert narrowed_status == 0 and "every interval" not in narrowed_err
+    assert narrowed["collection_stats"]["total_tasks"] == len(planned(every.with_(intervals="1d")))
 
 
 def test_config_and_selection_options_do_not_mix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -218,3 +303,112 @@ def test_config_and_selection_options_do_not_mix(tmp_path: Path, capsys: pytest.
     path.write_text(NATIVE)
     assert main(["download", "--config", str(path), "--symbol", "BTCUSDT"]) == 2
     assert "remove --symbol" in capsys.readouterr().err
+
+
+# -- the collection workflow's own documents --------------------------------------------------------------------
+
+
+def test_workflow_type_archive_collection_is_accepted_and_nothing_else() -> None:
+    config = RunConfig.from_mapping({**LEGACY, "workflow_type": "archive_collection"})
+    assert config.legacy and len(config.selections) == 3
+    with pytest.raises(ConfigurationError, match=r"workflow_type must be 'archive_collection'.*not 'data_pipeline'"):
+        RunConfig.from_mapping({**LEGACY, "workflow_type": "data_pipeline"})
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_example_of_the_collection_workflow_loads(name: str, tmp_path: Path) -> None:
+    # The examples name their matrix file: a catalog is there, as the user's own would be.
+    (tmp_path / MATRIX).write_text(DEFAULT_CATALOG.to_json())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(EXAMPLES[name]))
+    config = load_config(path)
+    assert config.legacy and config.selections
+    for selection in config.selections:
+        validate_selection(selection, config.catalog)  # what a download checks first: it would run
+    planned = [s for s in config.selections if s.symbols and s.start]
+    if planned:  # (a retired type's selection may plan nothing on its own)
+        assert any(next(iter(plan(s, today=TODAY, catalog=config.catalog)), None) for s in planned)
+
+
+def _without_matrix(name: str) -> dict[str, object]:
+    """An example planned against the built-in catalog (its matrix file is not there)."""
+    return {k: v for k, v in EXAMPLES[name].items() if k != "matrix_path"}
+
+
+def test_the_invalid_example_is_refused_naming_the_market() -> None:
+    with pytest.raises(ConfigurationError, match="unknown market 'invalid_market'; valid choices"):
+        RunConfig.from_mapping(INVALID)
+
+
+def test_kline_types_without_intervals_plan_every_interval_of_the_catalog(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="binance_archive.config"):
+        config = RunConfig.from_mapping(EXAMPLES["README: Multi-Market Collection"])
+    klines = {s.markets[0]: s.intervals for s in config.selections if s.data_types == (DataType.KLINES,)}
+    for market in (Market.SPOT, Market.FUTURES_UM, Market.FUTURES_CM):
+        assert klines[market] == DEFAULT_CATALOG.lookup(market, DataType.KLINES).all_intervals()
+    assert len(klines[Market.SPOT]) == 16 and Interval.S1 in klines[Market.SPOT]
+    said = [r.getMessage() for r in caplog.records if "every interval" in r.getMessage()]
+    assert said == [
+        "the configuration gives no intervals for klines, so every interval the catalog has is planned "
+        "(klines: 16 on spot, 15 on futures/um, 15 on futures/cm); "
+        'narrow it with "intervals": {"klines": ["1h", "1d"]} in the configuration, or --interval'
+    ]
+
+
+def test_intervals_the_catalog_lacks_or_types_do_not_take_are_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="binance_archive.config"):
+        config = RunConfig.from_mapping(_without_matrix("Comprehensive Klines Collection"))
+    um = next(s for s in config.selections if s.markets == (Market.FUTURES_UM,) and s.data_types[0].value == "klines")
+    assert Interval.S1 not in um.intervals and Interval.MO1 in um.intervals and len(um.intervals) == 15
+    assert "futures/um klines has no 1s interval: left out" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="binance_archive.config"):
+        config = RunConfig.from_mapping(_without_matrix("Futures UM - Trading Analysis Dataset"))
+    # premiumIndex is that workflow's name of premiumIndexKlines; intervals for types not asked for are said.
+    assert [s.data_types[0].value for s in config.selections] == [
+        "klines",
+        "fundingRate",
+        "premiumIndexKlines",
+        "liquidationSnapshot",
+        "metrics",
+    ]
+    assert "intervals of indexPriceKlines are left out: indexPriceKlines is not in data_types" in caplog.text
+    config = RunConfig.from_mapping(_without_matrix("Guide: Market-Specific Collection"))
+    assert [s.intervals for s in config.selections if s.data_types[0].value == "bookDepth"] == []  # spot has none
+
+
+def test_interval_option_fills_in_kline_types_a_legacy_config_leaves_without(caplog: pytest.LogCaptureFixture) -> None:
+    data = {**LEGACY, "data_types": ["klines", "markPriceKlines"], "intervals": {"klines": ["1h"]}}
+    with caplog.at_level(logging.WARNING, logger="binance_archive.config"):
+        config = RunConfig.from_mapping(data, intervals=["1d"])
+    assert {(s.markets[0].value, s.data_types[0].value): s.intervals for s in config.selections} == {
+        ("spot", "klines"): (Interval.H1,),
+        ("futures/um", "klines"): (Interval.H1,),
+        ("futures/um", "markPriceKlines"): (Interval.D1,),
+    }
+    assert "every interval" not in caplog.text
+    with pytest.raises(ConfigurationError, match="apply to the collection workflow's schema only"):
+        RunConfig.from_mapping(tomllib.loads(NATIVE), intervals=["1d"])
+
+
+def test_the_workflow_s_runtime_settings_are_accepted(caplog: pytest.LogCaptureFixture) -> None:
+    data = _without_matrix("API: Workflow Configuration Schema")
+    with caplog.at_level(logging.INFO, logger="binance_archive.config"):
+        config = RunConfig.from_mapping({**data, "output_directory": None})
+    assert config.to == "output/data"  # local_data_dir, where output_directory is not given
+    assert "environment, enable_monitoring, logging: settings of the collection workflow's own runtime" in caplog.text
+
+
+def test_every_configuration_in_the_docs_loads(tmp_path: Path) -> None:
+    (tmp_path / MATRIX).write_text(DEFAULT_CATALOG.to_json())
+    docs = Path(__file__).parent.parent / "docs"
+    loaded = 0
+    for page in ("config.md", "quickstart.md"):
+        for kind, block in re.findall(r"```(toml|json)\n(.*?)```", (docs / page).read_text(), re.DOTALL):
+            data = tomllib.loads(block) if kind == "toml" else json.loads(block)
+            if "selection" not in data and "markets" not in data:
+                continue  # a result mapping, not a configuration
+            config = RunConfig.from_mapping(data, base_dir=str(tmp_path))
+            assert config.selections and config.legacy == ("markets" in data), page
+            loaded += 1
+    assert loaded >= 3  # config.md: one of each schema; quickstart.md: one (at least)

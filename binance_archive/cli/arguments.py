@@ -73,12 +73,13 @@ def backend_options(values: Sequence[str] | None, what: str) -> dict[str, Any]:
 def config_of(args: argparse.Namespace) -> RunConfig:
     """The run configuration: from --config, or from the command line's options; the command line wins."""
     if args.config:
-        given = [o for o in ("market", "data_type", "symbol", "interval", "start", "end", "period") if getattr(args, o)]
+        given = [o for o in ("market", "data_type", "symbol", "start", "end", "period") if getattr(args, o)]
         if given:
             raise ConfigurationError(
                 f"--config holds the selection; remove --{given[0].replace('_', '-')} (or drop --config)"
             )
-        config = load_config(args.config)
+        # --interval only fills in the kline types a configuration of the collection workflow gives no intervals.
+        config = load_config(args.config, intervals=split_list(args.interval) or None)
     else:
         config = RunConfig(selections=(selection_of(args, need_symbols=False),), catalog=catalog_of(args))
     changes: dict[str, Any] = {}

@@ -106,9 +106,10 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
 
     config = config_of(args)
     processes = check_processes(args.processes)
-    # Only a --json report lists every file; the summary needs the counts and the problems. Keeping an outcome for
-    # every file costs ~1 KB each (~90 MB for a mirror of 100,000 files, gigabytes for the whole archive).
-    detail = "all" if args.json and not config.legacy else "problems"
+    # Only a --json report lists every file (the collection workflow's result too, in its metadata); the summary
+    # needs the counts and the problems. Keeping an outcome for every file costs ~1 KB each (~90 MB for a mirror
+    # of 100,000 files, gigabytes for the whole archive).
+    detail = "all" if args.json else "problems"
     for selection in config.selections:  # refused here, once, rather than by every process
         validate_selection(selection, config.catalog)
     # Parts that plan nothing are named here, once, and left out of what the processes run.

@@ -120,8 +120,14 @@ def _add_convert_selection(parser: argparse.ArgumentParser) -> None:
 def _add_transport(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("transport")
     group.add_argument("--transport", metavar="NAME", help="how to fetch files (default: http; see 'backends')")
-    group.add_argument("--base-url", metavar="URL", help="where the archive's files are (default: data.binance.vision)")
-    group.add_argument("--listing-url", metavar="URL", help="the archive's S3 listing URL")
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="where the archive's files are (default: $BINANCE_ARCHIVE_BASE_URL, else data.binance.vision)",
+    )
+    group.add_argument(
+        "--listing-url", metavar="URL", help="the archive's S3 listing URL (default: $BINANCE_ARCHIVE_LISTING_URL)"
+    )
     group.add_argument(
         "--transport-option", action="append", metavar="KEY=VALUE", help="an option of the transport (repeatable)"
     )
@@ -159,7 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "download", "download, verify and store a selection", _EPILOG_DOWNLOAD, cmd_download)
     _add_selection(p)
     _add_transport(p)
-    p.add_argument("--config", metavar="FILE", help="read the selection and settings from a TOML or JSON file")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read the selection and settings from a TOML or JSON file (with the collection workflow's schema, "
+        "--interval gives the intervals of the kline types it leaves without)",
+    )
     p.add_argument("--to", metavar="PATH_OR_URL", help="where the mirror goes (default: ./binance-data)")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
     p.add_argument(

@@ -1,28 +1,35 @@
-"""The configuration schema of the collection workflow users migrate from (``markets``, ``symbols``,
-``data_types``, ``intervals``, ``date_range``, ``output_directory``, ``max_parallel_downloads``, ...), mapped onto
-this library's settings, and the result mapping that workflow returned (:func:`collection_result`)."""
+"""The configuration schema of the collection workflow users migrate from (``workflow_type``, ``markets``,
+``symbols``, ``data_types``, ``intervals``, ``date_range``, ``output_directory``, ``max_parallel_downloads``, ...),
+mapped onto this library's settings. Every example of that workflow's documentation loads (tests/test_config.py
+holds them); its result mapping is :func:`~binance_archive.config.collection_result`.
+
+That workflow planned from its availability matrix: a kline type given no intervals meant every interval the
+matrix has, a data type or interval a market lacks was left out. So it is here, each said in the log.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from binance_archive.config.values import catalog_at, date_text, positive_int, string_list, typed, unknown
+from binance_archive.core.catalog import Catalog
 from binance_archive.core.datatypes import DataType
+from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
 from binance_archive.core.selection import Selection
 from binance_archive.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from binance_archive.config.run_config import RunConfig
-    from binance_archive.report import Report
-
-__all__ = ["LEGACY_KEYS", "collection_result", "format_size", "legacy_settings"]
+__all__ = ["LEGACY_KEYS", "WORKFLOW_TYPE", "legacy_settings"]
 
 log = logging.getLogger(__name__)
 
+WORKFLOW_TYPE = "archive_collection"
+"""The one ``workflow_type`` this schema configures."""
+
 LEGACY_KEYS = {
+    "workflow_type": f'"{WORKFLOW_TYPE}" (the workflow this schema configures)',
     "markets": "a list of markets",
     "symbols": "a list of symbols, or a table of lists per market",
     "data_types": "a list of data types",
@@ -39,46 +46,48 @@ LEGACY_KEYS = {
     "s5cmd_extra_args": "a list of extra s5cmd arguments",
     "part_size_mb": "multipart part size for S3 storage, in MB",
     "matrix_path": "path of an availability_matrix or catalog JSON",
+    "local_data_dir": "where the mirror goes when output_directory is not given",
+    "environment": "accepted and ignored (the workflow's deployment stage)",
+    "enable_monitoring": "accepted and ignored",
+    "logging": "accepted and ignored (configure Python's logging instead)",
 }
 
+_IGNORED = ("environment", "enable_monitoring", "logging")
+# The workflow's own names of data types, where they differ from the archive's.
+_TYPE_NAMES = {"premiumIndex": DataType.PREMIUM_INDEX_KLINES.value}
 
-def legacy_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, Any]:
-    """The settings of a :class:`~binance_archive.config.RunConfig` from a document of this schema."""
+
+def legacy_settings(
+    data: Mapping[str, Any], base_dir: str | None, *, intervals: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The settings of a :class:`~binance_archive.config.RunConfig` from a document of this schema.
+
+    Args:
+        intervals: the intervals of the kline types the document gives none (the command's ``--interval``);
+            without them, such a type is planned in every interval the catalog has for its market.
+    """
     unknown(data, LEGACY_KEYS, "the configuration")
+    workflow = data.get("workflow_type", WORKFLOW_TYPE)
+    if workflow != WORKFLOW_TYPE:
+        raise ConfigurationError(f"workflow_type must be {WORKFLOW_TYPE!r} (the only one this schema configures), "
+                                 f"not {workflow!r}")  # fmt: skip
+    ignored = [k for k in _IGNORED if k in data]
+    if ignored:
+        log.info("%s: settings of the collection workflow's own runtime, ignored here", ", ".join(ignored))
     markets = [Market.parse(m) for m in string_list(data, "markets")]
     if not markets:
         raise ConfigurationError(
             f"markets must name at least one market; valid markets: {', '.join(m.value for m in Market)}"
         )
-    types = string_list(data, "data_types")
+    types = [_data_type(name) for name in string_list(data, "data_types")]
     if not types:
         raise ConfigurationError("data_types must name at least one data type")
     catalog = catalog_at(data.get("matrix_path"), base_dir, "matrix_path")
-
-    raw_symbols = data.get("symbols")
-    symbols_of: dict[Market, list[str]] = {}
-    if isinstance(raw_symbols, Mapping):
-        for name in raw_symbols:
-            market = Market.parse(name)
-            if market not in markets:
-                raise ConfigurationError(f"symbols names market {name!r}, which is not in markets")
-            symbols_of[market] = string_list(raw_symbols, name)
-    else:
-        every = string_list(data, "symbols")
-        symbols_of = {m: every for m in markets}
-
-    raw_intervals = data.get("intervals")
-    intervals_of: dict[str, list[str]] = {}
-    if isinstance(raw_intervals, Mapping):
-        for name in raw_intervals:
-            if name not in types:
-                raise ConfigurationError(
-                    f"intervals names data type {name!r}, which is not in data_types ({', '.join(types)})"
-                )
-            intervals_of[name] = string_list(raw_intervals, name)
-    elif raw_intervals is not None:
-        every_interval = string_list(data, "intervals")
-        intervals_of = {t: every_interval for t in types}
+    symbols_of = _symbols(data, markets)
+    intervals_of = _intervals(data, types)
+    fallback = [Interval.parse(i) for i in intervals or ()]
+    if fallback and all(t in intervals_of for t in types if t.has_interval):
+        log.warning("--interval is ignored: the configuration gives intervals to every kline type it names (if any)")
 
     date_range = data.get("date_range") or {}
     if not isinstance(date_range, Mapping):
@@ -87,29 +96,105 @@ def legacy_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
     start, end = date_text(date_range.get("start")), date_text(date_range.get("end"))
 
     selections: list[Selection] = []
+    every_interval: dict[DataType, list[str]] = {}  # kline types planned in every interval: "spot 16", ...
     for market in markets:
         available = set(catalog.data_types(market))
-        for name in types:
-            data_type = DataType.parse(name)
+        for data_type in dict.fromkeys(types):
             if data_type not in available:
                 log.warning("skipping %s %s: the catalog has no such data", market.value, data_type.value)
                 continue
-            intervals = intervals_of.get(name, []) if data_type.has_interval else []
-            if not data_type.has_interval and isinstance(raw_intervals, Mapping) and intervals_of.get(name):
-                raise ConfigurationError(f"intervals names {name!r}, which has no intervals")
+            chosen: list[Interval] = []
+            if data_type.has_interval:
+                chosen = intervals_of.get(data_type) or fallback
+                if not chosen:
+                    chosen = list(catalog.lookup(market, data_type).all_intervals())
+                    every_interval.setdefault(data_type, []).append(f"{len(chosen)} on {market.value}")
+                chosen = _available_intervals(catalog, market, data_type, chosen)
+                if not chosen:
+                    continue
             selections.append(
                 Selection(
                     markets=market,
                     data_types=data_type,
                     symbols=symbols_of.get(market, []),
-                    intervals=intervals,
+                    intervals=chosen,
                     start=start,
                     end=end,
                 )
             )
+    if every_interval:
+        names = " and ".join(t.value for t in every_interval)
+        counts = "; ".join(f"{t.value}: {', '.join(c)}" for t, c in every_interval.items())
+        log.warning(
+            "the configuration gives no intervals for %s, so every interval the catalog has is planned (%s); "
+            'narrow it with "intervals": {"%s": ["1h", "1d"]} in the configuration, or --interval',
+            names, counts, next(iter(every_interval)).value,
+        )  # fmt: skip
     if not selections:
         raise ConfigurationError("no combination of markets and data_types exists in the catalog")
+    return dict(selections=tuple(selections), catalog=catalog, legacy=True, **_settings(data))
 
+
+def _data_type(name: str) -> DataType:
+    return DataType.parse(_TYPE_NAMES.get(name, name))
+
+
+def _symbols(data: Mapping[str, Any], markets: list[Market]) -> dict[Market, list[str]]:
+    raw = data.get("symbols")
+    if not isinstance(raw, Mapping):
+        every = string_list(data, "symbols")
+        return {m: every for m in markets}
+    symbols_of: dict[Market, list[str]] = {}
+    for name in raw:
+        market = Market.parse(name)
+        if market not in markets:
+            raise ConfigurationError(f"symbols names market {name!r}, which is not in markets")
+        symbols_of[market] = string_list(raw, name)
+    return symbols_of
+
+
+def _intervals(data: Mapping[str, Any], types: list[DataType]) -> dict[DataType, list[Interval]]:
+    """The intervals the document gives per kline type; those it gives other types are said and left out (that
+    workflow's examples give some to types without any, such as ``bookDepth``, and to types they do not take)."""
+    raw = data.get("intervals")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        every = [Interval.parse(i) for i in string_list(data, "intervals")]
+        return {t: every for t in types if t.has_interval}
+    intervals_of: dict[DataType, list[Interval]] = {}
+    for name in raw:
+        try:
+            data_type = _data_type(name)
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"intervals names {name!r}, which is no data type; it names data_types ({', '.join(map(str, types))})"
+            ) from None
+        if data_type not in types:
+            log.warning("intervals of %s are left out: %s is not in data_types", name, name)
+        elif not data_type.has_interval:
+            log.warning("intervals of %s are left out: the archive's %s files have no interval", name, name)
+        else:
+            intervals_of[data_type] = [Interval.parse(i) for i in string_list(raw, name)]
+    return intervals_of
+
+
+def _available_intervals(
+    catalog: Catalog, market: Market, data_type: DataType, chosen: list[Interval]
+) -> list[Interval]:
+    """``chosen``, less the intervals the catalog lacks for ``market`` (each said); none left: the pair is skipped."""
+    has = set(catalog.lookup(market, data_type).all_intervals())
+    kept = [i for i in dict.fromkeys(chosen) if i in has]
+    lacking = [i.value for i in chosen if i not in has]
+    if lacking:
+        log.warning("%s %s has no %s interval: left out", market.value, data_type.value, ", ".join(lacking))
+    if not kept:
+        log.warning("skipping %s %s: none of its intervals is in the catalog", market.value, data_type.value)
+    return kept
+
+
+def _settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of the run that are not the selections: transport, storage, concurrency, force."""
     transport = "s5cmd" if typed(data, "enable_batch_mode", bool, "true or false") else "http"
     transport_options: dict[str, Any] = {}
     batch_size = positive_int(data, "batch_size")
@@ -125,9 +210,12 @@ def legacy_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
     if timeout is not None:
         if timeout <= 0:
             raise ConfigurationError(f"timeout_seconds must be positive, not {timeout}")
-        if transport in ("http", "s5cmd"):  # both watch for a stalled read with this option
-            transport_options["read_timeout"] = float(timeout)
-    output = typed(data, "output_directory", str, "a folder or URL") or "binance-data"
+        transport_options["read_timeout"] = float(timeout)  # both transports watch for a stalled read with it
+    output = (
+        typed(data, "output_directory", str, "a folder or URL")
+        or typed(data, "local_data_dir", str, "a folder")
+        or "binance-data"
+    )
     storage_options: dict[str, Any] = {}
     part_size = typed(data, "part_size_mb", (int, float), "a number of MB")
     if part_size is not None:
@@ -140,53 +228,10 @@ def legacy_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
     resume = typed(data, "enable_resume", bool, "true or false")
     force = bool(typed(data, "force_redownload", bool, "true or false")) or resume is False
     return dict(
-        selections=tuple(selections),
         to=output,
         transport=transport,
         transport_options=transport_options,
         storage_options=storage_options,
         concurrency=positive_int(data, "max_parallel_downloads"),
         force=force,
-        catalog=catalog,
-        legacy=True,
     )
-
-
-def collection_result(report: Report, config: RunConfig) -> dict[str, Any]:
-    """The result mapping the collection workflow returned, for callers migrating from it.
-
-    ``success_rate`` is the percentage of tasks that ended stored (downloaded or already there) among those
-    the archive has (missing files are not counted against it).
-    """
-    available = report.total - report.missing
-    stored = report.downloaded + report.skipped
-    if report.failed == 0 and not report.stopped:  # stopped: files were not attempted (a target not writable)
-        status = "success"
-    elif stored:
-        status = "partial"
-    else:
-        status = "failed"
-    return {
-        "status": status,
-        "collection_stats": {
-            "total_tasks": report.total,
-            "successful_tasks": report.downloaded,
-            "failed_tasks": report.failed,
-            "skipped_tasks": report.skipped,
-            "missing_tasks": report.missing,
-            "total_bytes": report.bytes,
-            "total_seconds": round(report.duration, 3),
-        },
-        "success_rate": round(100.0 * stored / available, 2) if available else 100.0,
-        "total_size_formatted": format_size(report.bytes),
-        "output_directory": config.to,
-    }
-
-
-def format_size(size: float) -> str:
-    """``1536`` -> ``1.5 KB`` (binary multiples, as file managers show them)."""
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -43,7 +43,8 @@ class RunConfig:
     today: dt.date | None = None
     shard: Shard | None = None
     legacy: bool = False
-    """Read from the collection workflow's schema (so :func:`collection_result` fits its callers)."""
+    """Read from the collection workflow's schema (so :func:`~binance_archive.config.collection_result` fits its
+    callers)."""
 
     def archive(self, **overrides: Any) -> Archive:
         """The :class:`~binance_archive.Archive` this configuration describes."""
@@ -75,8 +76,15 @@ class RunConfig:
         return await archive.download(self.selections, **options)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, base_dir: str | None = None) -> RunConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, base_dir: str | None = None, intervals: Sequence[str] | None = None
+    ) -> RunConfig:
         """Read either schema from a parsed TOML or JSON document.
+
+        Args:
+            base_dir: the folder relative paths in the document (a catalog) are relative to.
+            intervals: for the collection workflow's schema, the intervals of the kline types the document gives
+                none (the command's ``--interval``); this library's schema names them in each selection.
 
         Raises:
             ConfigurationError: naming any unknown key or invalid value.
@@ -85,12 +93,18 @@ class RunConfig:
             raise ConfigurationError("a configuration is a table (TOML) or an object (JSON) of settings")
         legacy = [k for k in data if k in LEGACY_KEYS and k not in NATIVE_KEYS]
         if legacy or ("markets" in data and "selection" not in data):
-            return cls(**legacy_settings(data, base_dir))
+            return cls(**legacy_settings(data, base_dir, intervals=intervals))
+        if intervals:
+            raise ConfigurationError(
+                "intervals given beside the configuration (--interval) apply to the collection workflow's schema "
+                "only; this configuration names its intervals in each [[selection]]"
+            )
         return cls(**native_settings(data, base_dir))
 
 
-def load_config(path: str | os.PathLike[str]) -> RunConfig:
-    """Load a run configuration from a TOML (``.toml``) or JSON file.
+def load_config(path: str | os.PathLike[str], *, intervals: Sequence[str] | None = None) -> RunConfig:
+    """Load a run configuration from a TOML (``.toml``) or JSON file (``intervals``: see
+    :meth:`RunConfig.from_mapping`).
 
     Raises:
         ConfigurationError: when the file cannot be read or parsed, or holds an invalid setting.
@@ -108,4 +122,4 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
             data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"{text_path} is not valid TOML or JSON: {exc}") from None
-    return RunConfig.from_mapping(data, base_dir=os.path.dirname(os.path.abspath(text_path)))
+    return RunConfig.from_mapping(data, base_dir=os.path.dirname(os.path.abspath(text_path)), intervals=intervals)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import unicodedata
+from collections.abc import Iterable
 
 from binance_archive.errors import ConfigurationError
 
-__all__ = ["MAX_SYMBOL_LENGTH", "normalize_symbol", "validate_symbol"]
+__all__ = ["MAX_SYMBOL_LENGTH", "closest_symbols", "normalize_symbol", "validate_symbol"]
 
 MAX_SYMBOL_LENGTH = 64
 
@@ -61,3 +63,24 @@ def normalize_symbol(symbol: str) -> str:
     if not isinstance(symbol, str):
         raise ConfigurationError(f"a symbol must be a string, not {type(symbol).__name__}")
     return validate_symbol(symbol.strip().upper())
+
+
+def closest_symbols(symbol: str, known: Iterable[str], *, limit: int = 3) -> list[str]:
+    """The names of ``known`` closest to ``symbol``, best first, for a "did you mean" (at most ``limit``).
+
+    Spelling mistakes are found by similarity (``BTCUSTD`` -> ``BTCUSDT``); a name that is a part of the real one
+    by containment, shortest first (``BTC`` -> ``BTCBVOLUSDT``, the options' volatility index), since similarity
+    alone rates a short part of a long name too low to suggest.
+    """
+    names = sorted(set(known))
+    wanted = symbol.upper()
+    found = difflib.get_close_matches(wanted, names, n=limit, cutoff=0.6)
+    if found:  # only those nearly as close as the best: BTCBVOLUSTD is BTCBVOLUSDT, not ETHBVOLUSDT too
+        best = difflib.SequenceMatcher(None, wanted, found[0]).ratio()
+        found = [n for n in found if difflib.SequenceMatcher(None, wanted, n).ratio() >= best - 0.1]
+    if len(found) < limit and len(wanted) >= 2:
+        # Names starting with it first, then names holding it; shorter (closer) names before longer ones.
+        holding = [n for n in names if wanted in n and n not in found]
+        holding.sort(key=lambda n: (not n.startswith(wanted), len(n), n))
+        found += holding[: limit - len(found)]
+    return found

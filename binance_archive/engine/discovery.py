@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from binance_archive.backends import Transport
 from binance_archive.core.catalog import Catalog
@@ -20,7 +20,7 @@ from binance_archive.core.markets import Market
 from binance_archive.core.periods import Period
 from binance_archive.errors import InvalidKeyError
 
-__all__ = ["first_date", "list_objects", "list_symbols"]
+__all__ = ["first_date", "list_objects", "list_symbols", "unlisted_symbols"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,28 @@ async def list_symbols(
                 if symbol:
                     found.add(symbol)
     return sorted(found)
+
+
+async def unlisted_symbols(
+    transport: Transport, catalog: Catalog, market: Market, data_type: DataType, symbols: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """Which of ``symbols`` have no folder of ``data_type`` in ``market`` (in any period), from the listing; and,
+    when some have none, every symbol listed there (for suggestions), else nothing.
+
+    Monthly folders are listed first and the daily ones only for symbols not found there: symbols listed in both
+    are found with the shorter listing (a new symbol, with no whole month yet, only in the daily one).
+    """
+    wanted = set(symbols)
+    listed: set[str] = set()
+    entry = catalog.lookup(market, data_type)
+    for period in sorted(entry.periods, key=lambda p: p is not Period.MONTHLY):
+        prefix = type_prefix(market, period, data_type)
+        async for page in transport.list(prefix, delimiter="/"):
+            listed.update(sub[len(prefix) :].strip("/") for sub in page.prefixes)
+            if wanted <= listed:  # the rest of the listing cannot change the answer
+                return [], []
+    listed.discard("")
+    return sorted(wanted - listed), sorted(listed)
 
 
 async def first_date(

@@ -8,6 +8,7 @@ the listing shows, from each series' first file.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import logging
@@ -16,23 +17,27 @@ from typing import TypeVar
 
 import attrs
 
-from binance_archive.backends import Transport
+from binance_archive.backends import Storage, Transport
 from binance_archive.core.catalog import Catalog
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.files import ArchiveFile
+from binance_archive.core.markets import Market
 from binance_archive.core.periods import Period
 from binance_archive.core.planning import Shard, files_of_month, in_shard, plan
 from binance_archive.core.selection import Selection
-from binance_archive.core.symbols import validate_symbol
-from binance_archive.engine.discovery import first_date, list_symbols
+from binance_archive.core.symbols import closest_symbols, validate_symbol
+from binance_archive.engine.discovery import first_date, list_symbols, unlisted_symbols
 from binance_archive.engine.retry import Retrying, RetryPolicy
-from binance_archive.errors import ConfigurationError
+from binance_archive.engine.stored import stores_symbol
+from binance_archive.errors import ConfigurationError, TransportError
 
 __all__ = ["Plan"]
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_LISTINGS_AT_ONCE = 8
+_PROBES_AT_ONCE = 16
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +52,7 @@ class Plan:
         catalog: the availability matrix planned against.
         retry: how a listing read that fails transiently is retried.
         fallback: when a monthly file is missing, download the daily files of its month instead.
+        storage: the mirror; a symbol it holds files of is known to exist without asking the listing.
     """
 
     selections: tuple[Selection, ...]
@@ -57,6 +63,7 @@ class Plan:
     retry: RetryPolicy
     fallback: bool
     files: tuple[ArchiveFile, ...] = ()
+    storage: Storage | None = None
 
     async def batches(self) -> AsyncIterator[Iterator[ArchiveFile]]:
         """The plan, as a stream of lazy plans: one per selection, or, where a selection leaves out symbols or
@@ -65,12 +72,85 @@ class Plan:
         Plain iterators inside, awaited only between them: a resumed run walks millions of files, and an async
         generator step per file would cost more than everything else done for a stored file.
         """
+        await self.check_symbols()
         if self.files:
             shard = self.shard
             yield iter(self.files) if shard is None else (f for f in self.files if in_shard(f.key, shard))
         for selection in self.selections:
             async for files in self._batches_of(selection):
                 yield files
+
+    async def check_symbols(self) -> None:
+        """Refuse a named symbol that has no files at all in its market and data type, before any download, naming
+        the closest symbols the listing shows ("did you mean BTCBVOLUSDT?").
+
+        Only where the transport's listing is authoritative (it lists the archive the files come from), and only
+        when it answers: a listing that cannot be read leaves the check undone (said in the log), never the run.
+        A symbol that has files, but not on every planned date, passes: those dates count as missing. A symbol the
+        mirror holds files of passes without a look at the listing, so a resumed run asks the archive nothing.
+
+        Raises:
+            ConfigurationError: naming each unknown symbol, its market and data type, and the closest listed names.
+        """
+        if not self.transport.listing_is_authoritative:
+            return
+        named: dict[tuple[Market, DataType], set[str]] = {}
+        for selection in self.selections:
+            for market in selection.markets if selection.symbols else ():
+                for data_type in selection.data_types:
+                    named.setdefault((market, data_type), set()).update(selection.symbols)
+        # A few tries at most: the check is a courtesy, and a listing that does not answer must not delay the run.
+        policy = attrs.evolve(self.retry, attempts=min(self.retry.attempts, 3))
+        gate = asyncio.Semaphore(_LISTINGS_AT_ONCE)  # a run naming many types waits for one listing, not for each
+        unreadable: list[str] = []  # once one listing could not be read, the others are not tried
+        found = await asyncio.gather(
+            *(
+                self._unknown(market, data_type, symbols, policy, gate, unreadable)
+                for (market, data_type), symbols in named.items()
+            )
+        )
+        problems = [problem for problems in found for problem in problems]
+        if problems:
+            more = f"; and {len(problems) - 5} more unknown symbols" if len(problems) > 5 else ""
+            raise ConfigurationError("; ".join(problems[:5]) + more)
+
+    async def _unknown(
+        self,
+        market: Market,
+        data_type: DataType,
+        named: set[str],
+        policy: RetryPolicy,
+        gate: asyncio.Semaphore,
+        unreadable: list[str],
+    ) -> list[str]:
+        """What to say of each of ``named`` that has no files of ``data_type`` in ``market`` (nothing where the
+        listing cannot be read: that is added to ``unreadable``)."""
+        async with gate:
+            # Many symbols of an S3 mirror: a request each, so several at once.
+            probes = asyncio.Semaphore(_PROBES_AT_ONCE)
+            stored = await asyncio.gather(*(self._stored(market, data_type, s, probes) for s in sorted(named)))
+            symbols = [s for s, known in zip(sorted(named), stored, strict=True) if not known]
+            if not symbols or unreadable:
+                return []
+            what = f"the symbols of {market.value} {data_type.value}"
+            read = functools.partial(unlisted_symbols, self.transport, self.catalog, market, data_type, symbols)
+            try:
+                unknown, listed = await Retrying(policy, what=what)(lambda _attempt: read())
+            except TransportError as exc:
+                if not unreadable:
+                    log.info("the symbols named were not checked against the listing (%s: %s); files of a symbol "
+                             "it lacks count as missing", what, exc)  # fmt: skip
+                unreadable.append(what)
+                return []
+        return [_unknown_symbol(symbol, market, data_type, listed) for symbol in unknown]
+
+    async def _stored(self, market: Market, data_type: DataType, symbol: str, probes: asyncio.Semaphore) -> bool:
+        """Whether the mirror holds files of this symbol already (a resumed run then asks the archive nothing)."""
+        if self.storage is None:
+            return False
+        periods = self.catalog.lookup(market, data_type).periods
+        async with probes:
+            return await stores_symbol(self.storage, market, data_type, symbol, periods)
 
     def instead_of_missing(self, file: ArchiveFile) -> list[ArchiveFile]:
         """The files to fetch in place of ``file``, which the archive does not have: the daily files of a monthly
@@ -121,6 +201,23 @@ class Plan:
     async def _listing(self, what: str, read: Callable[[], Awaitable[_T]]) -> _T:
         """Read the listing with the retry policy: a 503 or a reset on one listing page must not end the run."""
         return await Retrying(self.retry, what=what)(lambda _attempt: read())
+
+
+def _unknown_symbol(symbol: str, market: Market, data_type: DataType, listed: list[str]) -> str:
+    """What to tell a user of a ``symbol`` the listing of ``market`` ``data_type`` (``listed``) does not hold."""
+    text = f"unknown symbol {symbol!r} for {market.value} {data_type.value}: the archive's listing has no files of it"
+    close = closest_symbols(symbol, listed)
+    if close:
+        either = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+        return f"{text}; did you mean {either}?"
+    if not listed:
+        return f"{text}, nor of any symbol"
+    if len(listed) <= 8:
+        return f"{text}; it lists {', '.join(listed)}"
+    return (
+        f"{text}; `binance-archive symbols --market {market.value} --data-type {data_type.value}` "
+        f"shows the {len(listed)} it lists"
+    )
 
 
 def _safe_symbols(listed: Iterable[str]) -> tuple[str, ...]:

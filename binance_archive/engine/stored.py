@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import collections
 import logging
+from collections.abc import Iterable
 
 from binance_archive.backends import Storage, StoredObject
+from binance_archive.core.datatypes import DataType
 from binance_archive.core.files import CHECKSUM_SUFFIX, ArchiveFile
+from binance_archive.core.markets import Market
+from binance_archive.core.periods import Period
 from binance_archive.errors import StorageError
 
-__all__ = ["SCAN_AFTER", "UNSCANNED", "StoredIndex", "stored_zip"]
+__all__ = ["SCAN_AFTER", "UNSCANNED", "StoredIndex", "stored_zip", "stores_symbol"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,20 @@ async def stored_zip(storage: Storage, file: ArchiveFile) -> StoredObject | None
     # CORRUPT file under its final name if Binance replaced the file meanwhile).
     await storage.delete(file.checksum_key)
     return None
+
+
+async def stores_symbol(
+    storage: Storage, market: Market, data_type: DataType, symbol: str, periods: Iterable[Period]
+) -> bool:
+    """Whether ``storage`` holds any object of ``symbol``'s ``data_type`` in ``market`` (in one of ``periods``): then
+    the archive had files of it, and a re-run need not ask the listing (it costs no request at all)."""
+    for period in periods:
+        try:
+            async for _obj in storage.list(f"data/{market.value}/{period.value}/{data_type.value}/{symbol}/"):
+                return True
+        except StorageError as exc:
+            log.debug("cannot look for %s in %s: %s", symbol, storage.location, exc)
+    return False
 
 
 class StoredIndex:

@@ -17,6 +17,7 @@ from binance_archive.core import (
     normalize_symbol,
     validate_symbol,
 )
+from binance_archive.core.symbols import closest_symbols
 from binance_archive.errors import ConfigurationError, InvalidKeyError
 
 JAN1 = dt.date(2024, 1, 1)
@@ -279,3 +280,18 @@ def test_the_cached_key_follows_changes_and_survives_pickling() -> None:
     assert copy.key == moved.key
     with pytest.raises(ConfigurationError):
         attrs.evolve(f, symbol="../x")
+
+
+@pytest.mark.parametrize(
+    ("symbol", "known", "closest"),
+    [
+        ("BTC", ["BTCBVOLUSDT", "ETHBVOLUSDT"], ["BTCBVOLUSDT"]),  # a part of the real name
+        ("btcustd", ["BTCUSDT", "ETHUSDT", "BNBUSDT"], ["BTCUSDT"]),  # a slip of the keys
+        ("BTCBVOLUSTD", ["BTCBVOLUSDT", "ETHBVOLUSDT"], ["BTCBVOLUSDT"]),  # not ETH's, which is further off
+        ("BTCUSD", ["BTCUSD_PERP", "BTCUSD_240329", "ETHUSD_PERP", "BTCUSDT"], ["BTCUSDT", "BTCUSD_PERP"]),
+        ("XRP", ["BTCBVOLUSDT", "ETHBVOLUSDT"], []),
+        ("BTC", [], []),
+    ],
+)
+def test_closest_symbols(symbol: str, known: list[str], closest: list[str]) -> None:
+    assert closest_symbols(symbol, known, limit=2) == closest

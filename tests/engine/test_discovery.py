@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
+import socket
+import sys
+from asyncio.subprocess import PIPE
 from pathlib import Path
 
-from binance_archive import Archive, Selection
+import pytest
+
+from binance_archive import Archive, ConfigurationError, Selection
 from binance_archive.testing import FakeArchiveServer, build_archive
 
-from .scenario import TODAY, planned
+from .scenario import FAST_RETRY, TODAY, planned
 
 SYMBOLS = ["ADAUSDT", "BNBUSDT", "BTCUSDT", "DOGEUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
 
@@ -63,3 +70,92 @@ async def test_first_date_prefers_monthly_then_daily(tmp_path: Path) -> None:
     assert min(dt.date.fromisoformat(p.name[-14:-4]) for p in (tmp_path / "mirror").rglob("*-??-??.zip")) == dt.date(
         2024, 1, 15
     )
+
+
+# -- named symbols the listing does not hold ----------------------------------------------------------------------
+
+BVOL = Selection(
+    markets="option",
+    data_types="BVOLIndex",
+    symbols=["BTCBVOLUSDT", "ETHBVOLUSDT"],
+    start="2023-07-01",
+    end="2023-07-03",
+)
+
+
+@pytest.fixture
+def bvol_tree(tmp_path: Path) -> Path:
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, planned(BVOL), max_rows=3)
+    return upstream
+
+
+async def test_an_unknown_symbol_fails_the_run_before_any_download_naming_the_closest(
+    bvol_tree: Path, tmp_path: Path
+) -> None:
+    async with FakeArchiveServer(bvol_tree) as server:
+        archive = Archive(tmp_path / "mirror", base_url=server.base_url, listing_url=server.listing_url)
+        assert archive.transport.listing_is_authoritative
+        # The options example of the collection workflow asks for BTC; the archive's name is BTCBVOLUSDT.
+        selections = [BVOL.with_(symbols="ETHBVOLUSDT"), BVOL.with_(symbols=["BTC", "ETHBVOLUSDT"])]
+        with pytest.raises(
+            ConfigurationError,
+            match=r"^unknown symbol 'BTC' for option BVOLIndex: the archive's listing has no files of it; "
+            r"did you mean BTCBVOLUSDT\?$",
+        ):
+            await archive.download(selections, today=TODAY)
+        assert server.stats.zip_requests == server.stats.checksum_requests == 0  # not even the good selection's
+    assert not list((tmp_path / "mirror").rglob("*.zip"))
+
+
+async def test_a_known_symbol_without_some_dates_counts_them_as_missing(bvol_tree: Path, tmp_path: Path) -> None:
+    async with FakeArchiveServer(bvol_tree) as server:
+        archive = Archive(tmp_path / "mirror", base_url=server.base_url, listing_url=server.listing_url)
+        report = await archive.download(BVOL.with_(end="2023-07-05"), today=TODAY)
+        assert report.ok and report.downloaded == 6 and report.missing == 4
+        server.stats.reset()
+        again = await archive.download(BVOL, today=TODAY)  # the mirror holds both: the listing is not asked
+    assert again.skipped == 6 and server.stats.requests == 0
+
+
+async def test_unknown_symbols_of_a_plain_download_exit_2_with_the_closest(bvol_tree: Path, tmp_path: Path) -> None:
+    async with FakeArchiveServer(bvol_tree) as server:
+        argv = [
+            "download", "--market", "option", "--data-type", "BVOLIndex", "--symbol", "BTCBVOLUSTD,XRP",
+            "--start", "2023-07-01", "--end", "2023-07-03", "--to", str(tmp_path / "mirror"),
+            "--base-url", server.base_url, "--listing-url", server.listing_url,
+        ]  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "binance_archive", *argv, stdout=PIPE, stderr=PIPE
+        )
+        _out, err = await process.communicate()
+        requests = server.stats.zip_requests
+    assert process.returncode == 2 and requests == 0, err
+    message = err.decode()
+    assert "unknown symbol 'BTCBVOLUSTD' for option BVOLIndex" in message and "did you mean BTCBVOLUSDT?" in message
+    # Nothing close to XRP: the few symbols listed there are named.
+    assert "unknown symbol 'XRP' for option BVOLIndex: the archive's listing has no files of it; it lists " in message
+    assert "BTCBVOLUSDT, ETHBVOLUSDT" in message
+
+
+async def test_symbols_are_not_checked_against_a_listing_of_another_archive(bvol_tree: Path, tmp_path: Path) -> None:
+    async with FakeArchiveServer(bvol_tree) as server:
+        # Files from a base URL of one's own, the listing the public bucket's: it cannot speak for these files.
+        archive = Archive(tmp_path / "mirror", base_url=server.base_url)
+        assert not archive.transport.listing_is_authoritative
+        report = await archive.download(BVOL.with_(symbols="BTC"), today=TODAY)
+    assert report.ok and report.missing == 3 and server.stats.listing_requests == 0
+
+
+async def test_a_listing_that_does_not_answer_leaves_the_check_undone(
+    bvol_tree: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: the listing is refused at once
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/bucket"
+    async with FakeArchiveServer(bvol_tree) as server:
+        archive = Archive(tmp_path / "mirror", base_url=server.base_url, listing_url=dead, retry=FAST_RETRY)
+        with caplog.at_level(logging.INFO, logger="binance_archive.engine"):
+            report = await archive.download(BVOL, today=TODAY)
+    assert report.ok and report.downloaded == 6
+    assert "the symbols named were not checked against the listing (the symbols of option BVOLIndex: " in caplog.text

@@ -27,6 +27,7 @@ from binance_archive.config import RunConfig
 from binance_archive.core import DataType, Interval, Market, Period, parse_date
 from binance_archive.errors import ConfigurationError
 from binance_archive.storages.local import LocalStorage
+from binance_archive.testing import build_archive
 
 from ..support.moto import MotoS3
 from .scenario import TODAY, build
@@ -112,9 +113,16 @@ option_values = st.one_of(
 
 @pytest.fixture(scope="module")
 def empty_archive() -> Iterator[Any]:
-    """A fake archive with no file at all: a valid download finds everything missing, at once (404s)."""
-    with tempfile.TemporaryDirectory() as root, ServerThread(Path(root)) as server:
-        yield server
+    """A fake archive with none of the files planned: a valid download finds everything missing, at once (404s).
+
+    It has one file of spot BTCUSDT klines, years before, so that its listing knows the symbol: a symbol the
+    listing does not hold is refused before the download (exit status 2, naming it).
+    """
+    with tempfile.TemporaryDirectory() as root:
+        old = ArchiveFile(Market.SPOT, DataType.KLINES, "BTCUSDT", Period.DAILY, dt.date(2019, 1, 1), Interval.D1)
+        build_archive(Path(root), [old], max_rows=1)
+        with ServerThread(Path(root)) as server:
+            yield server
 
 
 @pytest.fixture(scope="module")

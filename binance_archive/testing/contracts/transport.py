@@ -223,6 +223,12 @@ class TransportContract:
 
     # -- list ----------------------------------------------------------------------------------------------
 
+    async def test_listing_is_authoritative_only_where_it_lists(self, transport: Transport) -> None:
+        # The engine refuses a named symbol this listing lacks: a transport that cannot list must not say it can.
+        assert isinstance(transport.listing_is_authoritative, bool)
+        if transport.listing_is_authoritative:
+            assert self.supports_listing, "listing_is_authoritative is true, but the transport cannot list"
+
     def _need_listing(self) -> None:
         if not self.supports_listing:
             pytest.skip(f"{type(self).__name__} declares supports_listing = False")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Self
@@ -23,12 +24,16 @@ from binance_archive.transports.http.body import BodySettings, HttpBody
 from binance_archive.transports.http.client import Client
 from binance_archive.transports.http.listing import MAX_LISTING_BYTES, listing_pages
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_LISTING_URL", "HttpTransport"]
+__all__ = ["BASE_URL_ENV", "DEFAULT_BASE_URL", "DEFAULT_LISTING_URL", "LISTING_URL_ENV", "HttpTransport"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://data.binance.vision"
 DEFAULT_LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
+BASE_URL_ENV = "BINANCE_ARCHIVE_BASE_URL"
+"""The environment variable that gives ``base_url`` where no option does (set once for workers, containers)."""
+LISTING_URL_ENV = "BINANCE_ARCHIVE_LISTING_URL"
+"""The environment variable that gives ``listing_url`` where no option does."""
 _CLIENTS = ("aiohttp", "pyreqwest", "auto")
 _DEFAULT_LIMIT = 128
 
@@ -50,8 +55,12 @@ class HttpTransport(Transport):
     """Fetches files over HTTP(S) from ``base_url`` and lists them through the public S3 listing.
 
     Args:
-        base_url: where the files are (default ``https://data.binance.vision``).
-        listing_url: the S3 bucket URL answering ListObjects (default: the archive's public bucket).
+        base_url: where the files are (default: the ``BINANCE_ARCHIVE_BASE_URL`` environment variable where it is
+            set, else ``https://data.binance.vision``).
+        listing_url: the S3 bucket URL answering ListObjects (default: ``BINANCE_ARCHIVE_LISTING_URL`` where it is
+            set, else the archive's public bucket). Where ``base_url`` is one of the user's own and the listing is
+            the public bucket's, the listing may describe another archive: named symbols are then not checked
+            against it (see :attr:`~binance_archive.backends.Transport.listing_is_authoritative`).
         connect_timeout: seconds to wait for a connection.
         read_timeout: seconds to wait for the next bytes of a response (a stalled server fails after this).
         min_speed: bytes per second a body must average over each ``read_timeout`` window; a slower one (a
@@ -78,8 +87,8 @@ class HttpTransport(Transport):
     def __init__(
         self,
         *,
-        base_url: str = DEFAULT_BASE_URL,
-        listing_url: str = DEFAULT_LISTING_URL,
+        base_url: str | None = None,
+        listing_url: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
         min_speed: float = 1024.0,
@@ -89,8 +98,12 @@ class HttpTransport(Transport):
         client: str = "auto",
         large_body_bytes: int = 8 * 1024 * 1024,
     ) -> None:
-        self.base_url = check_http_url(base_url, "base URL")
-        self.listing_url = check_http_url(listing_url, "listing URL")
+        # Options win; the environment gives what they leave out (workers and containers set it once for all).
+        self.base_url = _configured_url(base_url, BASE_URL_ENV, DEFAULT_BASE_URL, "base URL")
+        self.listing_url = _configured_url(listing_url, LISTING_URL_ENV, DEFAULT_LISTING_URL, "listing URL")
+        # Files from a base URL of the user's own, listed by the public bucket: the listing may be of another
+        # archive than the files (a partial mirror, a test server), so it cannot call a symbol unknown there.
+        self._listing_is_authoritative = self.listing_url != DEFAULT_LISTING_URL or self.base_url == DEFAULT_BASE_URL
         self._base, self._base_query = split_query(self.base_url)
         connect_timeout = seconds(connect_timeout, "connect_timeout")
         read_timeout = seconds(read_timeout, "read_timeout")
@@ -178,12 +191,26 @@ class HttpTransport(Transport):
         # Sidecars are tiny: read them in one go rather than through the chunk iterator.
         return await self._get_client().read(self._url(key), "file", max_size)
 
+    @property
+    def listing_is_authoritative(self) -> bool:
+        return self._listing_is_authoritative
+
     async def list(self, prefix: str, *, delimiter: str | None = "/") -> AsyncIterator[ListingPage]:
         async def read(url: str) -> bytes:
             return await self._get_client().read(url, "listing", MAX_LISTING_BYTES)
 
         async for page in listing_pages(read, self.listing_url, prefix, delimiter):
             yield page
+
+
+def _configured_url(given: str | None, variable: str, default: str, what: str) -> str:
+    """``given``, else the environment's ``variable``, else ``default``: checked, an error naming where it came from."""
+    if given is not None:
+        return check_http_url(given, what)
+    from_environment = os.environ.get(variable, "").strip()
+    if from_environment:
+        return check_http_url(from_environment, f"{what} (from ${variable})")
+    return default
 
 
 @hookimpl
