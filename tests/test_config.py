@@ -115,6 +115,21 @@ def test_legacy_batch_mode_selects_s5cmd_and_its_options() -> None:
     assert RunConfig.from_mapping({**LEGACY, "enable_resume": False}).force is True
 
 
+def test_legacy_schema_takes_the_settings_it_lacks_as_native_keys() -> None:
+    beside = {
+        "base_url": "http://127.0.0.1:9/archive", "listing_url": "http://127.0.0.1:9/bucket", "refresh": True,
+        "transport_options": {"read_timeout": 5.0, "limit": 64}, "storage_options": {"region": "eu-west-3"},
+        "today": "2024-03-01", "output_directory": "s3://b/p", "part_size_mb": 16,
+    }  # fmt: skip
+    config = RunConfig.from_mapping({**LEGACY, **beside})
+    assert config.legacy and (config.base_url, config.listing_url) == (beside["base_url"], beside["listing_url"])
+    assert config.transport_options == {"read_timeout": 5.0, "limit": 64}, "the native table wins over timeout_seconds"
+    assert config.storage_options == {"part_size": 16 * 1024 * 1024, "region": "eu-west-3"}
+    assert config.refresh and config.today == dt.date(2024, 3, 1)
+    with pytest.raises(ConfigurationError, match="storage_options must be a table"):
+        RunConfig.from_mapping({**LEGACY, "storage_options": "region=x"})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

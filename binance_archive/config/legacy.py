@@ -13,12 +13,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from binance_archive.config.values import catalog_at, date_text, positive_int, string_list, typed, unknown
+from binance_archive.config.values import catalog_at, date_text, positive_int, string_list, table, typed, unknown
 from binance_archive.core.catalog import Catalog
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
 from binance_archive.core.markets import Market
-from binance_archive.core.selection import Selection
+from binance_archive.core.selection import Selection, parse_date
 from binance_archive.errors import ConfigurationError
 
 __all__ = ["LEGACY_KEYS", "WORKFLOW_TYPE", "legacy_settings"]
@@ -50,6 +50,13 @@ LEGACY_KEYS = {
     "environment": "accepted and ignored (the workflow's deployment stage)",
     "enable_monitoring": "accepted and ignored",
     "logging": "accepted and ignored (configure Python's logging instead)",
+    # Settings the workflow's schema lacks, accepted beside it under their native names.
+    "base_url": "where the archive's files are (a native key)",
+    "listing_url": "the archive's S3 listing URL (a native key)",
+    "transport_options": "a table of transport options (a native key; they win over the schema's own)",
+    "storage_options": "a table of storage options (a native key; they win over the schema's own)",
+    "refresh": "re-download files Binance replaced, true/false (a native key)",
+    "today": "plan as if today were this date (a native key)",
 }
 
 _IGNORED = ("environment", "enable_monitoring", "logging")
@@ -230,8 +237,12 @@ def _settings(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(
         to=output,
         transport=transport,
-        transport_options=transport_options,
-        storage_options=storage_options,
+        transport_options={**transport_options, **table(data, "transport_options")},
+        storage_options={**storage_options, **table(data, "storage_options")},
+        base_url=typed(data, "base_url", str, "a URL"),
+        listing_url=typed(data, "listing_url", str, "a URL"),
         concurrency=positive_int(data, "max_parallel_downloads"),
         force=force,
+        refresh=bool(typed(data, "refresh", bool, "true or false")),
+        today=parse_date(date_text(data.get("today")), what="today"),
     )

@@ -1,0 +1,113 @@
+"""The collection workflow as a Prefect flow, under Prefect's own test harness (a temporary local server), against
+the fake archive: the seed schema's configuration, the result mapping's fields, the convert step, retries, and the
+same flow on a Dask cluster through prefect-dask."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from binance_archive.testing import FakeArchiveServer, build_archive
+
+from ..engine.scenario import SELECTION, TODAY, planned
+
+pytest.importorskip("prefect", reason="the [test] extra installs prefect")
+
+from binance_archive.integrations.prefect import (
+    PrefectArchiveCollectionWorkflow,
+    run_collection,
+)
+
+FILES = planned(SELECTION)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+def seed_config(server: FakeArchiveServer, output: Path) -> dict[str, Any]:
+    """The collection workflow's configuration (its own schema, with its workflow_type), plus the settings that
+    schema lacks as native keys beside it."""
+    return {
+        "workflow_type": "archive_collection",
+        "output_directory": str(output),
+        "markets": ["spot"],
+        "symbols": ["BTCUSDT", "ETHUSDT"],
+        "data_types": ["klines"],
+        "intervals": {"klines": ["1h"]},
+        "date_range": {"start": "2024-01-01", "end": "2024-02-10"},
+        "max_parallel_downloads": 8,
+        "base_url": server.base_url,
+        "listing_url": server.listing_url,
+        "today": TODAY.isoformat(),
+    }
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def test_the_flow_returns_the_collection_workflow_s_result(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, FILES, max_rows=5)
+    async with FakeArchiveServer(upstream) as server:
+        config = seed_config(server, tmp_path / "mirror")
+        result = await asyncio.to_thread(run_collection, config, max_concurrency=2, shards=3)
+        zips = server.stats.zip_requests
+    assert zips == len(FILES), "each file fetched once across the shards"
+    assert result["status"] == "success" and result["success_rate"] == 100.0
+    stats = result["collection_stats"]
+    sizes = sum((upstream / f.key).stat().st_size for f in FILES)
+    assert (stats["total_tasks"], stats["successful_tasks"], stats["failed_tasks"]) == (len(FILES), len(FILES), 0)
+    assert stats["total_size_bytes"] == sizes and stats["processing_time_seconds"] > 0
+    assert result["storage_zones_used"] == ["bronze"]
+    assert result["ingestion_metadata_id"] == result["metadata"]["task_id"]
+    assert sorted(result["metadata"].source_files) == sorted(f.key for f in FILES)
+    assert result["output_directory"] == str(tmp_path / "mirror")
+    assert {k for k in tree(tmp_path / "mirror") if k.endswith(".zip")} == {f.key for f in FILES}
+
+
+async def test_the_flow_converts_to_tables_as_a_second_step(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow", reason="the [test] extra installs pyarrow")
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, FILES, max_rows=5)
+    async with FakeArchiveServer(upstream) as server:
+        config = seed_config(server, tmp_path / "mirror")
+        result = await asyncio.to_thread(run_collection, config, shards=2, convert_to=str(tmp_path / "tables"))
+    assert result["status"] == "success"
+    assert result["storage_zones_used"] == ["bronze", "silver"]
+    assert result["tables"]["converted"] == len(FILES) and result["tables"]["failed"] == 0
+    assert len(list((tmp_path / "tables").rglob("*.parquet"))) == len(FILES)
+
+
+async def test_migrating_code_changes_one_import(tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, FILES, max_rows=5)
+    async with FakeArchiveServer(upstream) as server:
+        workflow = PrefectArchiveCollectionWorkflow(seed_config(server, tmp_path / "mirror"))
+        result = await workflow.execute()
+        again = await PrefectArchiveCollectionWorkflow(seed_config(server, tmp_path / "mirror")).execute()
+    assert result["status"] == "success" and result["collection_stats"]["successful_tasks"] == len(FILES)
+    assert again["collection_stats"]["skipped_tasks"] == len(FILES), "a second run resumes"
+    assert again["collection_stats"]["total_size_bytes"] == 0
+
+
+async def test_the_flow_runs_on_a_dask_cluster_through_prefect_dask(tmp_path: Path, dask_client: Any) -> None:
+    pytest.importorskip("prefect_dask", reason="the [test] extra installs prefect-dask")
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, FILES, max_rows=5)
+    address = dask_client.scheduler.address
+    async with FakeArchiveServer(upstream) as server:
+        result = await asyncio.to_thread(
+            run_collection, seed_config(server, tmp_path / "mirror"), dask_address=address, shards=4
+        )
+    assert result["status"] == "success" and result["collection_stats"]["successful_tasks"] == len(FILES)
+    assert {k for k in tree(tmp_path / "mirror") if k.endswith(".zip")} == {f.key for f in FILES}
