@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
-from binance_archive.common.options import whole_number
+from binance_archive.common.aws import env_flag, instance_role_missing, no_credentials, resolve
+from binance_archive.common.options import flag, whole_number
 from binance_archive.common.urls import as_typed
 from binance_archive.errors import ConfigurationError, StorageError
 from binance_archive.hookspecs import hookimpl
@@ -50,20 +51,6 @@ def _import_obstore() -> ModuleType:
     except ImportError as exc:
         raise ConfigurationError(f"the s3 storage needs obstore: {_INSTALL_HINT}") from exc
     return obstore
-
-
-class _Secret:
-    """A credential that never shows itself in a repr, a message or a log."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
 
 
 class _Aborted(Exception):
@@ -174,8 +161,10 @@ class S3Storage(Storage):
 
     Settings come from the options, else from the usual AWS environment variables: ``AWS_ENDPOINT_URL``,
     ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-    ``AWS_SESSION_TOKEN`` (with no keys at all, obstore tries the instance's or container's role).
-    Credentials never appear in messages, reprs or logs.
+    ``AWS_SESSION_TOKEN``, else from a profile of the AWS CLI's files (``AWS_PROFILE``, else ``default``), else
+    web identity or container credentials, else the instance's role. With none of them, opening the storage fails
+    at once with a message saying what is missing and how to give it (:mod:`binance_archive.common.aws`); a public
+    bucket is read with ``anonymous=True``. Credentials never appear in messages, reprs or logs.
 
     Args:
         url: ``s3://bucket`` or ``s3://bucket/prefix``.
@@ -184,6 +173,10 @@ class S3Storage(Storage):
         access_key_id: the access key (default from the environment).
         secret_access_key: the secret key (default from the environment).
         session_token: a session token for temporary credentials.
+        profile: a profile of the AWS CLI's files whose keys to use (default ``AWS_PROFILE``, else ``default``).
+        anonymous: send unsigned requests, with no credentials (obstore's ``skip_signature``; s5cmd's
+            ``--no-sign-request``): to read a public bucket, or write to one that lets anyone write. Default:
+            ``AWS_SKIP_SIGNATURE`` (obstore's variable) when no key or profile is given, else no.
         allow_http: allow a plain ``http://`` endpoint (default: yes when the endpoint is ``http://``).
         part_size: bytes per multipart part, and the size from which objects are uploaded in parts
             (at least 5 MiB; default 8 MiB). A writer holds about ``(1 + upload_concurrency) * part_size``.
@@ -202,6 +195,8 @@ class S3Storage(Storage):
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
         session_token: str | None = None,
+        profile: str | None = None,
+        anonymous: bool | None = None,
         allow_http: bool | None = None,
         part_size: int = _DEFAULT_PART_SIZE,
         upload_concurrency: int = 4,
@@ -234,18 +229,19 @@ class S3Storage(Storage):
                 raise ConfigurationError("put credentials in access_key_id/secret_access_key, not in endpoint_url")
             endpoint = endpoint.rstrip("/")
         self.endpoint_url = endpoint
-        self.region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
-        key_id = access_key_id or env.get("AWS_ACCESS_KEY_ID") or None
-        secret = secret_access_key or env.get("AWS_SECRET_ACCESS_KEY") or None
-        token = session_token or env.get("AWS_SESSION_TOKEN") or None
-        if (key_id is None) != (secret is None):
-            raise ConfigurationError(
-                "give both an access key id and a secret access key (options access_key_id and "
-                "secret_access_key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), or neither"
-            )
-        self._key_id = _Secret(key_id) if key_id else None
-        self._secret = _Secret(secret) if secret else None
-        self._token = _Secret(token) if token else None
+        if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+            raise ConfigurationError(f"profile must be the name of an AWS profile, not {profile!r}")
+        if anonymous is None:
+            given = access_key_id or secret_access_key or session_token or profile
+            anonymous = env_flag("AWS_SKIP_SIGNATURE") and not given
+        self._credentials = resolve(
+            anonymous=flag(anonymous, "anonymous"),
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            session_token=session_token,
+            profile=profile,
+        )
+        self.region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or self._credentials.region
         self.allow_http = allow_http if allow_http is not None else bool(endpoint and endpoint.startswith("http://"))
         self._obstore = _import_obstore()
         self._store: S3Store | None = None
@@ -270,11 +266,14 @@ class S3Storage(Storage):
                 config["endpoint"] = self.endpoint_url
             if self.region:
                 config["region"] = self.region
-            if self._key_id is not None and self._secret is not None:
-                config["access_key_id"] = self._key_id.value
-                config["secret_access_key"] = self._secret.value
-            if self._token is not None:
-                config["session_token"] = self._token.value
+            credentials = self._credentials
+            if credentials.anonymous:
+                config["skip_signature"] = True
+            if credentials.key_id is not None and credentials.secret is not None:
+                config["access_key_id"] = credentials.key_id.value
+                config["secret_access_key"] = credentials.secret.value
+            if credentials.token is not None:
+                config["session_token"] = credentials.token.value
             client_options = {"allow_http": True} if self.allow_http else None
             try:
                 self._store = self._obstore.store.S3Store(
@@ -284,7 +283,34 @@ class S3Storage(Storage):
                 raise ConfigurationError(f"invalid S3 settings for {self.location}: {self._reason(exc)}") from None
         return self._store
 
+    @property
+    def credentials(self) -> str:
+        """Where the credentials come from: ``anonymous``, ``options``, ``environment``, ``profile NAME``,
+        ``web identity``, ``container`` or ``instance metadata``."""
+        return self._credentials.source
+
     async def open(self) -> None:
+        if self._credentials.source == "instance metadata" and self._store is None:
+            # The last source left: asked once, briefly, rather than by obstore before every request (minutes each
+            # where nothing answers at 169.254.169.254), so that a user with no credentials hears so at once.
+            why = await instance_role_missing("AWS_METADATA_ENDPOINT")  # obstore's setting of the endpoint
+            if why is not None:
+                anonymous = (
+                    "to read a public bucket without credentials: the storage option anonymous=true "
+                    "(on the command line: --storage-option anonymous=true)"
+                )
+                endpoint = "the storage option endpoint_url=http://HOST:PORT or AWS_ENDPOINT_URL"
+                raise ConfigurationError(
+                    no_credentials(
+                        self.location,
+                        self.endpoint_url,
+                        why,
+                        options="storage options",
+                        endpoint_option=endpoint,
+                        anonymous=anonymous,
+                        note=self._credentials.note,
+                    )
+                )
         _ = self.store  # configuration errors surface before any file is fetched
 
     # -- errors --------------------------------------------------------------------------------------------
@@ -292,8 +318,8 @@ class S3Storage(Storage):
     def _reason(self, exc: BaseException) -> str:
         """The first line of an error, with any credential blanked out."""
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        for secret in (self._key_id, self._secret, self._token):
-            if secret is not None and secret.value:
+        for secret in self._credentials.secrets:
+            if secret.value:
                 text = text.replace(secret.value, "***")
         return text[:500]
 
@@ -301,9 +327,24 @@ class S3Storage(Storage):
         """A StorageError for a failed ``action`` on ``key``, saying what to do where it can."""
         name = type(exc).__name__
         reason = self._reason(exc)
-        if name in ("PermissionDeniedError", "UnauthenticatedError"):
-            hint = "; check the AWS credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket policy"
-        elif "NoSuchBucket" in str(exc):
+        text = str(exc)
+        if name in ("PermissionDeniedError", "UnauthenticatedError") or "AccessDenied" in text:
+            if self._credentials.anonymous:
+                hint = (
+                    "; anonymous=true sends unsigned requests, and this bucket does not allow that one to everyone:"
+                    " give credentials instead (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+                )
+            else:
+                hint = f"; check the AWS credentials (taken from the {self._credentials.source}) and the bucket policy"
+        elif "SignatureDoesNotMatch" in text or "InvalidAccessKeyId" in text:
+            hint = f"; check the AWS credentials (taken from the {self._credentials.source})"
+        elif "/latest/api/token" in text or "/latest/meta-data/" in text:
+            # The instance's role, which answered when the storage opened, gives no credentials now.
+            hint = (
+                "; the instance metadata service gave no credentials: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or read a public bucket with anonymous=true"
+            )
+        elif "NoSuchBucket" in text:
             hint = f"; the bucket {self.bucket!r} does not exist (check the URL and endpoint_url)"
         else:
             hint = ""

@@ -1,4 +1,5 @@
-"""Real components on loopback for the backend tests: moto's S3 server (tests/support/moto.py), fake AWS credentials."""
+"""Real components on loopback for the backend tests: S3 servers (moto's mock, tests/support/moto.py, and SeaweedFS,
+a real one, tests/support/seaweedfs.py; ``s3_server`` is each in turn), fake AWS credentials."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import pytest
 from binance_archive.transports.s5cmd import find_binary
 
 from ..support.moto import fake_aws, moto_server
+from ..support.s3 import s3_server
+from ..support.seaweedfs import seaweedfs_server
 
-__all__ = ["fake_aws", "moto_server"]  # the shared fixtures, imported to be visible here (fake_aws is autouse)
+# The shared fixtures, imported to be visible here (fake_aws is autouse).
+__all__ = ["fake_aws", "moto_server", "s3_server", "seaweedfs_server"]
 
 
 @pytest.fixture(scope="session")

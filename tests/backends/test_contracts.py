@@ -18,6 +18,8 @@ from binance_archive.transports.mirror import MirrorTransport
 from binance_archive.transports.s5cmd import S5cmdTransport
 
 from ..support.moto import MotoS3
+from ..support.s3 import S3Server
+from ..support.seaweedfs import SeaweedS3
 
 # -- transports ------------------------------------------------------------------------------------------------
 
@@ -62,18 +64,50 @@ class TestMirrorTransport(TransportContract):
 
 
 class TestS5cmdTransport(TransportContract):
+    """s5cmd against moto's S3 server (a mock), anonymously, as the real archive is read."""
+
     listing_page_size = 2
 
     @pytest.fixture(scope="class")
     @classmethod
-    def bucket(cls, moto_server: MotoS3, contract_archive: ContractArchive) -> str:
-        return moto_server.bucket(public=True, objects=contract_archive.objects)
+    def server(cls, moto_server: MotoS3) -> S3Server:
+        return moto_server
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def bucket(cls, server: S3Server, contract_archive: ContractArchive) -> str:
+        return server.bucket(public=True, objects=contract_archive.objects)
 
     @pytest.fixture
-    def transport(self, moto_server: MotoS3, bucket: str, tmp_path: Path, s5cmd_binary: str) -> Transport:
+    def transport(self, server: S3Server, bucket: str, tmp_path: Path, s5cmd_binary: str) -> Transport:
         return S5cmdTransport(
-            endpoint_url=moto_server.url, bucket=bucket, region="us-east-1", page_size=2, staging_dir=tmp_path
+            endpoint_url=server.url, bucket=bucket, region="us-east-1", page_size=2, staging_dir=tmp_path
         )
+
+
+class TestS5cmdTransportOnSeaweedFS(TestS5cmdTransport):
+    """The same against SeaweedFS, a real S3 server, which refuses unsigned requests but to its public buckets."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, seaweedfs_server: SeaweedS3) -> S3Server:
+        return seaweedfs_server
+
+
+class TestS5cmdTransportSignedOnSeaweedFS(TestS5cmdTransport):
+    """s5cmd signing its requests (``sign_requests``, keys from the environment) to a private bucket of SeaweedFS."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def bucket(cls, seaweedfs_server: SeaweedS3, contract_archive: ContractArchive) -> str:
+        return seaweedfs_server.bucket(objects=contract_archive.objects)
+
+    @pytest.fixture
+    def transport(self, seaweedfs_server: SeaweedS3, bucket: str, tmp_path: Path, s5cmd_binary: str) -> Transport:
+        return S5cmdTransport(
+            endpoint_url=seaweedfs_server.url, bucket=bucket, region="us-east-1", page_size=2, staging_dir=tmp_path,
+            sign_requests=True,
+        )  # fmt: skip
 
 
 class TestS5cmdTransportOnTheFakeArchive(TransportContract):
@@ -126,13 +160,29 @@ class TestLocalStorage(StorageContract):
 
 
 class TestS3Storage(StorageContract):
+    """The S3 storage against moto's S3 server (a mock)."""
+
     large_size = 2 * MIN_PART_SIZE + 12345  # three parts: a streamed multipart upload
 
     @pytest.fixture(scope="class")
     @classmethod
-    def bucket(cls, moto_server: MotoS3) -> str:
-        return moto_server.bucket()
+    def server(cls, moto_server: MotoS3) -> S3Server:
+        return moto_server
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def bucket(cls, server: S3Server) -> str:
+        return server.bucket()
 
     @pytest.fixture
-    def storage(self, moto_server: MotoS3, bucket: str) -> Storage:
-        return S3Storage(f"s3://{bucket}/{uuid.uuid4().hex}", endpoint_url=moto_server.url, part_size=MIN_PART_SIZE)
+    def storage(self, server: S3Server, bucket: str) -> Storage:
+        return S3Storage(f"s3://{bucket}/{uuid.uuid4().hex}", endpoint_url=server.url, part_size=MIN_PART_SIZE)
+
+
+class TestS3StorageOnSeaweedFS(TestS3Storage):
+    """The same against SeaweedFS, a real S3 server (signatures checked, objects on disk, multipart uploads)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def server(cls, seaweedfs_server: SeaweedS3) -> S3Server:
+        return seaweedfs_server

@@ -1,4 +1,5 @@
-"""The S3 storage end to end against moto's S3 server: mirrors, resumes, multipart, secrets kept secret."""
+"""The S3 storage end to end against moto's S3 server and SeaweedFS (``s3_server``: each in turn): mirrors, resumes,
+multipart, secrets kept secret. Credentials and anonymous access: test_s3_credentials.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from binance_archive.storages.s3 import MIN_PART_SIZE, S3Storage
 from binance_archive.testing import FakeArchiveServer
 
 from ..support.moto import MotoS3
+from ..support.s3 import S3Server
 from ._scenario import FAST_RETRY, FILES, SPOT, TODAY, UM, build_upstream
 
 SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
@@ -29,8 +31,8 @@ def _expected(upstream: Path, prefix: str, files: list[ArchiveFile]) -> dict[str
     return {prefix + key: (upstream / key).stat().st_size for file in files for key in (file.key, file.checksum_key)}
 
 
-async def test_mirror_over_http_into_s3_then_resume(tmp_path: Path, upstream: Path, moto_server: MotoS3) -> None:
-    bucket = moto_server.bucket()
+async def test_mirror_over_http_into_s3_then_resume(tmp_path: Path, upstream: Path, s3_server: S3Server) -> None:
+    bucket = s3_server.bucket()
     async with FakeArchiveServer(upstream) as server:
 
         def archive() -> Archive:
@@ -38,7 +40,7 @@ async def test_mirror_over_http_into_s3_then_resume(tmp_path: Path, upstream: Pa
                 f"s3://{bucket}/binance",
                 base_url=server.base_url,
                 listing_url=server.listing_url,
-                storage_options={"endpoint_url": moto_server.url},
+                storage_options={"endpoint_url": s3_server.url},
                 retry=FAST_RETRY,
                 entry_points=False,
             )
@@ -47,43 +49,44 @@ async def test_mirror_over_http_into_s3_then_resume(tmp_path: Path, upstream: Pa
         assert isinstance(first.storage, S3Storage)
         report = await first.download(SPOT, today=TODAY)
         assert (report.downloaded, report.failed) == (6, 0)
-        assert moto_server.keys(bucket) == _expected(upstream, "binance/", FILES[:6])
+        assert s3_server.keys(bucket) == _expected(upstream, "binance/", FILES[:6])
         fetched = server.stats.zip_requests
         resumed = await archive().download(SPOT, today=TODAY)
         assert (resumed.skipped, resumed.downloaded) == (6, 0)
         assert server.stats.zip_requests == fetched, "a resumed run fetches no zip"
 
 
-async def test_mirror_transport_into_s3_uploads_files(tmp_path: Path, upstream: Path, moto_server: MotoS3) -> None:
-    bucket = moto_server.bucket()
+async def test_mirror_transport_into_s3_uploads_files(tmp_path: Path, upstream: Path, s3_server: S3Server) -> None:
+    bucket = s3_server.bucket()
     archive = Archive(
         f"s3://{bucket}",
         transport="mirror",
         base_url=str(upstream),
-        storage_options={"endpoint_url": moto_server.url},
+        storage_options={"endpoint_url": s3_server.url},
         entry_points=False,
     )
     report = await archive.download(UM, today=TODAY)
     assert report.downloaded == 2
-    assert moto_server.keys(bucket) == _expected(upstream, "", FILES[6:])
+    assert s3_server.keys(bucket) == _expected(upstream, "", FILES[6:])
 
 
-async def test_large_objects_go_up_in_parts_and_aborts_leave_no_upload(moto_server: MotoS3) -> None:
-    bucket = moto_server.bucket()
-    storage = S3Storage(f"s3://{bucket}/big", endpoint_url=moto_server.url, part_size=MIN_PART_SIZE)
+async def test_large_objects_go_up_in_parts_and_aborts_leave_no_upload(s3_server: S3Server) -> None:
+    bucket = s3_server.bucket()
+    storage = S3Storage(f"s3://{bucket}/big", endpoint_url=s3_server.url, part_size=MIN_PART_SIZE)
     data = bytes(range(256)) * (3 * MIN_PART_SIZE // 256)
     async with storage:
         async with storage.writer("data/a.zip") as writer:
             for start in range(0, len(data), 1 << 20):
                 await writer.write(data[start : start + (1 << 20)])
-            assert moto_server.uploads(bucket) == ["big/data/a.zip"], "the multipart upload is under way"
+            assert s3_server.uploads(bucket) == ["big/data/a.zip"], "the multipart upload is under way"
             await writer.commit()
-        etag = moto_server.client().head_object(Bucket=bucket, Key="big/data/a.zip")["ETag"]
+        etag = s3_server.client().head_object(Bucket=bucket, Key="big/data/a.zip")["ETag"]
         assert etag.strip('"').endswith("-3"), f"three parts, got ETag {etag}"
+        assert s3_server.client().get_object(Bucket=bucket, Key="big/data/a.zip")["Body"].read() == data
         async with storage.writer("data/b.zip") as writer:
             await writer.write(data)
             await writer.abort()
-        assert moto_server.uploads(bucket) == [], "an aborted write aborts its multipart upload"
+        assert s3_server.uploads(bucket) == [], "an aborted write aborts its multipart upload"
         assert await storage.stat("data/b.zip") is None
 
 

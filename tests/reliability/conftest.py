@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from ..support.moto import MotoS3, moto_server
+from ..support.s3 import s3_server
+from ..support.seaweedfs import seaweedfs_server
 
-__all__ = ["moto_server"]  # the shared fixture, imported to be visible here
+__all__ = ["moto_server", "s3_server", "seaweedfs_server"]  # the shared fixtures, imported to be visible here
 
 
 @pytest.fixture

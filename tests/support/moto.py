@@ -1,27 +1,23 @@
-"""moto's S3 server on loopback, and what the backend, reliability and tables tests do with it.
+"""moto's S3 server on loopback (the helpers all S3 servers share: tests/support/s3.py).
 
 The fixtures at the end are imported by the conftests (and test modules) that need them.
-
-boto3 looks at the buckets from outside: the library itself never uses it.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
 
-_BUCKETS = itertools.count(1)
-_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region": "us-east-1"}
+from .s3 import S3Server
 
 
-def _public_read(bucket: str) -> str:
+def _policy(bucket: str, *, writable: bool) -> str:
+    actions = ["s3:GetObject", "s3:ListBucket"] + (["s3:PutObject", "s3:DeleteObject"] if writable else [])
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -29,7 +25,7 @@ def _public_read(bucket: str) -> str:
                 {
                     "Effect": "Allow",
                     "Principal": "*",
-                    "Action": ["s3:GetObject", "s3:ListBucket"],
+                    "Action": actions,
                     "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
                 }
             ],
@@ -38,56 +34,18 @@ def _public_read(bucket: str) -> str:
 
 
 @attrs.frozen
-class MotoS3:
-    """moto's S3 server on loopback (the S3 storage of the reliability matrix writes here too)."""
+class MotoS3(S3Server):
+    """moto's S3 server on loopback (the S3 storage of the reliability matrix writes here too).
 
-    url: str
+    A mock: it accepts any credentials and, unless told otherwise, unsigned requests to any bucket; the public
+    buckets get the policy a real bucket would need all the same.
+    """
 
-    def client(self) -> Any:
-        """A boto3 client of the server."""
-        import boto3  # type: ignore[import-untyped]
+    name: ClassVar[str] = "moto"
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-
-    def storage_options(self) -> dict[str, Any]:
-        """The S3 storage's options for this server, credentials included."""
-        return {"endpoint_url": self.url, **_CREDENTIALS}
-
-    def bucket(self, *, public: bool = False, objects: Mapping[str, bytes] | None = None) -> str:
-        """A new bucket (anonymously readable when ``public``, as s5cmd --no-sign-request needs), seeded."""
-        name = f"bucket-{next(_BUCKETS)}"
-        client = self.client()
-        client.create_bucket(Bucket=name)
+    def _share(self, client: Any, bucket: str, *, public: bool, writable: bool) -> None:
         if public:
-            client.put_bucket_policy(Bucket=name, Policy=_public_read(name))
-        for key, data in (objects or {}).items():
-            client.put_object(Bucket=name, Key=key, Body=data)
-        return name
-
-    def upload_tree(self, bucket: str, root: Path) -> int:
-        """Upload every file under ``root`` (dot files left out) under its relative path; return how many."""
-        client = self.client()
-        count = 0
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                client.put_object(Bucket=bucket, Key=path.relative_to(root).as_posix(), Body=path.read_bytes())
-                count += 1
-        return count
-
-    def keys(self, bucket: str, prefix: str = "") -> dict[str, int]:
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
-
-    def uploads(self, bucket: str, prefix: str = "") -> list[str]:
-        """Keys of multipart uploads begun and neither completed nor aborted."""
-        found = self.client().list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
-        return [u["Key"] for u in found]
+            client.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, writable=writable))
 
 
 # Nothing real may leak in: no profile, no shared files, no instance metadata, no endpoint of the user's.
@@ -100,7 +58,12 @@ _FAKE_AWS = {
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/credentials",
     "AWS_CONFIG_FILE": "/nonexistent/config",
 }
-_UNSET = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "S3_ENDPOINT_URL")
+_UNSET = (
+    "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+    "S3_ENDPOINT_URL", "AWS_SKIP_SIGNATURE", "AWS_METADATA_ENDPOINT", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)  # fmt: skip
 
 
 def fake_aws_environment(monkeypatch: Any) -> None:

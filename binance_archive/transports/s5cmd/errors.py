@@ -43,7 +43,10 @@ def classify(message: str, what: str) -> TransportError:
     if "incorrect usage" in lowered or "flag provided but not defined" in lowered or "bad value for" in lowered:
         return TransportError(f"s5cmd refused its command line ({text}); check extra_args and endpoint_url")
     if "nocredentialproviders" in lowered:
-        return TransportError(f"{what}: s5cmd found no AWS credentials ({text}); set them or drop sign_requests")
+        return TransportError(
+            f"{what}: s5cmd found no AWS credentials ({text}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE), or leave sign_requests off to read a public bucket anonymously"
+        )
     if status is not None:
         if status >= 500 or status in (408, 429):
             return RetryableError(f"{what}: HTTP {status} ({text})")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from binance_archive.backends import Body, FileBody, Transport, TransportContext
+from binance_archive.common.aws import instance_role_missing, no_credentials, resolve
 from binance_archive.common.files import remove
 from binance_archive.common.options import flag, non_negative, seconds, whole_number
 from binance_archive.common.staging import make_temp_folder, release_temp_folder
@@ -109,7 +110,11 @@ class S5cmdTransport(Transport):
         staging_dir: where downloads land before the storage takes them (default: inside a local mirror, else
             the system temp folder); a private sub-folder is made there, named as the local storage's temporary
             files (hidden from listings, removed by the next run if this one is killed), and removed on close.
-        sign_requests: sign requests with the AWS credentials of the environment (for private buckets).
+        sign_requests: sign requests with AWS credentials (for private buckets): the environment's keys, a
+            profile (``AWS_PROFILE``, s5cmd's ``--profile`` in ``extra_args``), web identity, a container's or the
+            instance's role, as s5cmd finds them; with none of them, opening the transport fails at once with a
+            message saying how to give them. Off (the default), s5cmd sends unsigned requests
+            (``--no-sign-request``): the S3 storage's ``anonymous=true``.
         page_size: entries per listing page handed to the engine (S3's 1000 by default).
         sidecars: how ``.CHECKSUM`` sidecars are fetched. ``http`` (the default for anonymous access): one
             plain GET each on the bucket's S3 endpoint (aiohttp), instead of s5cmd's HEAD + GET and a staged
@@ -217,6 +222,8 @@ class S5cmdTransport(Transport):
     async def open(self) -> None:
         if self._staging is not None:
             return
+        if self.sign_requests:
+            await self._check_credentials()
         if self._http is not None:
             await self._http.open()
         try:
@@ -235,6 +242,36 @@ class S5cmdTransport(Transport):
             self._staging, settings, command=self._global_args, env=self._env, url=self._url, stats=self.stats
         )
         log.debug("s5cmd transport open: %s, staging in %s", self.binary, self._staging)
+
+    async def _check_credentials(self) -> None:
+        """Signed requests need credentials: with none anywhere, say so now, as the S3 storage does.
+
+        Else s5cmd asks the instance metadata service for them in every process, and where nothing answers at
+        169.254.169.254 each process waits until the read timeout kills it, to fail the same way again.
+        """
+        if any(arg.split("=")[0] in ("--profile", "--credentials-file") for arg in self.extra_args):
+            return  # s5cmd's own options name them
+        if resolve(static_profiles=False).source != "instance metadata":
+            return
+        # The Go SDK's setting of the endpoint (obstore's is AWS_METADATA_ENDPOINT).
+        why = await instance_role_missing("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        if why is None:
+            return
+        anonymous = (
+            "to read a public bucket without credentials: leave sign_requests off (the default: s5cmd "
+            "--no-sign-request)"
+        )
+        subject = f"s5cmd's signed requests (sign_requests=true) to s3://{self.bucket}"
+        raise ConfigurationError(
+            no_credentials(
+                subject,
+                self.endpoint_url,
+                why,
+                options=None,
+                endpoint_option="the transport option endpoint_url=http://HOST:PORT",
+                anonymous=anonymous,
+            )
+        )
 
     def _make_staging(self) -> Path:
         # Named as the local storage's temporary files: hidden from a mirror's listings when it is inside one, and
