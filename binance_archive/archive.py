@@ -281,6 +281,7 @@ class Archive:
         progress: ProgressCallback | None = None,
         detail: Detail = "all",
         fallback: bool = True,
+        resolved: bool = False,
     ) -> Report:
         """Mirror every file of ``selection``: skip what is stored, fetch, verify, store, and report.
 
@@ -297,6 +298,9 @@ class Archive:
                 and failed files, for large runs: an outcome costs ~1 KB (~90 MB for 100,000 files), so only
                 ``"problems"`` keeps memory flat as a plan grows (the command uses it unless asked for --json).
             fallback: when a monthly file is missing, download the daily files of its month instead.
+            resolved: the selections come from :meth:`resolve` (their symbols checked against the listing and
+                filled in already), so the listing is not read again: the parts of a run spread over many machines
+                pass it.
 
         A selection that can plan no file at all (a retired data type after its last date, a start in the future)
         is refused with a :class:`ConfigurationError` saying why, in one line ("bookTicker on futures/um ended
@@ -310,6 +314,33 @@ class Archive:
         Raises:
             ConfigurationError: for an invalid selection, or one that can plan no file, before any I/O.
         """
+        plan = self._plan(selection, today=today, shard=parse_shard(shard), fallback=fallback, check=not resolved)
+        return await self._run(plan, force=force, refresh=refresh, detail=detail, progress=progress)
+
+    async def resolve(
+        self, selection: Selection | Iterable[Selection], *, today: dt.date | None = None
+    ) -> tuple[Selection, ...]:
+        """The selections with every symbol and start date they leave out filled in from the archive's listing, the
+        series that share their dates merged: what a run spread over many machines plans from, so that the listing
+        is read once rather than by every part (:mod:`binance_archive.integrations.dask` does this).
+
+        Raises:
+            ConfigurationError: as :meth:`download` does, before any I/O.
+        """
+        plan = self._plan(selection, today=today, shard=None, fallback=True, check=True)
+        async with await self._session():
+            return await plan.resolved()
+
+    def _plan(
+        self,
+        selection: Selection | Iterable[Selection],
+        *,
+        today: dt.date | None,
+        shard: Shard | None,
+        fallback: bool,
+        check: bool,
+    ) -> Plan:
+        """The plan of ``selection``: each validated, the parts that can plan no file left out (said in the log)."""
         selections = (selection,) if isinstance(selection, Selection) else tuple(selection)
         for one in selections:
             validate_selection(one, self.catalog)
@@ -317,17 +348,17 @@ class Archive:
         narrowed = narrow(selections, today=today, catalog=self.catalog).check()
         for reason in narrowed.reasons:
             log.warning("left out, as it plans no file: %s", reason)
-        plan = Plan(
+        return Plan(
             selections=narrowed.selections,
             today=today,
-            shard=parse_shard(shard),
+            shard=shard,
             transport=self.transport,
             catalog=self.catalog,
             retry=self.retry,
             fallback=fallback,
             storage=self.storage,
+            check=check,
         )
-        return await self._run(plan, force=force, refresh=refresh, detail=detail, progress=progress)
 
     async def repair(
         self,

@@ -53,6 +53,8 @@ class Plan:
         retry: how a listing read that fails transiently is retried.
         fallback: when a monthly file is missing, download the daily files of its month instead.
         storage: the mirror; a symbol it holds files of is known to exist without asking the listing.
+        check: check the symbols named against the listing (:meth:`check_symbols`); off where that was done
+            already, by whoever resolved the selections.
     """
 
     selections: tuple[Selection, ...]
@@ -64,6 +66,7 @@ class Plan:
     fallback: bool
     files: tuple[ArchiveFile, ...] = ()
     storage: Storage | None = None
+    check: bool = True
 
     async def batches(self) -> AsyncIterator[Iterator[ArchiveFile]]:
         """The plan, as a stream of lazy plans: one per selection, or, where a selection leaves out symbols or
@@ -72,7 +75,8 @@ class Plan:
         Plain iterators inside, awaited only between them: a resumed run walks millions of files, and an async
         generator step per file would cost more than everything else done for a stored file.
         """
-        await self.check_symbols()
+        if self.check:
+            await self.check_symbols()
         if self.files:
             shard = self.shard
             yield iter(self.files) if shard is None else (f for f in self.files if in_shard(f.key, shard))
@@ -161,10 +165,16 @@ class Plan:
 
     async def _batches_of(self, selection: Selection) -> AsyncIterator[Iterator[ArchiveFile]]:
         today, shard, catalog = self.today, self.shard, self.catalog
+        async for one in self.series(selection):
+            yield plan(one, today=today, catalog=catalog, shard=shard)
+
+    async def series(self, selection: Selection) -> AsyncIterator[Selection]:
+        """``selection`` with its symbols and start date: as it is where it names them, else one selection per
+        series (market, data type, symbol, interval) once the listing has filled them in."""
         if selection.symbols and selection.start is not None:
-            yield plan(selection, today=today, catalog=catalog, shard=shard)
+            yield selection
             return
-        transport = self.transport
+        transport, catalog = self.transport, self.catalog
         for market in selection.markets:
             for data_type in selection.data_types:
                 symbols = selection.symbols or _safe_symbols(
@@ -189,14 +199,27 @@ class Plan:
                                 continue
                         if selection.end is not None and start > selection.end:
                             continue
-                        one = selection.with_(
+                        yield selection.with_(
                             markets=(market,),
                             data_types=(data_type,),
                             symbols=(symbol,),
                             intervals=(interval,) if interval else (),
                             start=start,
                         )
-                        yield plan(one, today=today, catalog=catalog, shard=shard)
+
+    async def resolved(self) -> tuple[Selection, ...]:
+        """The selections with every symbol and start date filled in from the listing, series that share their
+        market, data type, interval and dates merged into one selection (so that a plan of the whole archive
+        stays a few thousand selections, not a selection per series). Planning them needs no listing."""
+        await self.check_symbols()
+        merged: dict[tuple[object, ...], dict[str, None]] = {}  # an ordered set of symbols per group
+        models: dict[tuple[object, ...], Selection] = {}
+        for selection in self.selections:
+            async for one in self.series(selection):
+                group = (one.markets, one.data_types, one.intervals, one.start, one.end, one.periods)
+                models.setdefault(group, one)
+                merged.setdefault(group, {}).update(dict.fromkeys(one.symbols))
+        return tuple(models[group].with_(symbols=tuple(symbols)) for group, symbols in merged.items())
 
     async def _listing(self, what: str, read: Callable[[], Awaitable[_T]]) -> _T:
         """Read the listing with the retry policy: a 503 or a reset on one listing page must not end the run."""

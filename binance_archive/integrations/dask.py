@@ -21,6 +21,7 @@ what is already stored and verified.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -39,14 +40,15 @@ except ImportError as exc:
     ) from exc
 
 from binance_archive.config import RunConfig
-from binance_archive.core.planning import split_shard, utc_today
+from binance_archive.core.planning import Shard, split_shard, utc_today
 from binance_archive.core.selection import Selection
 from binance_archive.engine.run import Detail
 from binance_archive.errors import ConfigurationError
 from binance_archive.progress import COUNTS, Counter
 from binance_archive.report import Report, merge_reports
+from binance_archive.runner import run
 
-__all__ = ["SHARDS_PER_WORKER", "download_on_dask", "run_on_dask", "run_shard", "shard_configs"]
+__all__ = ["SHARDS_PER_WORKER", "download_on_dask", "resolve", "run_on_dask", "run_shard", "shard_configs"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,15 @@ def check_reachable(location: str) -> None:
         )
 
 
+async def resolve(config: RunConfig) -> RunConfig:
+    """``config`` with its symbols checked against the listing and those it leaves out, and its start dates, filled
+    in: here and once, rather than by every shard (each would read the whole listing: ~258,000 requests for the
+    archive's first dates, docs/scale.md). The shards then plan without a look at the listing."""
+    selections = await config.archive().resolve(config.selections, today=config.today)
+    log.info("the listing filled in the selections: %d series groups for the shards", len(selections))
+    return attrs.evolve(config, selections=selections)
+
+
 def shard_configs(config: RunConfig, shards: int) -> list[RunConfig]:
     """``config`` cut into ``shards`` disjoint parts (within its own shard, where it has one)."""
     return [attrs.evolve(config, shard=shard) for shard in split_shard(config.shard, shards)]
@@ -105,17 +116,17 @@ def default_shards(client: distributed.Client) -> int:
     return SHARDS_PER_WORKER * max(1, workers)
 
 
-def run_shard(config: RunConfig, detail: Detail, topic: str, index: int, stop: str) -> dict[str, Any]:
-    """One shard, in a worker: the ordinary engine on a fresh event loop of this thread; returns its report as a
-    plain mapping (:meth:`Report.to_dict`).
+def run_shard(config: RunConfig, shard: Shard, detail: Detail, topic: str, index: int, stop: str) -> dict[str, Any]:
+    """Shard ``shard`` of ``config``, in a worker: the ordinary engine on a fresh event loop of this thread; returns
+    its report as a plain mapping (:meth:`Report.to_dict`).
 
     Progress goes to the scheduler as events of ``topic``; the shard gives up, discarding its files in flight, when
     the :class:`distributed.Event` named ``stop`` is set (the client was interrupted).
     """
-    from binance_archive.runner import run
-
+    config = attrs.evolve(config, shard=shard)
     reporter = _ShardProgress(topic, index)
-    report = run(_unless_stopped(config.run(config.archive(progress=reporter), detail=detail), stop))
+    download = config.run(config.archive(progress=reporter), detail=detail, resolved=True)
+    report = run(_unless_stopped(download, stop))
     reporter.send()
     return report.to_dict()
 
@@ -171,20 +182,24 @@ class _Job:
     counts: dict[int, dict[str, int]] = attrs.Factory(dict)
     started: float = attrs.Factory(time.perf_counter)
 
-    def submit(self, config: RunConfig, shards: int | None, detail: Detail, retries: int) -> None:
+    def shards(self, config: RunConfig, shards: int | None) -> list[Shard]:
         count = shards if shards is not None else default_shards(self.client)
         if count < 1:
             raise ConfigurationError(f"shards must be at least 1, got {count}")
-        parts = shard_configs(config, count)
+        log.info("running the plan as %d shards on the cluster of %s", count, self.client)
+        return split_shard(config.shard, count)
+
+    def submit(self, config: Any, shards: list[Shard], detail: Detail, retries: int) -> None:
+        """One task per shard; ``config`` is the run's configuration, or its future once scattered to the workers
+        (a resolved plan of the whole archive is thousands of selections: sent once a worker, not once a task)."""
         if self.progress is not None:
             self.client.subscribe_topic(self.topic, self._on_progress)
-        log.info("running the plan as %d shards on the cluster of %s", count, self.client)
         run_id = self.topic.rsplit("-", 1)[1]
         submit = self.client.submit
         self.futures = [
-            submit(run_shard, part, detail, self.topic, index, self.stop_name, key=f"binance-archive-shard-{index}-of-"
-                   f"{count}-{run_id}", pure=False, retries=retries)
-            for index, part in enumerate(parts)
+            submit(run_shard, config, shard, detail, self.topic, index, self.stop_name,
+                   key=f"binance-archive-shard-{index}-of-{len(shards)}-{run_id}", pure=False, retries=retries)
+            for index, shard in enumerate(shards)
         ]  # fmt: skip
 
     def _on_progress(self, event: tuple[float, dict[str, int]]) -> None:
@@ -252,10 +267,13 @@ def run_on_dask(
             path) or an invalid setting; from a shard, for what only a worker finds out.
     """
     config = run_config(source, **settings)
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:  # a loop of its own, wherever this is called from
+        config = thread.submit(run, resolve(config)).result()
     with _client(client) as connected:
         job = _Job(connected, progress)
         try:
-            job.submit(config, shards, detail, retries)
+            parts = job.shards(config, shards)
+            job.submit(connected.scatter(config, broadcast=True, hash=False), parts, detail, retries)
             results: list[dict[str, Any]] = connected.gather(job.futures)
         except BaseException:
             job.stop()
@@ -281,7 +299,7 @@ async def download_on_dask(
     discards its files in flight). With an asynchronous client (``Client(..., asynchronous=True)``) it runs on the
     caller's loop; a synchronous client's blocking calls go to a thread.
     """
-    config = run_config(source, **settings)
+    config = await resolve(run_config(source, **settings))
     if isinstance(client, distributed.Client) and client.asynchronous:
         return await _on_async_client(client, config, shards, detail, progress, retries)
     own = not isinstance(client, distributed.Client)
@@ -291,7 +309,9 @@ async def download_on_dask(
     try:
         job = _Job(connected, progress)
         try:
-            await asyncio.to_thread(job.submit, config, shards, detail, retries)
+            parts = await asyncio.to_thread(job.shards, config, shards)
+            shared = await asyncio.to_thread(connected.scatter, config, broadcast=True, hash=False)
+            await asyncio.to_thread(job.submit, shared, parts, detail, retries)
             # A cancelled await returns at once and stops the shards below; the thread then ends with them.
             await asyncio.to_thread(distributed.wait, job.futures)
             results: list[dict[str, Any]] = await asyncio.to_thread(connected.gather, job.futures)
@@ -316,7 +336,8 @@ async def _on_async_client(
 ) -> Report:
     job = _Job(client, progress)
     try:
-        job.submit(config, shards, detail, retries)
+        parts = job.shards(config, shards)
+        job.submit(await client.scatter(config, broadcast=True, hash=False), parts, detail, retries)
         results: list[dict[str, Any]] = await client.gather(job.futures)
     except BaseException:
         with contextlib.suppress(Exception):

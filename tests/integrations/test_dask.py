@@ -155,6 +155,30 @@ async def test_a_cancelled_run_stops_its_shards_and_a_re_run_finishes_the_job(tm
     await assert_mirror_trustworthy(Archive(target), upstream)
 
 
+async def test_the_listing_is_read_once_for_the_whole_cluster(tmp_path: Path, dask_client: Any) -> None:
+    named = Selection(markets="um", data_types=["fundingRate", "metrics"], symbols=("BTCUSDT", "ETHUSDT", "BNBUSDT"),
+                      start="2024-01-01", end="2024-01-20")  # fmt: skip
+    # Neither symbols nor start: every shard would read the listing for both, as one process does once.
+    unnamed = Selection(markets="um", data_types=["fundingRate", "metrics"], end="2024-01-20")
+    upstream = tmp_path / "upstream"
+    files = planned(named)
+    build_archive(upstream, files, max_rows=3)
+    async with FakeArchiveServer(upstream) as server:
+        async with Archive(tmp_path / "single", base_url=server.base_url, listing_url=server.listing_url) as archive:
+            single = await archive.download(unnamed, today=TODAY)
+        by_one = server.stats.listing_requests
+        assert by_one > 0
+        report = await download_on_dask(unnamed, dask_client, shards=6, to=str(tmp_path / "cluster"), **urls(server))
+        assert server.stats.listing_requests - by_one == by_one, "the client read the listing, the shards did not"
+        with pytest.raises(ConfigurationError, match=r"unknown symbol 'BTCUSD'.*did you mean"):
+            await download_on_dask(
+                named.with_(symbols=("BTCUSD",)), dask_client, to=str(tmp_path / "x"), **urls(server)
+            )
+    assert report.downloaded == single.downloaded == len(files) and report.failed == 0
+    assert tree(tmp_path / "cluster") == tree(tmp_path / "single")
+    assert not (tmp_path / "x").exists(), "an unknown symbol is refused before anything is submitted"
+
+
 def test_a_relative_path_is_refused_before_anything_is_submitted(dask_client: Any) -> None:
     before = set(dask_client.who_has())
     with pytest.raises(ConfigurationError, match=r"relative path.*absolute path of a folder every worker shares"):
