@@ -189,3 +189,24 @@ def test_console_script_runs_as_a_process() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip\n"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--retries", "0"], "--retries must be at least 1 (1 tries each request once), not 0"),
+        (["--dead-after", "-1"], "--dead-after must be 0 (never stop) or more seconds, not -1"),
+        (["--dead-after", "nan"], "--dead-after must be 0 (never stop) or more seconds, not nan"),
+        (["--retries", "two"], "argument --retries: invalid int value: 'two'"),
+    ],
+)
+def test_bad_retry_options_exit_2_before_any_request(
+    option: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["download", *PLAN_ARGS, "--start", "2024-01-01", "--to", str(tmp_path / "m"), *option]
+    try:
+        status, _ = run(argv)
+    except SystemExit as exc:  # argparse's own type errors
+        status = exc.code  # type: ignore[assignment]
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

@@ -211,3 +211,29 @@ def test_config_and_selection_options_do_not_mix(tmp_path: Path, capsys: pytest.
     path.write_text(NATIVE)
     assert main(["download", "--config", str(path), "--symbol", "BTCUSDT"]) == 2
     assert "remove --symbol" in capsys.readouterr().err
+
+
+def test_retries_and_dead_after_make_the_retry_policy(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('retries = 3\ndead_after = 2.5\n[selection]\nmarkets = "spot"\ndata_types = "trades"\n')
+    config = load_config(path)
+    assert config.retries == 3 and config.dead_after == 2.5
+    policy = config.archive(entry_points=False).retry
+    assert policy.attempts == 3 and policy.dead_after == 2.5 and policy.final_pass
+    assert config.archive(entry_points=False).retry == RunConfig(selections=()).archive(retry=policy).retry
+    default = RunConfig(selections=()).archive(entry_points=False).retry
+    assert default.attempts == 10 and default.dead_after == 15
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"retries": 0}, "retries must be at least 1, not 0"),
+        ({"retries": "5"}, "retries must be a whole number"),
+        ({"dead_after": -1}, r"dead_after must be a number of seconds \(0 never stops\), not -1"),
+        ({"dead_after": True}, "dead_after must be a number of seconds"),
+    ],
+)
+def test_bad_retry_settings_are_refused_naming_the_key(value: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        RunConfig.from_mapping({"selection": {"markets": "spot", "data_types": "trades"}, **value})
