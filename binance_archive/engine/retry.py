@@ -139,8 +139,8 @@ class DeadHost:
             self.reason = (
                 f"every request has failed since {self._since_wall:%Y-%m-%d %H:%M:%S} UTC ({elapsed:.0f} s, "
                 f"{self._failures} tries in a row, none succeeding {before}); the last: {exc}. The host looks "
-                "down or unreachable: check the URL and the network, then run again (what is stored is kept); "
-                "a longer outage can be waited out with a larger dead_after (--dead-after SECONDS, 0 never stops)"
+                "down or unreachable: check the URL and the network, then run again (to wait out a longer outage: "
+                "--dead-after SECONDS, or dead_after; 0 never stops)"
             )
             self._dead.set()
             if self._on_dead is not None:
