@@ -59,6 +59,15 @@ class Body(abc.ABC):
     local_path: Path | None = None
     """A local file holding exactly these bytes, if there is one."""
 
+    min_speed: float = 0.0
+    """For a body with a :attr:`local_path` on a file system that may stall (a network mount): the bytes a second the
+    engine's read of that file must average over each :attr:`speed_window`; a slower read, or one that hangs, is
+    given up as a :class:`~binance_archive.errors.RetryableError` (its thread is left to end when the read does).
+    0, the default, reads the file as any local file."""
+
+    speed_window: float = 30.0
+    """The seconds over which :attr:`min_speed` is averaged (a transport passes its read timeout)."""
+
     loop_free: bool = False
     """Whether :meth:`chunks` may be iterated on an event loop of another thread, not only on the one that made
     the request: true when the client does its reading on threads of its own (pyreqwest). The engine then
@@ -130,10 +139,20 @@ class Body(abc.ABC):
 class FileBody(Body):
     """A body read from a local file (used by transports that stage or mirror files on disk)."""
 
-    def __init__(self, path: Path, *, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        size: int | None = None,
+        min_speed: float = 0.0,
+        speed_window: float = 30.0,
+    ) -> None:
         self.local_path = path
-        self.size = path.stat().st_size
+        self.size = path.stat().st_size if size is None else size
         self._chunk_size = chunk_size
+        self.min_speed = min_speed
+        self.speed_window = speed_window
 
     async def chunks(self) -> AsyncIterator[bytes]:
         import aiofiles

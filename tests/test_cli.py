@@ -409,3 +409,24 @@ def test_the_failure_summary_adds_up_to_the_failed_count() -> None:
         listed = sum(line.startswith("failed: ") for line in lines)
         more = [int(line.split()[2]) for line in lines if line.startswith("... and ")]
         assert listed == min(kept, 20) and listed + sum(more) == failed, lines
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--retries", "0"], "--retries must be at least 1 (1 tries each request once), not 0"),
+        (["--dead-after", "-1"], "--dead-after must be 0 (never stop) or more seconds, not -1"),
+        (["--dead-after", "nan"], "--dead-after must be 0 (never stop) or more seconds, not nan"),
+        (["--retries", "two"], "argument --retries: invalid int value: 'two'"),
+    ],
+)
+def test_bad_retry_options_exit_2_before_any_request(
+    option: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["download", *PLAN_ARGS, "--start", "2024-01-01", "--to", str(tmp_path / "m"), *option]
+    try:
+        status, _ = run(argv)
+    except SystemExit as exc:  # argparse's own type errors
+        status = exc.code  # type: ignore[assignment]
+    assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

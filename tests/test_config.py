@@ -119,13 +119,14 @@ def test_legacy_schema_takes_the_settings_it_lacks_as_native_keys() -> None:
     beside = {
         "base_url": "http://127.0.0.1:9/archive", "listing_url": "http://127.0.0.1:9/bucket", "refresh": True,
         "transport_options": {"read_timeout": 5.0, "limit": 64}, "storage_options": {"region": "eu-west-3"},
-        "today": "2024-03-01", "output_directory": "s3://b/p", "part_size_mb": 16,
+        "today": "2024-03-01", "output_directory": "s3://b/p", "part_size_mb": 16, "retries": 3, "dead_after": 0,
     }  # fmt: skip
     config = RunConfig.from_mapping({**LEGACY, **beside})
     assert config.legacy and (config.base_url, config.listing_url) == (beside["base_url"], beside["listing_url"])
     assert config.transport_options == {"read_timeout": 5.0, "limit": 64}, "the native table wins over timeout_seconds"
     assert config.storage_options == {"part_size": 16 * 1024 * 1024, "region": "eu-west-3"}
     assert config.refresh and config.today == dt.date(2024, 3, 1)
+    assert (config.retries, config.dead_after) == (3, 0)
     with pytest.raises(ConfigurationError, match="storage_options must be a table"):
         RunConfig.from_mapping({**LEGACY, "storage_options": "region=x"})
 
@@ -427,3 +428,29 @@ def test_every_configuration_in_the_docs_loads(tmp_path: Path) -> None:
             assert config.selections and config.legacy == ("markets" in data), page
             loaded += 1
     assert loaded >= 3  # config.md: one of each schema; quickstart.md: one (at least)
+
+
+def test_retries_and_dead_after_make_the_retry_policy(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('retries = 3\ndead_after = 2.5\n[selection]\nmarkets = "spot"\ndata_types = "trades"\n')
+    config = load_config(path)
+    assert config.retries == 3 and config.dead_after == 2.5
+    policy = config.archive(entry_points=False).retry
+    assert policy.attempts == 3 and policy.dead_after == 2.5 and policy.final_pass
+    assert config.archive(entry_points=False).retry == RunConfig(selections=()).archive(retry=policy).retry
+    default = RunConfig(selections=()).archive(entry_points=False).retry
+    assert default.attempts == 10 and default.dead_after == 15
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"retries": 0}, "retries must be at least 1, not 0"),
+        ({"retries": "5"}, "retries must be a whole number"),
+        ({"dead_after": -1}, r"dead_after must be a number of seconds \(0 never stops\), not -1"),
+        ({"dead_after": True}, "dead_after must be a number of seconds"),
+    ],
+)
+def test_bad_retry_settings_are_refused_naming_the_key(value: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        RunConfig.from_mapping({"selection": {"markets": "spot", "data_types": "trades"}, **value})

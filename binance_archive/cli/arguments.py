@@ -88,6 +88,14 @@ def config_of(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, option, None)
         if value is not None:
             changes[field] = value
+    if args.retries is not None:
+        if args.retries < 1:
+            raise ConfigurationError(f"--retries must be at least 1 (1 tries each request once), not {args.retries}")
+        changes["retries"] = args.retries
+    if args.dead_after is not None:
+        if not 0 <= args.dead_after < float("inf"):
+            raise ConfigurationError(f"--dead-after must be 0 (never stop) or more seconds, not {args.dead_after:g}")
+        changes["dead_after"] = args.dead_after
     for flag in ("force", "refresh"):
         if getattr(args, flag):
             changes[flag] = True

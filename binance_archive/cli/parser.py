@@ -176,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--concurrency", type=int, metavar="N", help="files in flight at once (default: the transport's, 80 over HTTP)"
     )
+    p.add_argument(
+        "--retries", type=int, metavar="N",
+        help="tries per request in all (default 10, with capped, jittered backoff; the files that still failed are "
+        "tried once more at the end of the run); 1 tries once, with no final pass",
+    )  # fmt: skip
+    p.add_argument(
+        "--dead-after", type=float, metavar="SECONDS",
+        help="stop the run once every request has failed for this long (default 15: a dead host is reported in "
+        "seconds, not after every file's retries); 0 never stops",
+    )  # fmt: skip
     p.add_argument("--force", action="store_true", help="download again what is already stored")
     p.add_argument("--refresh", action="store_true", help="re-download files Binance has replaced since")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")

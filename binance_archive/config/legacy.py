@@ -13,7 +13,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from binance_archive.config.values import catalog_at, date_text, positive_int, string_list, table, typed, unknown
+from binance_archive.config.values import (
+    catalog_at,
+    date_text,
+    non_negative,
+    positive_int,
+    string_list,
+    table,
+    typed,
+    unknown,
+)
 from binance_archive.core.catalog import Catalog
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.intervals import Interval
@@ -57,6 +66,8 @@ LEGACY_KEYS = {
     "storage_options": "a table of storage options (a native key; they win over the schema's own)",
     "refresh": "re-download files Binance replaced, true/false (a native key)",
     "today": "plan as if today were this date (a native key)",
+    "retries": "tries per request in all, default 10 (a native key)",
+    "dead_after": "seconds of nothing but failed requests before the run stops, default 15 (a native key)",
 }
 
 _IGNORED = ("environment", "enable_monitoring", "logging")
@@ -245,4 +256,6 @@ def _settings(data: Mapping[str, Any]) -> dict[str, Any]:
         force=force,
         refresh=bool(typed(data, "refresh", bool, "true or false")),
         today=parse_date(date_text(data.get("today")), what="today"),
+        retries=positive_int(data, "retries"),
+        dead_after=non_negative(data, "dead_after", "a number of seconds (0 never stops)"),
     )

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from binance_archive.config.values import catalog_at, date_text, positive_int, table, typed, unknown
+from binance_archive.config.values import catalog_at, date_text, non_negative, positive_int, table, typed, unknown
 from binance_archive.core.planning import parse_shard
 from binance_archive.core.selection import Selection, parse_date
 from binance_archive.errors import ConfigurationError
@@ -22,6 +22,8 @@ NATIVE_KEYS = {
     "base_url": "where the archive's files are",
     "listing_url": "the archive's S3 listing URL",
     "concurrency": "files in flight at once",
+    "retries": "tries per request in all (default 10; 1 tries once, with no final pass)",
+    "dead_after": "seconds of nothing but failed requests before the run stops (default 15; 0 never stops)",
     "force": "download again what is stored (true/false)",
     "refresh": "re-download files Binance replaced (true/false)",
     "catalog": "path of a catalog JSON",
@@ -75,6 +77,8 @@ def native_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
         base_url=typed(data, "base_url", str, "a URL"),
         listing_url=typed(data, "listing_url", str, "a URL"),
         concurrency=positive_int(data, "concurrency"),
+        retries=positive_int(data, "retries"),
+        dead_after=non_negative(data, "dead_after", "a number of seconds (0 never stops)"),
         force=bool(typed(data, "force", bool, "true or false")),
         refresh=bool(typed(data, "refresh", bool, "true or false")),
         catalog=catalog_at(data.get("catalog"), base_dir, "catalog"),

@@ -37,6 +37,10 @@ class RunConfig:
     base_url: str | None = None
     listing_url: str | None = None
     concurrency: int | None = None
+    retries: int | None = None
+    """Tries per request in all (the retry policy's ``attempts``; 1 tries once, with no final pass); ``None``: 10."""
+    dead_after: float | None = None
+    """Seconds of nothing but failed requests before the run stops (0 never stops); ``None``: the default, 15."""
     force: bool = False
     refresh: bool = False
     catalog: Catalog = DEFAULT_CATALOG
@@ -49,6 +53,7 @@ class RunConfig:
     def archive(self, **overrides: Any) -> Archive:
         """The :class:`~binance_archive.Archive` this configuration describes."""
         from binance_archive.archive import Archive
+        from binance_archive.engine.retry import RetryPolicy
 
         kwargs: dict[str, Any] = {
             "transport": self.transport,
@@ -57,6 +62,7 @@ class RunConfig:
             "base_url": self.base_url,
             "listing_url": self.listing_url,
             "concurrency": self.concurrency,
+            "retry": RetryPolicy.with_retries(self.retries, dead_after=self.dead_after),
             "catalog": self.catalog,
         }
         storage = overrides.pop("storage", self.to)

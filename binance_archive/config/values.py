@@ -10,7 +10,7 @@ from typing import Any
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
 from binance_archive.errors import ConfigurationError
 
-__all__ = ["catalog_at", "date_text", "positive_int", "string_list", "table", "typed", "unknown"]
+__all__ = ["catalog_at", "date_text", "non_negative", "positive_int", "string_list", "table", "typed", "unknown"]
 
 
 def unknown(data: Mapping[str, Any], valid: Mapping[str, str] | Sequence[str], where: str) -> None:
@@ -35,6 +35,13 @@ def positive_int(data: Mapping[str, Any], key: str) -> int | None:
     if value is not None and value < 1:
         raise ConfigurationError(f"{key} must be at least 1, not {value}")
     return value  # type: ignore[no-any-return]
+
+
+def non_negative(data: Mapping[str, Any], key: str, what: str) -> float | None:
+    value = typed(data, key, (int, float), what)
+    if value is not None and not 0 <= value < float("inf"):
+        raise ConfigurationError(f"{key} must be {what}, not {value!r}")
+    return None if value is None else float(value)
 
 
 def table(data: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -7,7 +7,9 @@
   engine's loop, and files in flight hash on every core.
 - Any other large body is hashed and written in threads, a batch of about a megabyte at a time, while the next
   batch arrives on the loop.
-- A body already on local disk (:attr:`Body.local_path`) is hashed in a thread, and its storage adopts the file.
+- A body already on local disk (:attr:`Body.local_path`) is hashed in a thread, and its storage adopts the file;
+  one on a file system that may stall (:attr:`Body.min_speed`: a mirror on a network mount) is read in a daemon
+  thread, watched from the loop, and given up when it comes too slowly or not at all.
 
 docs/performance.md has what each way was measured to gain.
 """
@@ -24,7 +26,9 @@ import threading
 from typing import Any
 
 from binance_archive.backends import Body, Writer
+from binance_archive.common.threads import Daemons
 from binance_archive.core.files import ArchiveFile
+from binance_archive.errors import RetryableError, TransportError
 from binance_archive.events import Emitter, EventKind
 
 __all__ = ["BATCH", "Receiver"]
@@ -42,10 +46,13 @@ class Receiver:
         self._emit = emit
         self._threads = threads
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._daemons: Daemons | None = None
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)  # idle by now, or told to stop (see _in_thread)
+        if self._daemons is not None:
+            self._daemons.close()
 
     async def body(self, file: ArchiveFile, body: Body, writer: Writer, digest: Any) -> int:
         """Receive ``body`` into ``writer``, hashing it into ``digest`` on the way."""
@@ -55,11 +62,50 @@ class Receiver:
             return await self._in_thread(file, body, writer, digest)
         return await self._in_batches(file, body, writer, digest)
 
-    async def local_file(self, file: ArchiveFile, path: os.PathLike[str]) -> tuple[int, str]:
-        """The size and SHA-256 of a body already on disk, hashed in a thread."""
-        size, actual = await asyncio.to_thread(_hash_file, path)
+    async def local_file(self, file: ArchiveFile, body: Body) -> tuple[int, str]:
+        """The size and SHA-256 of a body already on disk (:attr:`Body.local_path`), hashed in a thread."""
+        path = body.local_path
+        assert path is not None
+        try:
+            if body.min_speed:
+                size, actual = await self._watched(path, body.min_speed, body.speed_window)
+            else:
+                size, actual = await asyncio.to_thread(_hash_file, path)
+        except OSError as exc:
+            raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from exc
         self._emit(EventKind.BYTES, file, size)
         return size, actual
+
+    async def _watched(self, path: os.PathLike[str], min_speed: float, window: float) -> tuple[int, str]:
+        """Hash ``path`` in a daemon thread, giving it up once it reads fewer than ``min_speed`` bytes a second over
+        a whole ``window`` (a read blocked in a stalled network file system reads none): the thread cannot be
+        interrupted, so it is left to end when its read does, at the latest when the process exits."""
+        if self._daemons is None:
+            self._daemons = Daemons(self._threads, "binance-archive-read")
+        progress = [0]
+        stop = threading.Event()
+        reading = asyncio.ensure_future(self._daemons.run(_hash_file, path, progress, stop))
+        loop = asyncio.get_running_loop()
+        start, then = loop.time(), 0
+        try:
+            while True:
+                done, _ = await asyncio.wait({reading}, timeout=min(window / 4, 1.0))
+                if done:
+                    return reading.result()
+                now = loop.time()
+                if now - start < window:
+                    continue
+                got = progress[0] - then
+                if got < min_speed * (now - start):
+                    raise RetryableError(
+                        f"reading {path} came too slowly: {got} bytes in {now - start:.1f} s (at least {min_speed:g} "
+                        "bytes/s expected: a stalled file system? see the min_speed option)"
+                    )
+                start, then = now, progress[0]
+        finally:
+            stop.set()
+            if not reading.done():
+                reading.cancel()
 
     async def _on_loop(self, file: ArchiveFile, body: Body, writer: Writer, digest: Any) -> int:
         emit = self._emit if self._emit.active else None
@@ -160,11 +206,19 @@ class Receiver:
         return size
 
 
-def _hash_file(path: os.PathLike[str]) -> tuple[int, str]:
+def _hash_file(
+    path: os.PathLike[str], progress: list[int] | None = None, stop: threading.Event | None = None
+) -> tuple[int, str]:
+    """The size and SHA-256 of ``path``; ``progress[0]`` counts the bytes read so far, and a set ``stop`` ends the
+    read early (its caller gave up)."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as handle:
         while chunk := handle.read(1024 * 1024):
             digest.update(chunk)
             size += len(chunk)
+            if progress is not None:
+                progress[0] = size
+            if stop is not None and stop.is_set():
+                raise OSError(f"the read of {path} was given up")
     return size, digest.hexdigest()

@@ -4,6 +4,11 @@ transferred, and every outcome counted in the report.
 Memory stays flat however many files the plan names: a producer walks the plan into a bounded queue, and the
 workers take files from it; daily files standing in for a missing monthly file go to a queue of their own, which
 the workers take from first.
+
+A file whose tries all failed transiently (5xx, resets, timeouts...) is put aside rather than counted failed; once
+the plan is done, the same workers take those files once more (the final pass, as rclone's ``--retries`` does for
+the failed remainder of a sync), and each is counted once, by how that ends. A host that answers nothing but
+failures for a while stops the run instead (:class:`~binance_archive.engine.retry.DeadHost`).
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
 
+import attrs
+
 from binance_archive.backends import Storage, Transport
 from binance_archive.core.files import ArchiveFile
 from binance_archive.engine.receive import Receiver
 from binance_archive.engine.refresh import Refresh
 from binance_archive.engine.resolve import Plan
-from binance_archive.engine.retry import Retrying, RetryPolicy
+from binance_archive.engine.retry import DeadHost, Retrying, RetryPolicy
 from binance_archive.engine.stored import UNSCANNED, StoredIndex, stored_zip
 from binance_archive.engine.transfer import Transfer
 from binance_archive.errors import (
@@ -47,6 +54,16 @@ _EVENT_OF = {
     Outcome.FAILED: EventKind.FAILED,
 }
 _PROBLEMS = (Outcome.MISSING, Outcome.FAILED)
+_DEFERRED_MAX = 100_000
+"""The most files put aside for the final pass; beyond, a file that fails is counted failed at once (memory)."""
+
+
+@attrs.frozen
+class _GaveUp:
+    """A file's tries all failed transiently: it fails, unless the final pass fetches it."""
+
+    error: str
+    attempts: int
 
 
 class Run:
@@ -88,6 +105,11 @@ class Run:
         self._transfer = Transfer(transport, storage, self._receiver, force=force, index=self._index)
         # Why nothing can be written to the storage (Storage.check_writable), or None: then no file is fetched.
         self._unwritable: StorageError | None = None
+        report, extra = self.report, self._extra  # not self: the watch must not make a reference cycle of the run
+        self._dead_host = DeadHost(retry, on_dead=lambda reason: _stop(report, extra, reason))
+        # Files that failed transiently, with how their tries ended, for the final pass.
+        self._deferred: collections.deque[tuple[ArchiveFile, _GaveUp]] = collections.deque()
+        self._final = False  # the final pass is under way
 
     async def execute(self, plan: Plan) -> None:
         """Download every file of ``plan``; errors that end the run (the listing the plan needs cannot be read, the
@@ -110,6 +132,10 @@ class Run:
                 group.create_task(self._produce(plan, queue))
                 for _ in range(self._concurrency):
                     group.create_task(self._worker(plan, queue))
+            await self._final_pass(plan)
+            while self._deferred:  # the run stopped before their second chance: failed as they stand
+                file, gave_up = self._deferred.popleft()
+                self._record(self._failed(file, gave_up.error, gave_up.attempts), file)
         except BaseExceptionGroup as errors:
             # Callers catch the library's exceptions, never a task group's.
             raise first_leaf(errors) from None
@@ -162,17 +188,35 @@ class Run:
                 continue  # drain the queue: files not started are not attempted
             await self._one(plan, file, known_absent)
 
-    def _stop(
-        self, exc: StorageError, why: str = "the run stopped early (files not started were not attempted)"
-    ) -> None:
-        """No file can be stored any more (the disk is full): start no new file; those in flight finish."""
-        if not self.report.stopped:
-            self.report.stopped = f"{exc}; {why}"
-            log.error("stopping the download: %s", exc)
-        self._extra.clear()
+    async def _final_pass(self, plan: Plan) -> None:
+        """The files put aside, each tried once more (with a full set of tries) by workers like the plan's."""
+        if not self._deferred or self.report.stopped:
+            return
+        count = len(self._deferred)
+        log.info("trying %d files that failed transiently once more", count)
+        self._final = True
+        failed = self.report.failed
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(self._concurrency, count)):
+                group.create_task(self._final_worker(plan))
+        log.info("final pass: %d of %d files failed again", self.report.failed - failed, count)
 
-    async def _one(self, plan: Plan, file: ArchiveFile, known_absent: bool = False) -> None:
-        self._emit(EventKind.PLANNED, file)
+    async def _final_worker(self, plan: Plan) -> None:
+        while not self.report.stopped:
+            if self._extra:
+                await self._one(plan, self._extra.popleft())
+            elif self._deferred:
+                file, earlier = self._deferred.popleft()
+                await self._one(plan, file, earlier=earlier)
+            else:
+                return
+
+    async def _one(
+        self, plan: Plan, file: ArchiveFile, known_absent: bool = False, earlier: _GaveUp | None = None
+    ) -> None:
+        """Skip, refresh or transfer ``file``; ``earlier`` is how its first round of tries ended (final pass)."""
+        if earlier is None:
+            self._emit(EventKind.PLANNED, file)
         previous: str | None = None
         sidecar: bytes | None = None
         if self._refresh is not None:
@@ -182,8 +226,8 @@ class Run:
                     await self._skip_stored(file)
                     return
                 upstream = await self._tries(plan, file, lambda _attempt: self._refresh_sidecar(file))
-                if isinstance(upstream, FileOutcome):
-                    self._record(upstream, file)
+                if isinstance(upstream, FileOutcome | _GaveUp):
+                    self._end(upstream, file, earlier)
                     return
                 sidecar, digest = upstream
                 if digest == previous:
@@ -195,7 +239,8 @@ class Run:
             return
         if self._unwritable is not None:
             # Nothing fetched could be stored: stop before the first request rather than fail every file after it.
-            self._stop(self._unwritable, "nothing was fetched (give a folder or bucket that can be written to)")
+            why = "nothing was fetched (give a folder or bucket that can be written to)"
+            _stop(self.report, self._extra, str(self._unwritable), why)
             return
         self._emit(EventKind.STARTED, file)
         outcome = await self._tries(
@@ -204,7 +249,24 @@ class Run:
             file,
             lambda attempt: self._transfer.attempt(file, previous, attempt, sidecar if attempt == 1 else None),
         )
-        assert isinstance(outcome, FileOutcome)
+        assert isinstance(outcome, FileOutcome | _GaveUp)
+        self._end(outcome, file, earlier)
+
+    def _end(self, result: FileOutcome | _GaveUp, file: ArchiveFile, earlier: _GaveUp | None) -> None:
+        """Count how ``file`` ended, or put it aside for the final pass."""
+        if isinstance(result, _GaveUp):
+            second_chance = self._retry.final_pass and not self._final and not self.report.stopped
+            if second_chance and len(self._deferred) < _DEFERRED_MAX:
+                self._deferred.append((file, result))
+                self._emit(EventKind.RETRY, file, error=f"{result.error} (tried again at the end of the run)")
+                return
+            attempts = result.attempts + (earlier.attempts if earlier is not None else 0)
+            later = f" ({earlier.attempts}, then {result.attempts} at the end of the run)" if earlier else ""
+            outcome = self._failed(file, f"gave up after {attempts} tries{later}: {result.error}", attempts)
+        elif earlier is not None:  # the final pass: its tries are added to the first round's
+            outcome = attrs.evolve(result, attempts=result.attempts + earlier.attempts)
+        else:
+            outcome = result
         self._record(outcome, file)
 
     async def _refresh_sidecar(self, file: ArchiveFile) -> tuple[bytes, str]:
@@ -227,22 +289,24 @@ class Run:
 
     async def _tries(
         self, plan: Plan, file: ArchiveFile, attempt_once: Callable[[int], Awaitable[_T]]
-    ) -> _T | FileOutcome:
-        """Run ``attempt_once`` until it succeeds, or return the outcome that ends the file (missing, failed)."""
+    ) -> _T | FileOutcome | _GaveUp:
+        """Run ``attempt_once`` until it succeeds, or return the outcome that ends the file (missing, failed), or
+        how its tries ended when they all failed transiently."""
         tries = Retrying(
             self._retry,
             what=file.key,
             verify=True,
             on_retry=lambda exc: self._emit(EventKind.RETRY, file, error=str(exc)),
+            dead_host=self._dead_host,
         )
         try:
             return await tries(attempt_once)
         except FileMissingError:
             return self._missing(plan, file, tries.attempts)
         except RetryableError as exc:
-            return self._failed(file, f"gave up after {tries.attempts} tries: {exc}", tries.attempts)
+            return _GaveUp(str(exc), tries.attempts)
         except StorageFullError as exc:
-            self._stop(exc)
+            _stop(self.report, self._extra, str(exc))
             return self._failed(file, str(exc), tries.attempts)
         except VerificationError as exc:
             return self._failed(file, f"verification failed: {exc}", tries.attempts)
@@ -261,6 +325,20 @@ class Run:
         else:
             error = "not in the archive"
         return FileOutcome(file.key, Outcome.MISSING, error=error, attempts=attempts)
+
+
+def _stop(
+    report: Report,
+    extra: collections.deque[ArchiveFile],
+    reason: str,
+    why: str = "the run stopped early (files not started were not attempted)",
+) -> None:
+    """No file can be stored any more (the disk is full, the target cannot be written), or the host is dead: start
+    no new file; those in flight end (retrying no more once the host is given up)."""
+    if not report.stopped:
+        report.stopped = f"{reason}; {why}"
+        log.error("stopping the download: %s", reason)
+    extra.clear()
 
 
 def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -98,7 +98,7 @@ class Transfer:
             # sidecar (or old bytes with a new one).
             await self._storage.delete(file.checksum_key)
         if body.local_path is not None:
-            size, actual = await self._receiver.local_file(file, body.local_path)
+            size, actual = await self._receiver.local_file(file, body)
             expected = await _expected_digest(file, sidecar)
             _check(file, actual, expected)
             await self._storage.put_file(file.key, body.local_path)

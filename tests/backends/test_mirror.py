@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from binance_archive import Archive
+from binance_archive import Archive, RetryPolicy
 from binance_archive.errors import ConfigurationError, FileMissingError, TransportError
 from binance_archive.report import Outcome
 from binance_archive.testing import key_path
 from binance_archive.transports.mirror import MirrorTransport
 
+from ..support.fanotify import fanotify_or_skip, stalled_reads
 from ._scenario import CORRUPT, FAST_RETRY, FILES, MISSING, SPOT, TODAY, UM, assert_mirrored, build_upstream, damage
 from ._scenario import outcomes as keys_with
 
@@ -121,3 +124,43 @@ async def test_adopting_a_file_the_mirror_already_links_leaves_no_temporary_file
     assert stored.read_bytes() == b"zip bytes" and stored.stat().st_ino == source.stat().st_ino
     assert list(storage.temporary_files()) == []
     assert sorted(p.name for p in stored.parent.iterdir()) == [stored.name]
+
+
+@pytest.mark.parametrize("held", ["reads", "opens"])
+async def test_a_mirror_on_a_stalled_file_system_fails_the_stalled_files_and_completes_the_rest(
+    held: str, tmp_path: Path, upstream: Path
+) -> None:
+    """As on a network mount whose server went away: a zip's read (or open) and a sidecar's never return. Each
+    call into the folder is given up after read_timeout (its thread left blocked in the kernel), and the engine's
+    read of a zip below min_speed: the two files fail as retryable, the rest is mirrored, nothing waits on."""
+    fanotify_or_skip()
+    stalled_zip, stalled_sidecar = FILES[0], FILES[1]
+    archive = Archive(
+        tmp_path / "mirror", transport="mirror", base_url=str(upstream), entry_points=False,
+        transport_options={"read_timeout": 0.3, "min_speed": 100_000},
+        retry=RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.01),
+    )  # fmt: skip
+    paths = (key_path(upstream, stalled_zip.key), key_path(upstream, stalled_sidecar.checksum_key))
+    with stalled_reads(*paths, opens=held == "opens") as stalls:
+        started = time.monotonic()
+        async with asyncio.timeout(60):
+            report = await archive.download([SPOT, UM], today=TODAY)
+        took = time.monotonic() - started
+        assert stalls[0] > 0, "nothing was held: the test did not stall anything"
+    print(f"\nstalled {held}: {stalls[0]} held, the run ended after {took:.1f} s")
+    failures = {o.key: o.error or "" for o in report.failures}
+    assert set(failures) == {stalled_zip.key, stalled_sidecar.key}, failures
+    assert "came too slowly" in failures[stalled_zip.key] and "stalled file system" in failures[stalled_zip.key]
+    assert "did not answer within 0.3" in failures[stalled_sidecar.key], failures[stalled_sidecar.key]
+    assert report.downloaded == len(FILES) - 2
+    assert_mirrored(upstream, tmp_path / "mirror", FILES[2:])
+    assert not key_path(tmp_path / "mirror", stalled_zip.key).exists()
+
+
+def test_the_stall_guards_options_are_checked() -> None:
+    transport = MirrorTransport(root="/x")
+    assert (transport.read_timeout, transport.min_speed) == (30.0, 1024.0)
+    with pytest.raises(ConfigurationError, match="read_timeout must be a positive number of seconds"):
+        MirrorTransport(root="/x", read_timeout=0)
+    with pytest.raises(ConfigurationError, match="min_speed must be a number of bytes per second"):
+        MirrorTransport(root="/x", min_speed=-5)

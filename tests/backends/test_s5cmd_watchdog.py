@@ -194,3 +194,48 @@ async def test_a_killed_download_takes_its_s5cmd_with_it(upstream: Path, tmp_pat
         cli.send_signal(signal.SIGKILL)
         await cli.wait()
         assert await wait_until(lambda: not ours(), bound=10), "s5cmd outlived the command that started it"
+
+
+async def test_a_body_that_drips_fails_as_too_slow_and_the_rest_of_the_batch_completes(
+    tmp_path: Path, upstream: Path
+) -> None:
+    """A server that never pauses for a read timeout, yet would take minutes: below min_speed over a whole
+    read_timeout window the file fails as retryable; s5cmd, left with nothing anyone waits for, is killed."""
+    dripping, healthy, sidecar = FILES[0], FILES[1], FILES[2].checksum_key
+    size = (upstream / dripping.key).stat().st_size
+    staging = tmp_path / "staging"
+    # The sidecar drips too: sidecars come by plain GET (not s5cmd), held to the same min_speed.
+    async with FakeArchiveServer(upstream, drip_keys={dripping.key, sidecar}, drip_rate=100) as server:
+        transport = S5cmdTransport(
+            base_url=server.listing_url, region="ap-northeast-1", staging_dir=staging, read_timeout=0.5, min_speed=1000
+        )
+        async with transport:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                transport.get_bytes(dripping.key, max_size=1 << 20),
+                transport.get_bytes(healthy.key, max_size=1 << 20),
+                transport.get_bytes(healthy.checksum_key, max_size=1 << 20),
+                transport.get_bytes(sidecar, max_size=1 << 20),
+                return_exceptions=True,
+            )
+            took = time.monotonic() - started
+            gone = await wait_until(lambda: not s5cmd_children(skip_without_proc=True), bound=10)
+            cleaned = await wait_until(lambda: not _staged(staging), bound=10)  # once the killed process is reaped
+    error = results[0]
+    assert isinstance(error, RetryableError), results
+    assert str(error).startswith(f"s3://data.binance.vision/{dripping.key} came too slowly: "), error
+    assert "see the min_speed option" in str(error)
+    assert results[1] == (upstream / healthy.key).read_bytes()
+    assert results[2] == (upstream / healthy.checksum_key).read_bytes()
+    assert isinstance(results[3], RetryableError) and "came too slowly" in str(results[3]), results[3]
+    print(f"\nthe drip ({size} bytes at 100 bytes/s) was given up after {took:.1f} s")
+    assert took < size / 100 / 2, f"{took:.1f} s: the drip was waited out instead of given up"
+    assert gone, "the s5cmd left dripping a file nobody waits for must be killed"
+    assert cleaned, f"its partial file must be removed: {_staged(staging)}"
+
+
+def test_min_speed_is_checked() -> None:
+    assert S5cmdTransport().min_speed == 1024.0 and S5cmdTransport(min_speed=0).min_speed == 0
+    for bad in (-1, "fast", True, float("inf")):
+        with pytest.raises(ConfigurationError, match="min_speed must be a number of bytes per second"):
+            S5cmdTransport(min_speed=bad)  # type: ignore[arg-type]

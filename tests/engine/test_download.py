@@ -130,7 +130,10 @@ async def test_retries_are_bounded(server: FakeArchiveServer, mirror: Path) -> N
     async with archive_for(server, mirror, retry=RetryPolicy(attempts=3, backoff=0.001)) as archive:
         report = await archive.download(FUNDING, today=TODAY)
     assert report.failed == 2 and not report.ok
-    assert all("gave up after 3 tries" in (o.error or "") for o in report.failures)
+    # 3 tries, then 3 more in the final pass at the end of the run: never more.
+    assert all("gave up after 6 tries (3, then 3 at the end of the run)" in (o.error or "") for o in report.failures)
+    assert all(o.attempts == 6 for o in report.failures)
+    assert all(server.stats.by_key[f.key] == 6 for f in planned(FUNDING)), server.stats.by_key
     assert not (mirror / "data").exists() or not any(p.is_file() for p in (mirror / "data").rglob("*"))
 
 
@@ -243,3 +246,33 @@ async def test_invalid_selection_is_refused_before_any_request(server: FakeArchi
     with pytest.raises(ConfigurationError, match="valid intervals"):
         await archive_for(server, mirror).download(bad, today=TODAY)
     assert server.stats.requests == 0 and not mirror.exists()
+
+
+async def test_a_local_body_that_cannot_be_read_fails_its_file_not_the_run(tmp_path: Path) -> None:
+    """A transport handing over a file on local disk (s5cmd's staged copy, a mirror's zip) that is gone by the time
+    the engine reads it: that file fails with the reason, the run goes on (an OSError used to escape the run)."""
+    from contextlib import asynccontextmanager
+    from typing import ClassVar
+
+    from binance_archive.backends import FileBody, Transport
+
+    files = planned(FUNDING)
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, files, max_rows=5)
+
+    class Vanishing(Transport):
+        name: ClassVar[str] = "vanishing"
+
+        @asynccontextmanager
+        async def get(self, key: str):  # type: ignore[no-untyped-def]
+            path = upstream / key
+            yield FileBody(upstream / (key + ".gone") if key == files[0].key else path, size=path.stat().st_size)
+
+        async def get_bytes(self, key: str, *, max_size: int) -> bytes:
+            return (upstream / key).read_bytes()
+
+    archive = Archive(tmp_path / "mirror", transport=Vanishing(), retry=RetryPolicy(attempts=2, backoff=0))
+    report = await archive.download(FUNDING, today=TODAY)
+    assert report.downloaded == 1 and report.failed == 1
+    (failure,) = report.failures
+    assert failure.key == files[0].key and "cannot read" in (failure.error or "") and ".gone" in (failure.error or "")

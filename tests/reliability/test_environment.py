@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -312,7 +313,8 @@ async def test_an_unreachable_server_fails_every_file_quickly_and_creates_nothin
     async with asyncio.timeout(BOUND):
         report = await archive.download(SMALL, today=TODAY)
     assert report.failed == 20 and report.downloaded == 0
-    assert all("connection failed" in (o.error or "") and "gave up after 3 tries" in (o.error or "")
+    # 3 tries, and 3 more in the final pass (2 s of failures, short of the dead-host rule's 15 s).
+    assert all("connection failed" in (o.error or "") and "gave up after 6 tries" in (o.error or "")
                for o in report.failures)  # fmt: skip
     assert not mirror.exists() or not any(mirror.rglob("*.zip"))
     # Discovery (no symbols given) needs the listing: a clear TransportError after its retries, not a hang.
@@ -326,10 +328,28 @@ def test_the_cli_reports_an_unreachable_server_with_status_1(tmp_path: Path) -> 
     status, _, err = run_main(
         ["download", "--market", "spot", "--data-type", "klines", "--interval", "1m", "--start", "2024-03-01",
          "--end", "2024-03-02", "--today", TODAY.isoformat(), "--base-url", base_url, "--listing-url", base_url,
-         "--to", str(tmp_path / "m"), "--transport-option", "connect_timeout=1"]
+         "--to", str(tmp_path / "m"), "--transport-option", "connect_timeout=1", "--retries", "3"]
     )  # fmt: skip
     assert status == 1 and "Traceback" not in err
     assert "connection failed" in err and base_url in err
+
+
+def test_the_cli_stops_against_a_dead_host_saying_what_failed_and_since_when(tmp_path: Path) -> None:
+    """Symbols and dates given (no listing needed): 60 files whose tries would take minutes at 2 in flight; the
+    run stops once every request has failed for --dead-after seconds."""
+    base_url = f"http://127.0.0.1:{closed_port()}"
+    started = time.perf_counter()
+    status, out, err = run_main(
+        ["download", "--market", "spot", "--data-type", "klines", "--interval", "1m", "--symbol", "BTCUSDT,ETHUSDT",
+         "--start", "2024-03-01", "--end", "2024-03-30", "--period", "daily", "--today", TODAY.isoformat(),
+         "--base-url", base_url, "--to", str(tmp_path / "m"), "--concurrency", "2", "--dead-after", "1"]
+    )  # fmt: skip
+    took = time.perf_counter() - started
+    print(f"\nthe CLI against a closed port: status {status} after {took:.1f} s")
+    assert status == 1 and "Traceback" not in err, err
+    assert "stopped early: every request has failed since" in out and "UTC" in out, out
+    assert "connection failed" in out and base_url in out
+    assert took < BOUND * 3, "the default retries of 60 files would take minutes"
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])

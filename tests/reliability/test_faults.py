@@ -2,7 +2,8 @@
 
 A run through 10% 5xx, 2% resets, 2% truncated bodies, 1% corrupted bodies and 429s with Retry-After must
 end with every planned file either stored and verified or reported as failed with its reason; no file under
-its final name may be unverified; a second run completes the rest and fetches nothing already done.
+its final name may be unverified; a second run completes the rest and fetches nothing already done. With the
+default retry policy (10 tries, then a final pass), one run through the issue's mix completes on its own.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ NETWORK_FAULTS = {
     "rate_429": 0.05,
     "retry_after": 1,
 }
-# Few tries in the first run, so that some files do fail and the report's reasons can be checked.
-FIRST_RUN = RetryPolicy(attempts=3, backoff=0.005, max_backoff=0.02, max_retry_after=0.05, verify_attempts=2)
+# Few tries in the first run, and no final pass, so that some files do fail and the report's reasons can be checked.
+FIRST_RUN = RetryPolicy(
+    attempts=3, backoff=0.005, max_backoff=0.02, max_retry_after=0.05, verify_attempts=2, final_pass=False
+)
+# The issue's mix: 10% 5xx, 2% connection resets, 2% truncated bodies.
+ISSUE_MIX = {"error_rate": 0.10, "reset_rate": 0.02, "truncate_rate": 0.02}
+# The default policy (10 tries, a final pass, the dead-host rule) with its waits shortened for the suite's sake.
+DEFAULT_QUICKLY = RetryPolicy(backoff=0.005, max_backoff=0.05, max_retry_after=0.05)
 
 
 def damage_upstream(upstream: Path, files: list[ArchiveFile], seed: int) -> dict[str, str]:
@@ -202,3 +209,25 @@ async def test_discovery_reads_the_listing_through_5xx_and_resets(tmp_path: Path
         report = await cell.archive().download(selection, today=TODAY)
         assert cell.server.stats.faults["error"] > 0 and cell.server.stats.listing_requests > 10
     assert report.ok and report.downloaded == len(files) == 30
+
+
+@pytest.mark.parametrize("transport", ["http", "http-pyreqwest", "s5cmd"])
+async def test_one_run_completes_under_the_issue_s_fault_mix(transport: str, tmp_path: Path) -> None:
+    """With 5 tries and no final pass, about one run of 300 files in four ended with a file "gave up after 5 tries:
+    HTTP 503" (benchmarks/retries.py; docs/reliability.md). Each transport with its own defaults (s5cmd retries
+    on its own too), the engine's retry policy the default one but for shorter waits."""
+    selection = MATRIX_SELECTION.with_(end="2024-04-09")  # 3 symbols x 100 days
+    upstream = tmp_path / "upstream"
+    files = build(upstream, selection, max_rows=24)
+    # Seed 13: the draws with which 5 tries and no final pass failed a file in each of the three cells.
+    seed = int(os.environ.get("RELIABILITY_FAULT_SEED", "13"))
+    async with backends(transport, "local", upstream, tmp_path, seed=seed, **ISSUE_MIX) as cell:
+        report = await cell.archive(retry=DEFAULT_QUICKLY).download(selection, today=TODAY)
+        assert cell.server is not None
+        injected = dict(cell.server.stats.faults)
+    assert {"error", "reset", "truncate"} <= set(injected), injected
+    assert report.ok and report.downloaded == len(files) == 300, report.failures
+    assert len(report.outcomes) == len(files), "one outcome a file, however many rounds it took"
+    stored = await assert_mirror_trustworthy(cell.archive(), upstream)
+    assert {k for k in stored if k.endswith(".zip")} == {f.key for f in files}
+    print(f"\nissue mix {transport} seed {seed}: {len(files)} files, injected {injected}, all downloaded")

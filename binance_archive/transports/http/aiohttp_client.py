@@ -24,6 +24,7 @@ class AiohttpClient:
     """One aiohttp session with the transport's settings (see :class:`~.client.Client`)."""
 
     def __init__(self, *, limit: int, settings: BodySettings) -> None:
+        self._settings = settings
         connector = aiohttp.TCPConnector(limit=limit, ssl=settings.verify_ssl, enable_cleanup_closed=True)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -42,7 +43,12 @@ class AiohttpClient:
         async with _Request(self._session, url, what, None) as response:
             try:
                 return await read_whole(
-                    url, max_size, response.content_length, response.read, lambda: response.content.iter_chunked(65536)
+                    url,
+                    max_size,
+                    response.content_length,
+                    response.read,
+                    lambda: response.content.iter_chunked(65536),
+                    self._settings,
                 )
             except TimeoutError:
                 raise errors.timed_out(url, reading=True) from None

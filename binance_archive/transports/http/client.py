@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Protocol
 
+from binance_archive.common.urls import redact
+from binance_archive.errors import RetryableError
 from binance_archive.transports.http.body import BodySettings, HttpBody, check_small
 from binance_archive.transports.http.errors import status_error
 
@@ -103,18 +106,35 @@ async def read_whole(
     length: int | None,
     whole: Callable[[], Awaitable[bytes]],
     chunks: Callable[[], AsyncIterator[bytes]],
+    settings: BodySettings,
 ) -> bytes:
     """A small body (a sidecar, a listing page) read whole, for either client: in one read where its length is known
     (and bounded), else chunk by chunk, refused once it outgrows ``max_size``. The caller translates the library's
-    errors."""
+    errors.
+
+    It must be whole within one read timeout plus the time its size takes at ``min_speed``: a server dripping a
+    sidecar a byte at a time (never silent for a read timeout) is given up and retried, as a file's body would be.
+    """
     check_small(url, max_size, length)
-    if length is not None:
-        data = await whole()  # a sidecar is ~100 bytes: one read, not a loop of chunks
-    else:
-        buffer = bytearray()
-        async for chunk in chunks():
-            buffer += chunk
-            check_small(url, max_size, None, buffer)
-        data = bytes(buffer)
+    limit = None
+    if settings.min_speed:
+        limit = settings.read_timeout + (length if length is not None else max_size) / settings.min_speed
+    try:
+        async with asyncio.timeout(limit) as scope:
+            if length is not None:
+                data = await whole()  # a sidecar is ~100 bytes: one read, not a loop of chunks
+            else:
+                buffer = bytearray()
+                async for chunk in chunks():
+                    buffer += chunk
+                    check_small(url, max_size, None, buffer)
+                data = bytes(buffer)
+    except TimeoutError:
+        if not scope.expired():
+            raise  # the client's own read timeout
+        raise RetryableError(
+            f"{redact(url)} came too slowly: not whole after {limit:.1f} s (at least {settings.min_speed:g} bytes/s "
+            "expected; see the min_speed option)"
+        ) from None
     check_small(url, max_size, length, data)
     return data

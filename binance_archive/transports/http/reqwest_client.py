@@ -30,6 +30,7 @@ class ReqwestClient:
     def __init__(self, *, limit: int, settings: BodySettings) -> None:
         from pyreqwest.client import ClientBuilder
 
+        self._settings = settings
         builder = (
             ClientBuilder()
             .max_connections(limit)
@@ -64,7 +65,7 @@ class ReqwestClient:
                     yield bytes(chunk)
 
             try:
-                return await read_whole(url, max_size, _content_length(response), whole, chunks)
+                return await read_whole(url, max_size, _content_length(response), whole, chunks, self._settings)
             except BaseException as exc:
                 raise _translate(exc, url, body=True) from None
 

