@@ -49,14 +49,15 @@ __all__ = ["PrefectArchiveCollectionWorkflow", "archive_collection", "run_collec
 log = logging.getLogger(__name__)
 
 SHARD_RETRIES = 2
-"""How many times a shard's task runs again when it raised, or when files of it failed (each run fetches only
-what is not stored yet)."""
+"""How many times a shard's task runs again when it raised, when files of it failed or when it stopped early (each
+run fetches only what is not stored yet)."""
 
 Config = Mapping[str, Any] | RunConfig | str | os.PathLike[str]
 
 
 class ShardIncomplete(Exception):
-    """Files of a shard failed; raised so that Prefect runs the shard again (the last run returns its report)."""
+    """Files of a shard failed, or it stopped early (a dead host); raised so that Prefect runs the shard again (the
+    last run returns its report whatever it holds)."""
 
 
 def run_config(config: Config, last_days: int | None = None) -> RunConfig:
@@ -95,9 +96,10 @@ def download_shard(config: RunConfig, index: int, count: int, detail: Detail = "
 
     report = run(config.run(detail=detail))
     # A run count above the retries is the last run: its report is returned whatever it holds.
-    if report.failed and task_run.run_count <= SHARD_RETRIES:
+    if (report.failed or report.stopped) and task_run.run_count <= SHARD_RETRIES:
         named = ", ".join(f"{f.key} ({f.error})" for f in report.failures[:3])
-        raise ShardIncomplete(f"{report.failed} files of shard {index} of {count} failed, e.g. {named}")
+        why = report.stopped or f"e.g. {named}"
+        raise ShardIncomplete(f"{report.failed} files of shard {index} of {count} failed: {why}")
     return report.to_dict()
 
 
@@ -160,7 +162,7 @@ def run_collection(
         try:
             from prefect_dask.task_runners import DaskTaskRunner
         except ImportError as exc:
-            raise ImportError("a Dask address needs prefect-dask: pip install 'binance-archive[prefect,dask]'") from exc
+            raise ImportError("a Dask address needs prefect-dask: pip install 'binance-archive[prefect]'") from exc
         runner: Any = DaskTaskRunner(address=dask_address)
     else:
         runner = ThreadPoolTaskRunner(max_workers=max_concurrency)

@@ -29,8 +29,11 @@ FILES = planned(SELECTION)
 def harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
-        yield
+    # No telemetry from the temporary server (it is also what logged "database is locked" tracebacks).
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        with prefect_test_harness(server_startup_timeout=60):
+            yield
 
 
 def seed_config(server: FakeArchiveServer, output: Path) -> dict[str, Any]:
@@ -111,3 +114,23 @@ async def test_the_flow_runs_on_a_dask_cluster_through_prefect_dask(tmp_path: Pa
         )
     assert result["status"] == "success" and result["collection_stats"]["successful_tasks"] == len(FILES)
     assert {k for k in tree(tmp_path / "mirror") if k.endswith(".zip")} == {f.key for f in FILES}
+
+
+async def test_a_shard_whose_files_failed_is_run_again_by_prefect(tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, FILES, max_rows=5)
+    # Every key's first GET answers 503, and one try a request with no final pass: the first run of each shard
+    # fails all its files; Prefect runs the shard's task again, which fetches them.
+    async with FakeArchiveServer(upstream, fail_first=1) as server:
+        config = {**seed_config(server, tmp_path / "mirror"), "retries": 1}
+        result = await asyncio.to_thread(run_collection, config, shards=2)
+        zips = server.stats.zip_requests
+    assert result["status"] == "success" and result["collection_stats"]["failed_tasks"] == 0
+    assert zips == 2 * len(FILES), "each zip: a 503, then fetched by the shard's second run"
+    async with get_client() as client:
+        runs = [r for r in await client.read_task_runs() if r.name.startswith("shard ")]
+    latest = sorted(runs, key=lambda r: r.expected_start_time or r.created)[-2:]
+    assert [r.run_count for r in latest] == [2, 2], [(r.name, r.run_count, r.state_name) for r in runs]
+    assert all(r.state_name == "Completed" for r in latest)
