@@ -39,6 +39,9 @@ from binance_archive.runner import run as run_loop
 
 if TYPE_CHECKING:
     from binance_archive.archive import Archive
+    from binance_archive.config import RunConfig
+    from binance_archive.engine.run import Detail
+    from binance_archive.progress import Counter
     from binance_archive.report import Report
     from binance_archive.verification import VerifyReport
 
@@ -109,15 +112,22 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     # Only a --json report lists every file (the collection workflow's result too, in its metadata); the summary
     # needs the counts and the problems. Keeping an outcome for every file costs ~1 KB each (~90 MB for a mirror
     # of 100,000 files, gigabytes for the whole archive).
-    detail = "all" if args.json else "problems"
+    detail: Detail = "all" if args.json else "problems"
     for selection in config.selections:  # refused here, once, rather than by every process
         validate_selection(selection, config.catalog)
     # Parts that plan nothing are named here, once, and left out of what the processes run.
     config = attrs.evolve(config, selections=_plannable(config.selections, config.today or utc_today(), config.catalog))
     show_bar = not (args.quiet or args.json) and sys.stderr.isatty()
     bar = TerminalProgress(sys.stderr, planned_total(config)) if show_bar else None
+    if args.dask is None and args.shards is not None:
+        raise ConfigurationError("--shards cuts a run for --dask; give --dask ADDRESS too (or --processes N here)")
+    if args.dask is not None and processes > 1:
+        raise ConfigurationError("--dask and --processes are two ways to spread a run: give one")
     try:
-        if processes > 1:
+        if args.dask is not None:
+            archive = config.archive()  # backends and options checked here, before anything is submitted
+            report = _on_dask(config, args.dask, args.shards, detail, bar)
+        elif processes > 1:
             archive = config.archive()  # backends and options checked before any process starts
             merged, status = run_processes(
                 config, processes=processes, concurrency=archive.concurrency, detail=detail, progress=bar,
@@ -139,6 +149,17 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     elif not args.quiet:
         write_summary(report, archive.storage.location, out)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _on_dask(config: RunConfig, address: str, shards: int | None, detail: Detail, bar: Counter | None) -> Report:
+    """The download on the Dask cluster whose scheduler is at ``address`` (docs/integrations.md)."""
+    try:
+        from binance_archive.integrations.dask import run_on_dask
+    except ImportError as exc:
+        raise ConfigurationError(f"--dask: {exc}") from None
+    if shards is not None and shards < 1:
+        raise ConfigurationError(f"--shards must be at least 1, got {shards}")
+    return run_on_dask(config, address, shards=shards, detail=detail, progress=bar)
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:

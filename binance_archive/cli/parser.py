@@ -37,6 +37,7 @@ _EPILOG_DOWNLOAD = """examples:
   binance-archive download --market spot --data-type klines --symbol BTCUSDT --interval 1h \\
       --start 2024-01-01 --to ./binance-data
   binance-archive download --market um --data-type metrics --start 2024-06-01 --to s3://bucket/prefix --json
+  binance-archive download --config run.toml --to s3://bucket/binance --dask tcp://scheduler:8786
 """
 
 
@@ -194,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", type=int, default=1, metavar="N",
         help="run the download as N processes, each a shard of the plan (default 1; use the cores you have)",
     )  # fmt: skip
+    group = p.add_argument_group("on a Dask cluster (pip install 'binance-archive[dask]'; docs/integrations.md)")
+    group.add_argument(
+        "--dask", metavar="ADDRESS",
+        help="run the download on the cluster of the Dask scheduler at ADDRESS (tcp://host:8786), a task per shard; "
+        "--to must be a folder every worker shares (an absolute path) or an s3:// URL",
+    )  # fmt: skip
+    group.add_argument(
+        "--shards", type=int, metavar="N", help="with --dask: cut the plan into N shards (default: 4 a worker)"
+    )
 
     p = _command(
         sub, "symbols", "list the symbols the archive has for a market and data type",

@@ -5,6 +5,7 @@ refused before anything is submitted."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -177,6 +178,40 @@ async def test_the_listing_is_read_once_for_the_whole_cluster(tmp_path: Path, da
     assert report.downloaded == single.downloaded == len(files) and report.failed == 0
     assert tree(tmp_path / "cluster") == tree(tmp_path / "single")
     assert not (tmp_path / "x").exists(), "an unknown symbol is refused before anything is submitted"
+
+
+async def test_the_command_runs_a_download_on_the_cluster(tmp_path: Path, dask_client: Any) -> None:
+    upstream = tmp_path / "upstream"
+    files = planned(SELECTION, FUNDING)
+    build_archive(upstream, files, max_rows=5)
+    address = dask_client.scheduler.address
+    async with FakeArchiveServer(upstream) as server:
+        args = ["--market", "spot", "--data-type", "klines", "--symbol", "BTCUSDT,ETHUSDT", "--interval", "1h",
+                "--start", "2024-01-01", "--end", "2024-02-10", "--today", TODAY.isoformat(),
+                "--base-url", server.base_url, "--listing-url", server.listing_url]  # fmt: skip
+        status, out, err = await _command("download", *args, "--to", str(tmp_path / "m"), "--dask", address,
+                                          "--shards", "3", "--json")  # fmt: skip
+        assert status == 0, err
+        report = json.loads(out)
+        assert (report["downloaded"], report["failed"]) == (len(planned(SELECTION)), 0)
+        assert {k for k in tree(tmp_path / "m") if k.endswith(".zip")} == {f.key for f in planned(SELECTION)}
+        requests = server.stats.requests
+        for wrong, says in (
+            (["--to", "relative/mirror", "--dask", address], "relative path"),
+            (["--to", str(tmp_path / "m"), "--shards", "3"], "--shards cuts a run for --dask"),
+            (["--to", str(tmp_path / "m"), "--dask", address, "--processes", "2"], "give one"),
+        ):
+            status, out, err = await _command("download", *args, *wrong)
+            assert status == 2 and says in err, err
+        assert server.stats.requests == requests, "refused before any request"
+
+
+async def _command(*argv: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "binance_archive", *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, out.decode(), err.decode()
 
 
 def test_a_relative_path_is_refused_before_anything_is_submitted(dask_client: Any) -> None:
