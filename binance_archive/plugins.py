@@ -77,6 +77,17 @@ def make_plugin_manager(
     return pm
 
 
+def _looks_on_sys_path(finder: object) -> bool:
+    """Whether ``finder`` finds distributions only in the folders of ``sys.path``, as read below: the standard
+    library's own finder, or the ``importlib_metadata`` backport's (which Prefect, among others, imports)."""
+    import importlib.machinery
+
+    if finder is importlib.machinery.PathFinder:
+        return True
+    kind = finder if isinstance(finder, type) else type(finder)
+    return (kind.__module__, kind.__qualname__) == ("importlib_metadata", "MetadataPathFinder")
+
+
 def _may_declare_entry_points(group: str) -> bool:
     """Whether an installed distribution may declare entry points in ``group``: ``False`` only when none can.
 
@@ -86,10 +97,9 @@ def _may_declare_entry_points(group: str) -> bool:
     millisecond or two. Whatever it cannot look into the same way (a zip on ``sys.path``, a meta-path finder
     that finds distributions of its own) makes it answer ``True``, and pluggy looks properly.
     """
-    import importlib.machinery
 
     for finder in sys.meta_path:
-        if hasattr(finder, "find_distributions") and finder is not importlib.machinery.PathFinder:
+        if hasattr(finder, "find_distributions") and not _looks_on_sys_path(finder):
             return True
     for entry in sys.path:
         folder = entry or os.getcwd()

@@ -136,6 +136,17 @@ def test_the_entry_point_precheck_finds_a_declared_group(tmp_path: Path, monkeyp
     assert _may_declare_entry_points("binance_archive")
 
 
+def test_the_entry_point_precheck_reads_what_importlib_metadata_s_backport_would() -> None:
+    # Prefect (among others) imports the backport, whose finder looks in sys.path's folders as the precheck does:
+    # it must not make every start of a download ask importlib.metadata.
+    pytest.importorskip("importlib_metadata", reason="the backport comes with the [test] extra's prefect")
+    import importlib_metadata  # noqa: F401
+
+    from binance_archive.plugins import _may_declare_entry_points
+
+    assert not _may_declare_entry_points("binance_archive")
+
+
 def test_the_entry_point_precheck_defers_to_importlib_where_it_cannot_see(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -69,6 +70,9 @@ class Converter:
         self._emit = Emitter(progress)
         self.report = ConvertReport(tables.location)
         self._staging: Path | None = None
+        # Staged files are numbered: the four kline types' files share their names (the type is in the folder only),
+        # and months of different types are converted at once.
+        self._staged = itertools.count()
         self._slots = asyncio.Semaphore(concurrency)
 
     async def run(self, months: AsyncIterator[Month]) -> ConvertReport:
@@ -185,7 +189,7 @@ class Converter:
         local = self._mirror.local_root
         source = str(local / file.key) if local is not None else await self._fetch(file, staging)
         # Not named *.parquet: a reader's glob over the tables (``**/*.parquet``) must not find a table in progress.
-        target = staging / f"{os.getpid()}-{table_name(file)}.part"
+        target = staging / f"{next(self._staged)}-{table_name(file)}.part"
         try:
             facts = await asyncio.to_thread(_write_table, source, file, digest, str(target))
             try:
@@ -202,7 +206,7 @@ class Converter:
 
     async def _fetch(self, file: ArchiveFile, staging: Path) -> str:
         """A local copy of a zip of a mirror that is not on the local file system (a zip is read from its end)."""
-        path = staging / f"{os.getpid()}-source-{file.filename}"
+        path = staging / f"{next(self._staged)}-source-{file.filename}"
         try:
             with open(path, "wb") as handle:  # noqa: ASYNC230 - chunks written as they come, a small block each
                 async for chunk in self._mirror.read(file.key):

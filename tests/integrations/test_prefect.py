@@ -5,6 +5,7 @@ same flow on a Dask cluster through prefect-dask."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,16 @@ def harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
     # No telemetry from the temporary server (it is also what logged "database is locked" tracebacks).
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness(server_startup_timeout=60):
-            yield
+    handlers, level = list(logging.root.handlers), logging.root.level
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+            with prefect_test_harness(server_startup_timeout=60):
+                yield
+    finally:
+        # A flow run gives the root logger Prefect's console handler: the tests after these must not inherit it.
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
 
 
 def seed_config(server: FakeArchiveServer, output: Path) -> dict[str, Any]:

@@ -123,3 +123,20 @@ def test_a_mirror_that_does_not_exist_or_a_data_type_that_does_not_exist_is_refu
     with pytest.raises(ConfigurationError, match="valid choices"):
         convert(tmp_path / "mirror", tmp_path / "tables", Selection(markets="spot", data_types="candles"))
     assert not (tmp_path / "tables").exists()
+
+
+def test_kline_types_whose_files_share_a_name_convert_side_by_side(tmp_path: Path) -> None:
+    # The four kline types name their files alike (BTCUSDT-5m-2024-02-01.zip: the type is only in the folder), and
+    # months of different types are converted at once: their tables in progress must not share a name. Before,
+    # one type's cleanup removed another's staged table (seen as "No such file or directory" under load).
+    kinds = ["klines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines"]
+    files = list(plan(
+        Selection(markets="um", data_types=kinds, symbols="BTCUSDT", intervals="5m", start="2023-01-01",
+                  end="2023-08-31", periods="monthly"),
+        today=TODAY,
+    ))  # fmt: skip
+    mirror, tables = build(tmp_path / "mirror", files, max_rows=2000), tmp_path / "tables"
+    report = convert(mirror, tables, concurrency=len(files))
+    assert report.ok and report.converted == len(files), report.problems
+    for file in files:
+        assert pq.read_metadata(tables / table_key(file)).num_rows > 0
