@@ -86,11 +86,14 @@ class Run:
         self._index = StoredIndex(storage) if not (force or refresh) else None
         self._receiver = Receiver(self._emit, threads=concurrency)
         self._transfer = Transfer(transport, storage, self._receiver, force=force, index=self._index)
+        self._owner: tuple[asyncio.Task[object], int] | None = None
 
     async def execute(self, plan: Plan) -> None:
         """Download every file of ``plan``; errors that end the run (the listing the plan needs cannot be read, the
         storage cannot be inspected) are raised as themselves."""
         started = time.perf_counter()
+        owner = asyncio.current_task()
+        self._owner = (owner, owner.cancelling()) if owner is not None else None  # see _stopping
         # Each item: a file, and whether it is already known not to be stored.
         queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         try:
@@ -136,6 +139,7 @@ class Run:
             await queue.put(None)
 
     async def _worker(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
+        stopping = self._stopping()
         while True:
             if self._extra:
                 file, known_absent = self._extra.popleft(), False
@@ -143,12 +147,31 @@ class Run:
                 item = await queue.get()
                 if item is None:
                     while self._extra and not self.report.stopped:  # fallbacks queued after the plan ran out
+                        if stopping():
+                            raise asyncio.CancelledError
                         await self._one(plan, self._extra.popleft())
                     return
                 file, known_absent = item
             if self.report.stopped:
                 continue  # drain the queue: files not started are not attempted
+            if stopping():
+                raise asyncio.CancelledError
             await self._one(plan, file, known_absent)
+
+    def _stopping(self) -> Callable[[], bool]:
+        """For a worker: whether the download is being cancelled, and no new file may start.
+
+        The task that runs the download (:meth:`execute`) counts a cancellation (Ctrl-C, a timeout) the moment it
+        is asked for, while its task group cancels the workers only once the loop gets to it: a loop iteration
+        later, in which every worker whose file just ended would start its next one (tens of files, measured with
+        80 in flight). A worker's own count covers a cancellation that a library swallowed.
+        """
+        worker = asyncio.current_task()
+        assert worker is not None
+        if self._owner is None:
+            return lambda: worker.cancelling() > 0
+        task, before = self._owner
+        return lambda: task.cancelling() > before or worker.cancelling() > 0
 
     def _stop(self, exc: StorageFullError) -> None:
         """No file can be stored any more (the disk is full): start no new file; those in flight finish."""
