@@ -34,7 +34,6 @@ __all__ = [
     "LOOP_ENV",
     "deferred_interrupts",
     "handle_interrupts",
-    "interrupt_requested",
     "loop_name",
     "run",
     "tune_for_one_job",
@@ -116,11 +115,6 @@ def handle_interrupts(*, grace: float, on_deadline: Callable[[], None] | None = 
     if hasattr(signal, "pthread_sigmask"):  # POSIX
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     return True
-
-
-def interrupt_requested() -> bool:
-    """Whether this process has been told to stop (a SIGINT since :func:`handle_interrupts`)."""
-    return _interrupts is not None and _interrupts.requested
 
 
 @contextlib.contextmanager
