@@ -19,7 +19,15 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from binance_archive.cli.output import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, error_status
+from binance_archive.cli.output import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    INTERRUPT_GRACE,
+    error_status,
+    say_interrupted,
+    stop_now,
+)
 from binance_archive.cli.parser import build_parser
 from binance_archive.errors import BinanceArchiveError
 
@@ -41,7 +49,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except BinanceArchiveError as exc:
         return error_status(exc)
     except KeyboardInterrupt:
-        sys.stderr.write("binance-archive: interrupted; files in flight were discarded, a re-run resumes\n")
+        say_interrupted()
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `binance-archive plan ... | head`: stop quietly, and keep Python from complaining
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -49,8 +57,17 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
 
 def console_main() -> int:
-    """The ``binance-archive`` command (and ``python -m binance_archive``): :func:`main`, in a process of its own."""
-    from binance_archive.runner import tune_for_one_job
+    """The ``binance-archive`` command (and ``python -m binance_archive``): :func:`main`, in a process of its own.
+
+    Ctrl-C stops it within :data:`~.output.INTERRUPT_GRACE` seconds with status 130, quietly however often it is
+    pressed (see :func:`binance_archive.runner.handle_interrupts`).
+    """
+    from binance_archive.runner import handle_interrupts, tune_for_one_job
 
     tune_for_one_job()
-    return main()
+    handle_interrupts(grace=INTERRUPT_GRACE, on_deadline=stop_now)
+    try:
+        return main()
+    except KeyboardInterrupt:  # before main's own handling (parsing the options, say)
+        say_interrupted()
+        return EXIT_INTERRUPTED

@@ -3,11 +3,13 @@ its standard error; and its exit statuses."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
 from typing import IO, TYPE_CHECKING, TextIO
 
+from binance_archive.common.staging import discard_live
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -18,14 +20,24 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "INTERRUPT_GRACE",
     "error_status",
     "note",
+    "say_interrupted",
+    "stop_now",
     "write_all",
     "write_summary",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 """0 success; 1 some files failed (missing files are not failures); 2 bad usage or configuration; 130 interrupted."""
+
+INTERRUPT_GRACE = 0.6
+"""Seconds a process of the command has, after Ctrl-C, to unwind (files in flight discarded, connections closed)
+before it is ended anyway; unwinding takes a few tens of milliseconds (docs/cli.md has the measurements)."""
+
+_INTERRUPTED = "binance-archive: interrupted; files in flight were discarded, a re-run resumes\n"
+_said = False
 
 
 def error_status(exc: BinanceArchiveError) -> int:
@@ -83,3 +95,25 @@ def write_all(stream: IO[str], text: str) -> None:
     view = memoryview(text.encode(getattr(stream, "encoding", None) or "utf-8", errors="replace"))
     while view:
         view = view[os.write(fd, view) :]
+
+
+def say_interrupted() -> None:
+    """Tell the user, once, that the command was interrupted (standard error)."""
+    global _said
+    if not _said:
+        _said = True
+        sys.stderr.write(_INTERRUPTED)
+        sys.stderr.flush()
+
+
+def stop_now() -> None:
+    """The end of a command whose grace period after Ctrl-C ran out (called from another thread, just before the
+    process ends): its temporary files removed, and the user told. Writes straight to the file descriptor: the
+    main thread may hold ``sys.stderr``'s lock, and this must not wait for it."""
+    global _said
+    discard_live()
+    if not _said:
+        _said = True
+        clear = "\r\x1b[2K" if os.isatty(2) else ""  # over a progress line left unfinished
+        with contextlib.suppress(OSError):
+            os.write(2, (clear + _INTERRUPTED).encode())

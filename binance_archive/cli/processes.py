@@ -15,6 +15,11 @@ shard's configuration (pickled) from its standard input.
 Each process writes atomically and verifies every file, so what holds for one process holds for N: a file is
 stored verified or not at all, a re-run resumes. A child whose parent is gone stops at its next progress
 line (its pipe is broken), losing only the files in flight.
+
+Ctrl-C reaches every process of the terminal's group at once (and the parent passes it on, for a SIGINT sent to
+it alone): each starts no new file, discards what it has in flight and ends within its grace period, quietly
+however many SIGINTs it gets; the parent alone tells the user (:func:`binance_archive.runner.handle_interrupts`).
+The processes start with SIGINT held back until they are ready for it, so that none is interrupted half-started.
 """
 
 from __future__ import annotations
@@ -38,14 +43,22 @@ from typing import IO, Any, Protocol, TextIO
 
 import attrs
 
-from binance_archive.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, error_status, write_all
+from binance_archive.cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    INTERRUPT_GRACE,
+    error_status,
+    write_all,
+)
+from binance_archive.common.staging import discard_live
 from binance_archive.config import RunConfig
 from binance_archive.core.planning import Shard
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
 from binance_archive.events import Event
 from binance_archive.progress import Counter, TerminalProgress
 from binance_archive.report import Report, json_converter, merge_reports
-from binance_archive.runner import loop_name, tune_for_one_job
+from binance_archive.runner import deferred_interrupts, handle_interrupts, loop_name, tune_for_one_job
 from binance_archive.runner import run as run_loop
 
 __all__ = [
@@ -66,6 +79,8 @@ MAX_PROCESSES = 64
 START_ENV = "BINANCE_ARCHIVE_PROCESS_START"
 """How the processes start: ``auto`` (the default: ``fork`` where it is safe, else ``spawn``), ``fork``, ``spawn``."""
 _START_CHOICES = ("auto", "fork", "spawn")
+_CHILD_GRACE = INTERRUPT_GRACE - 0.2
+"""Seconds a process has to stop after Ctrl-C: less than the command's own, which waits for its processes."""
 _COUNTS = ("done", "skipped", "missing", "failed", "retries", "bytes")
 
 
@@ -193,35 +208,48 @@ def run_processes(
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     log_level = logging.getLogger().getEffectiveLevel()
     try:
-        for index in range(processes):
-            shard = child_shard(config.shard, index, processes)
-            part = _Shard(attrs.evolve(config, shard=shard, concurrency=per_child), detail, log_level)
-            if method == "fork":
-                # Every child is forked before the first thread starts here (see start_method).
-                children.append(_fork(part, [c.stdout.fileno() for c in children if c.stdout]))
-            else:
-                children.append(_spawn(part))
+        # Ctrl-C is held back while the processes start: each is then known here before it can be interrupted,
+        # and starts with SIGINT blocked until it is ready to stop cleanly (see handle_interrupts).
+        with deferred_interrupts():
+            for index in range(processes):
+                shard = child_shard(config.shard, index, processes)
+                part = _Shard(attrs.evolve(config, shard=shard, concurrency=per_child), detail, log_level)
+                if method == "fork":
+                    # Every child is forked before the first thread starts here (see start_method).
+                    children.append(_fork(part, [c.stdout.fileno() for c in children if c.stdout]))
+                else:
+                    children.append(_spawn(part))
         for index, child in enumerate(children):
             assert child.stdout is not None
             threading.Thread(target=_pump, args=(index, child.stdout, lines), daemon=True).start()
         reports, statuses = _collect(children, lines, progress)
     except BaseException:
-        # Interrupted (a Ctrl-C reaches the children too; a signal to this process alone does not) or failed:
-        # never leave a child behind. SIGINT first, which a child takes as Ctrl-C: it discards what is in flight.
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        _stop(children)
         raise
     statuses = [s if s >= 0 else 1 for s in statuses]  # killed by a signal: a failure
     status = max(statuses, key=lambda s: (s in (2, 130), s != 0, s))
     complete = len(reports) == processes
     return (merge_reports(reports, time.perf_counter() - started) if complete else None), status
+
+
+def _stop(children: list[_Child]) -> None:
+    """Stop the processes (the run was interrupted, or failed here): never leave one behind.
+
+    A Ctrl-C in a terminal reaches every process of the group, a SIGINT to this process alone does not: it is
+    passed on (a second one changes nothing for a process that is stopping already). Each ends within its grace
+    period (:data:`_CHILD_GRACE`); one still running a little after that is killed, before this process's own
+    grace period is over.
+    """
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + (_CHILD_GRACE + INTERRUPT_GRACE) / 2
+    for child in children:
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def run_shard(config: RunConfig, *, detail: str, out: TextIO) -> int:
@@ -230,22 +258,32 @@ def run_shard(config: RunConfig, *, detail: str, out: TextIO) -> int:
     reporter = ChildReporter(out)
     try:
         report = run_loop(config.run(config.archive(progress=reporter), detail=detail))
+        reporter.finish(report)
     except BinanceArchiveError as exc:
         return error_status(exc)
-    except KeyboardInterrupt:  # the parent says so, once for all its processes
+    except KeyboardInterrupt:  # the parent tells the user, once for all its processes
         return EXIT_INTERRUPTED
-    reporter.finish(report)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _ready_to_stop() -> None:
+    """Make this process (a child) stop promptly and quietly on Ctrl-C, removing its temporary files should its
+    grace period run out; the parent alone tells the user. Until now SIGINT was held back (see run_processes)."""
+    handle_interrupts(grace=_CHILD_GRACE, on_deadline=discard_live)
 
 
 def spawned_child() -> int:
     """The entry point of a spawned process: its shard (pickled, base64) on standard input, JSON lines out."""
-    part: _Shard = pickle.loads(base64.b64decode(sys.stdin.read()))  # our own parent's, not untrusted data
-    tune_for_one_job()
-    logging.basicConfig(level=part.log_level, format="%(levelname)s %(name)s: %(message)s")
-    out = sys.stdout
-    status = run_shard(part.config, detail=part.detail, out=out)
-    out.flush()
+    _ready_to_stop()
+    try:
+        part: _Shard = pickle.loads(base64.b64decode(sys.stdin.read()))  # our own parent's, not untrusted data
+        tune_for_one_job()
+        logging.basicConfig(level=part.log_level, format="%(levelname)s %(name)s: %(message)s")
+        out = sys.stdout
+        status = run_shard(part.config, detail=part.detail, out=out)
+        out.flush()
+    except KeyboardInterrupt:  # before or after the download itself
+        return EXIT_INTERRUPTED
     return status
 
 
@@ -318,6 +356,7 @@ def _fork(part: _Shard, inherited: list[int]) -> _ForkedChild:
     if pid == 0:  # the child: runs the command and exits, never returning into the parent's code
         status = 1
         try:
+            _ready_to_stop()
             os.close(read_fd)
             for fd in inherited:  # the ends of its siblings' pipes: theirs to read, not its
                 os.close(fd)
@@ -328,6 +367,8 @@ def _fork(part: _Shard, inherited: list[int]) -> _ForkedChild:
             sys.stdout = out  # anything printed goes where a spawned child's would: to the parent, which passes it on
             status = run_shard(part.config, detail=part.detail, out=out)
             out.flush()
+        except KeyboardInterrupt:  # before or after the download itself: the parent tells the user
+            status = EXIT_INTERRUPTED
         except BaseException:  # anything at all: the child must reach os._exit below
             traceback.print_exc()
         finally:

@@ -20,6 +20,7 @@ from contextlib import suppress
 
 __all__ = [
     "TEMP_PREFIX",
+    "discard_live",
     "is_temporary",
     "temporary_glob",
     "make_temp_folder",
@@ -61,6 +62,26 @@ def release(temp: str) -> None:
     """Forget ``temp`` (renamed into place, or removed): a later sweep may treat that name as anyone's."""
     with _LIVE_LOCK:
         _LIVE.discard(temp)
+
+
+def discard_live() -> None:
+    """Remove every temporary file and staging folder this process is writing now (best effort).
+
+    For a process about to end without unwinding (an interrupted command whose grace period ran out): what its
+    writers would have removed on their way out. Never blocks for long: it may run while other threads write.
+    """
+    locked = _LIVE_LOCK.acquire(timeout=0.1)
+    try:
+        paths = list(_LIVE)
+    finally:
+        if locked:
+            _LIVE_LOCK.release()
+    for path in paths:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with suppress(OSError):
+                os.unlink(path)
 
 
 def _is_stale(path: str, name: str) -> bool:

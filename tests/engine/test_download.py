@@ -185,6 +185,33 @@ async def test_cancellation_leaves_no_partial_file(server: FakeArchiveServer, mi
     # The mirror fixture asserts that no temporary file is left either.
 
 
+async def test_a_cancelled_download_starts_no_new_file(server: FakeArchiveServer, mirror: Path) -> None:
+    """Cancelled (Ctrl-C) the moment a file is done, the download starts no other file.
+
+    The task group cancels the workers a loop iteration after the download's own task is cancelled; meanwhile a
+    worker whose file just ended would go straight on to its next (tens of files, measured with 80 in flight).
+    """
+    started_after: list[str] = []
+    cancelled = False
+    task: asyncio.Task[Report] | None = None
+
+    def on_event(event: Event) -> None:
+        nonlocal cancelled
+        if event.kind is EventKind.DONE and not cancelled:
+            cancelled = True
+            assert task is not None
+            task.cancel()  # as the command's Ctrl-C handler does, from inside a worker's step
+        elif event.kind is EventKind.STARTED and cancelled:
+            started_after.append(event.file.key)
+
+    async with archive_for(server, mirror, concurrency=4) as archive:
+        task = asyncio.create_task(archive.download(SELECTION, today=TODAY, progress=on_event))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert cancelled, "no file was done: the test tests nothing"
+    assert started_after == []
+
+
 async def test_refresh_replaces_only_changed_files(server: FakeArchiveServer, tree: Path, mirror: Path) -> None:
     files = planned(SELECTION)
     async with archive_for(server, mirror) as archive:

@@ -19,7 +19,7 @@ from typing import Any
 from binance_archive.common.urls import redact
 from binance_archive.transports.http import errors
 from binance_archive.transports.http.body import BodySettings, HttpBody
-from binance_archive.transports.http.client import Request, read_whole
+from binance_archive.transports.http.client import Request, honouring_cancel, read_whole
 
 __all__ = ["ReqwestClient"]
 
@@ -58,10 +58,10 @@ class ReqwestClient:
             reader = response.body_reader
 
             async def whole() -> bytes:
-                return bytes(await reader.bytes())
+                return bytes(await honouring_cancel(reader.bytes()))
 
             async def chunks() -> AsyncIterator[bytes]:
-                while (chunk := await reader.read_chunk()) is not None:
+                while (chunk := await honouring_cancel(reader.read_chunk())) is not None:
                     yield bytes(chunk)
 
             try:
@@ -88,7 +88,7 @@ class _ReqwestBody(HttpBody):
         guard = self._settings.guard(self._url)
         while True:
             try:
-                chunk = await reader.read_chunk()
+                chunk = await honouring_cancel(reader.read_chunk())
             except BaseException as exc:
                 raise _translate(exc, self._url, body=True, received=guard.received) from None
             if chunk is None:

@@ -14,6 +14,7 @@ archive, ``ap-northeast-1``; pass ``region`` for other endpoints).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -237,9 +238,15 @@ class S5cmdTransport(Transport):
             await self._check_credentials()
         if self._http is not None:
             await self._http.open()
+        making = asyncio.ensure_future(asyncio.to_thread(self._make_staging))
         try:
-            self._staging = await asyncio.to_thread(self._make_staging)
+            # Shielded: cancelled (Ctrl-C as the run starts), the thread would make the folder all the same, and
+            # nobody would remove it; it is waited for and removed instead.
+            self._staging = await asyncio.shield(making)
         except BaseException:
+            if not making.cancelled():
+                with contextlib.suppress(BaseException):
+                    release_temp_folder(await making)
             if self._http is not None:
                 await self._http.close()
             raise
