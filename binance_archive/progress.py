@@ -7,11 +7,12 @@ import contextlib
 import io
 import os
 import time
+from collections.abc import Iterable, Mapping
 from typing import TextIO
 
 from binance_archive.events import Event, EventKind
 
-__all__ = ["COUNTS", "Counter", "NotebookProgress", "TerminalProgress"]
+__all__ = ["COUNTS", "Counter", "NotebookProgress", "PartProgress", "TerminalProgress"]
 
 COUNTS = ("done", "skipped", "missing", "failed", "retries", "bytes")
 """The counts of a :class:`Counter`, the ones a run's parts (processes, Dask shards) report to the whole."""
@@ -35,6 +36,16 @@ class Counter:
     def counts(self) -> dict[str, int]:
         """The :data:`COUNTS` as a plain mapping (for a part of a run to send to the whole)."""
         return {name: getattr(self, name) for name in COUNTS}
+
+    def add_up(self, parts: Iterable[Mapping[str, int]]) -> None:
+        """Set the counts to the sums of the parts' (:meth:`counts` of each process or shard of a run), and redraw
+        where this display draws."""
+        parts = list(parts)
+        for name in COUNTS:
+            setattr(self, name, sum(part.get(name, 0) for part in parts))
+        redraw = getattr(self, "redraw", None)
+        if redraw is not None:
+            redraw()
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
@@ -104,6 +115,27 @@ class Counter:
         for text, group, _ in fields:
             groups.setdefault(group, []).append(text)
         return drawn + "  ".join([count, *(" ".join(texts) for texts in groups.values())])
+
+
+class PartProgress(Counter):
+    """The progress of a part of a run (a process, a Dask shard): its counts, handed to :meth:`send` at most every
+    ``interval`` seconds, for the whole run's display to add up."""
+
+    def __init__(self, *, interval: float) -> None:
+        super().__init__()
+        self._interval = interval
+        self._last = 0.0
+
+    def __call__(self, event: Event) -> None:
+        super().__call__(event)
+        now = time.monotonic()
+        if now - self._last >= self._interval:
+            self._last = now
+            self.send()
+
+    def send(self) -> None:
+        """Send :meth:`counts` to the whole run (a subclass says how)."""
+        raise NotImplementedError
 
 
 class TerminalProgress(Counter):

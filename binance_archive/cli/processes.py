@@ -53,10 +53,9 @@ from binance_archive.cli.output import (
 )
 from binance_archive.common.staging import discard_live
 from binance_archive.config import RunConfig
-from binance_archive.core.planning import Shard
+from binance_archive.core.planning import Shard, split_shard
 from binance_archive.errors import BinanceArchiveError, ConfigurationError
-from binance_archive.events import Event
-from binance_archive.progress import Counter, TerminalProgress
+from binance_archive.progress import PartProgress, TerminalProgress
 from binance_archive.report import Report, json_converter, merge_reports
 from binance_archive.runner import deferred_interrupts, handle_interrupts, loop_name, tune_for_one_job
 from binance_archive.runner import run as run_loop
@@ -81,7 +80,6 @@ START_ENV = "BINANCE_ARCHIVE_PROCESS_START"
 _START_CHOICES = ("auto", "fork", "spawn")
 _CHILD_GRACE = INTERRUPT_GRACE - 0.2
 """Seconds a process has to stop after Ctrl-C: less than the command's own, which waits for its processes."""
-_COUNTS = ("done", "skipped", "missing", "failed", "retries", "bytes")
 
 
 def check_processes(value: object) -> int:
@@ -122,34 +120,21 @@ def start_method() -> str:
 
 
 def child_shard(shard: Shard | None, index: int, processes: int) -> Shard:
-    """Child ``index``'s shard: within the user's shard ``k/n`` (or the whole plan), every ``processes``-th part.
-
-    A file is in shard ``k/n`` when ``crc32(key) % n == k``; taking ``(k + n*index) / (n*processes)`` for
-    ``index`` in ``0..processes-1`` splits exactly those files into disjoint parts.
-    """
-    k, n = shard or (0, 1)
-    return k + n * index, n * processes
+    """Child ``index``'s shard: within the user's shard ``k/n`` (or the whole plan), every ``processes``-th part
+    (:func:`~binance_archive.core.split_shard`)."""
+    return split_shard(shard, processes)[index]
 
 
-class ChildReporter(Counter):
+class ChildReporter(PartProgress):
     """A child's progress callback: its counts as a JSON line on ``stream`` at most every ``interval`` seconds."""
 
     def __init__(self, stream: IO[str], *, interval: float = 0.25) -> None:
-        super().__init__()
+        super().__init__(interval=interval)
         self._stream = stream
-        self._interval = interval
-        self._last = 0.0
-
-    def __call__(self, event: Event) -> None:
-        super().__call__(event)
-        now = time.monotonic()
-        if now - self._last >= self._interval:
-            self._last = now
-            self.send()
 
     def send(self) -> None:
         # A broken pipe (the parent is gone) raises here, and ends the child: what it was fetching is discarded.
-        write_all(self._stream, json.dumps({"progress": {name: getattr(self, name) for name in _COUNTS}}) + "\n")
+        write_all(self._stream, json.dumps({"progress": self.counts()}) + "\n")
 
     def finish(self, report: Report) -> None:
         self.send()
@@ -408,7 +393,5 @@ def _collect(
             reports.append(Report.from_dict(message["report"]))
         elif "progress" in message and progress is not None:
             counts[index] = message["progress"]
-            for name in _COUNTS:
-                setattr(progress, name, sum(c.get(name, 0) for c in counts))
-            progress.redraw()
+            progress.add_up(counts)
     return reports, [child.wait() for child in children]

@@ -27,7 +27,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -44,7 +44,7 @@ from binance_archive.core.planning import Shard, split_shard, utc_today
 from binance_archive.core.selection import Selection
 from binance_archive.engine.run import Detail
 from binance_archive.errors import ConfigurationError
-from binance_archive.progress import COUNTS, Counter
+from binance_archive.progress import Counter, PartProgress
 from binance_archive.report import Report, merge_reports
 from binance_archive.runner import run
 
@@ -146,21 +146,13 @@ async def _unless_stopped(download: Coroutine[Any, Any, Report], stop: str) -> R
             raise asyncio.CancelledError("the run was stopped from its client")
 
 
-class _ShardProgress(Counter):
+class _ShardProgress(PartProgress):
     """A shard's counts, sent to the scheduler as events at most every half second."""
 
     def __init__(self, topic: str, index: int) -> None:
-        super().__init__()
+        super().__init__(interval=_PROGRESS_EVERY)
         self._topic = topic
         self._index = index
-        self._last = 0.0
-
-    def __call__(self, event: Any) -> None:
-        super().__call__(event)
-        now = time.monotonic()
-        if now - self._last >= _PROGRESS_EVERY:
-            self._last = now
-            self.send()
 
     def send(self) -> None:
         try:
@@ -205,14 +197,8 @@ class _Job:
     def _on_progress(self, event: tuple[float, dict[str, int]]) -> None:
         _, message = event
         self.counts[message["shard"]] = message
-        progress = self.progress
-        if progress is None:
-            return
-        for name in COUNTS:
-            setattr(progress, name, sum(c.get(name, 0) for c in self.counts.values()))
-        redraw: Callable[[], None] | None = getattr(progress, "redraw", None)
-        if redraw is not None:
-            redraw()
+        if self.progress is not None:
+            self.progress.add_up(self.counts.values())
 
     def report(self, results: list[dict[str, Any]]) -> Report:
         return merge_reports([Report.from_dict(r) for r in results], time.perf_counter() - self.started)
