@@ -49,7 +49,10 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         "bytes": report.bytes,
         "engine_seconds": report.duration,
         "import_seconds": imported - STARTED,
-        "concurrency": archive.concurrency,
+        # The files in flight the latency bound is taken at: the level the run settled on (found by measuring
+        # unless --concurrency pinned it), and how it got there.
+        "concurrency": report.concurrency.settled if report.concurrency else archive.concurrency,
+        "concurrency_detail": report.to_dict().get("concurrency"),
         "loop": loop_name(),
         "client": getattr(archive.transport, "client", None),
         "failures": [f"{o.key}: {o.error}" for o in report.failures[:3]],

@@ -24,7 +24,7 @@ async def download(
     """
     archive_keys = {
         "transport", "transport_options", "storage_options", "base_url", "listing_url", "concurrency",
-        "retry", "catalog", "progress", "plugins", "entry_points",
+        "max_concurrency", "retry", "catalog", "progress", "plugins", "entry_points",
     }  # fmt: skip
     archive = Archive(to, **{k: v for k, v in options.items() if k in archive_keys})
     return await archive.download(selection, **{k: v for k, v in options.items() if k not in archive_keys})

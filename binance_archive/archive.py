@@ -67,8 +67,11 @@ class Archive:
             default is the ``BINANCE_ARCHIVE_BASE_URL`` environment variable where it is set).
         listing_url: the S3 listing of the archive (passed to the transport as ``listing_url``; the HTTP
             transport's default is ``BINANCE_ARCHIVE_LISTING_URL`` where it is set).
-        concurrency: files in flight at once (default: the transport's preference: 80 for HTTP, 512 for s5cmd,
-            32 for a mirror).
+        concurrency: files in flight at once, pinned (default: found by measuring for HTTP, from 80 up to 256;
+            512 for s5cmd, 32 for a mirror). With ``max_concurrency``: the level to start from.
+        max_concurrency: find the number of files in flight by measuring, up to this many: it grows while
+            throughput grows, and halves at once when the server turns tries away (429, 503, refused
+            connections). The default for HTTP is 256; give ``concurrency`` alone to pin the level instead.
         retry: the retry policy for transient failures.
         catalog: the availability matrix to plan against.
         progress: a callable receiving every progress :class:`~binance_archive.events.Event`.
@@ -89,6 +92,7 @@ class Archive:
         base_url: str | None = None,
         listing_url: str | None = None,
         concurrency: int | None = None,
+        max_concurrency: int | None = None,
         retry: RetryPolicy | None = None,
         catalog: Catalog = DEFAULT_CATALOG,
         progress: ProgressCallback | None = None,
@@ -103,17 +107,26 @@ class Archive:
             options.setdefault("base_url", base_url)
         if listing_url is not None:
             options.setdefault("listing_url", listing_url)
-        if concurrency is not None and concurrency < 1:
-            raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
-        if concurrency is not None and concurrency > MAX_CONCURRENCY:
-            # Each slot is a worker task (and up to two connections): a typo such as 1000000 would take
-            # gigabytes and minutes before the first request.
-            raise ConfigurationError(f"concurrency must be at most {MAX_CONCURRENCY}, got {concurrency}")
+        _check_level(concurrency, "concurrency")
+        _check_level(max_concurrency, "max_concurrency")
+        if concurrency is not None and max_concurrency is not None and concurrency > max_concurrency:
+            raise ConfigurationError(
+                f"concurrency (the level to start from, {concurrency}) must not be above max_concurrency "
+                f"({max_concurrency}); give concurrency alone to pin the level"
+            )
         self.storage = self.registry.storage(storage, storage_options)
         kind = transport if isinstance(transport, Transport) else self.registry.transport_class(transport)
-        self.concurrency = concurrency or kind.default_concurrency
+        if max_concurrency is None and concurrency is None:
+            max_concurrency = kind.default_max_concurrency
+        if max_concurrency is None:
+            self.concurrency = concurrency or kind.default_concurrency
+        else:
+            self.concurrency = concurrency or min(kind.default_concurrency, max_concurrency)
+        self.max_concurrency = max_concurrency
+        """The ceiling of the files in flight when the engine finds its own level; ``None`` when it is pinned at
+        :attr:`concurrency`."""
         # What the transport is built with: settings flow into it now, never after.
-        context = TransportContext(concurrency=self.concurrency, local_root=self.storage.local_root)
+        context = TransportContext(concurrency=max_concurrency or self.concurrency, local_root=self.storage.local_root)
         self.transport = self.registry.transport(transport, options, context)
         self.retry = retry or RetryPolicy()
         self.catalog = catalog
@@ -410,6 +423,7 @@ class Archive:
             self.storage,
             retry=self.retry,
             concurrency=self.concurrency,
+            max_concurrency=self.max_concurrency,
             force=force,
             refresh=refresh,
             detail=detail,
@@ -436,6 +450,17 @@ class Archive:
             "download_sync() cannot run inside a running event loop (a notebook or an async application); "
             "use `await archive.download(...)` there"
         )
+
+
+def _check_level(value: int | None, name: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{name} must be a whole number of files of at least 1, got {value!r}")
+    if value > MAX_CONCURRENCY:
+        # Each slot is a worker task (and up to two connections): a typo such as 1000000 would take gigabytes and
+        # minutes before the first request.
+        raise ConfigurationError(f"{name} must be at most {MAX_CONCURRENCY}, got {value}")
 
 
 class _Opened:

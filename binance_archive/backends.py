@@ -195,7 +195,8 @@ class TransportContext:
     :meth:`Transport.create` to use: settings flow into a transport at construction, never after it."""
 
     concurrency: int
-    """Files the engine keeps in flight; each fetches its zip and its sidecar at once."""
+    """The most files the engine keeps in flight (where it finds its own level, the ceiling of it); each fetches its
+    zip and its sidecar at once."""
     local_root: Path | None = None
     """The storage's :attr:`Storage.local_root`: a transport that stages files on disk stages them on that file
     system, so that the storage adopts each with a hard link instead of a copy."""
@@ -212,7 +213,15 @@ class Transport(_Resource, abc.ABC):
     """The name users choose the transport by (``--transport NAME``)."""
 
     default_concurrency: ClassVar[int] = 64
-    """How many files the engine keeps in flight when the user does not say."""
+    """How many files the engine keeps in flight when the user does not say (where it finds its own level, the
+    level it starts at)."""
+
+    default_max_concurrency: ClassVar[int | None] = None
+    """When the user does not say, the engine finds its own number of files in flight, from
+    :attr:`default_concurrency` up to this many: it grows while throughput grows and halves when the server turns
+    tries away (a :class:`~binance_archive.errors.RetryableError` with ``throttled``). ``None`` (the default): it
+    keeps :attr:`default_concurrency`, for a transport whose speed does not follow the files in flight (a local
+    mirror) or that paces itself (s5cmd)."""
 
     @classmethod
     def create(cls, options: Mapping[str, Any], context: TransportContext) -> Self:

@@ -60,12 +60,15 @@ class TransportError(BinanceArchiveError):
 class RetryableError(TransportError):
     """A transient failure (5xx, 429, timeout, reset, truncated body); the engine retries it.
 
-    ``retry_after`` carries the server's Retry-After in seconds, where it sent one.
+    ``retry_after`` carries the server's Retry-After in seconds, where it sent one. ``throttled`` says the server
+    turned the request away for load (HTTP 429 or 503, a connection refused or reset before any answer): where
+    the engine finds its own number of files in flight, it takes fewer at once.
     """
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, throttled: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class FileMissingError(TransportError):

@@ -14,7 +14,7 @@ import attrs
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["FileOutcome", "JsonReport", "Outcome", "Report", "json_converter", "merge_reports"]
+__all__ = ["Concurrency", "FileOutcome", "JsonReport", "Outcome", "Report", "json_converter", "merge_reports"]
 
 
 class Outcome(enum.Enum):
@@ -49,6 +49,45 @@ class FileOutcome:
     previous_sha256: str | None = None
 
 
+@attrs.frozen
+class Concurrency:
+    """How many files a run kept in flight (more precisely, tries of files: a file waiting to retry holds none).
+
+    Attributes:
+        adaptive: the level was found by measuring (``--max-concurrency``, or the transport's default), rather
+            than pinned (``--concurrency N``).
+        start: the level it began at.
+        settled: the level held the longest.
+        low: the lowest level it went to.
+        high: the highest level it went to.
+        ceiling: the highest it could go to (for a pinned level, the level).
+        backoffs: how often it was halved because the server turned tries away (429, 503, refused connections).
+
+    In a report merged from processes (``--processes``), each figure is the sum over the processes.
+    """
+
+    adaptive: bool
+    start: int
+    settled: int
+    low: int
+    high: int
+    ceiling: int
+    backoffs: int = 0
+
+    @classmethod
+    def pinned(cls, level: int) -> Concurrency:
+        """A level the user fixed."""
+        return cls(adaptive=False, start=level, settled=level, low=level, high=level, ceiling=level)
+
+    def describe(self) -> str:
+        """In words, for the summary: "256 (adaptive: from 80, 80 to 256 of at most 256)"."""
+        if not self.adaptive:
+            return f"{self.settled} (fixed)"
+        cuts = f", backed off {self.backoffs} times" if self.backoffs else ""
+        spread = f"{self.low} to {self.high}" if self.low != self.high else f"{self.low}"
+        return f"{self.settled} (found from {self.start}: {spread}, at most {self.ceiling}{cuts})"
+
+
 class JsonReport:
     """What every report shares: it is written as JSON from its :meth:`to_dict`."""
 
@@ -77,6 +116,8 @@ class Report(JsonReport):
     """Per-file outcomes: every file but the skipped ones (kept only as a count), or only the problems."""
     stopped: str | None = None
     """Why the run stopped before the end of its plan (the disk filled up), or ``None``."""
+    concurrency: Concurrency | None = None
+    """How many files were in flight: the level it settled on, and how it got there."""
 
     @property
     def total(self) -> int:
@@ -111,6 +152,7 @@ class Report(JsonReport):
         return (
             f"{self.downloaded} downloaded, {self.skipped} skipped, {self.missing} missing, {self.failed} failed; "
             f"{self.bytes / 1e6:.1f} MB in {self.duration:.1f} s ({rate:.0f} files/s)"
+            + (f"; files in flight: {self.concurrency.describe()}" if self.concurrency is not None else "")
             + (f"; STOPPED: {self.stopped}" if self.stopped else "")
         )
 
@@ -140,6 +182,15 @@ def merge_reports(reports: Sequence[Report], duration: float) -> Report:
         merged.bytes += report.bytes
         merged.outcomes.extend(report.outcomes)
         merged.stopped = merged.stopped or report.stopped
+    levels = [r.concurrency for r in reports if r.concurrency is not None]
+    if levels:
+        merged.concurrency = Concurrency(
+            adaptive=any(c.adaptive for c in levels),
+            **{
+                name: sum(getattr(c, name) for c in levels)
+                for name in ("start", "settled", "low", "high", "ceiling", "backoffs")
+            },
+        )
     return merged
 
 

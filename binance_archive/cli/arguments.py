@@ -84,7 +84,8 @@ def config_of(args: argparse.Namespace) -> RunConfig:
         config = RunConfig(selections=(selection_of(args, need_symbols=False),), catalog=catalog_of(args))
     changes: dict[str, Any] = {}
     for option, field in (("to", "to"), ("transport", "transport"), ("base_url", "base_url"),
-                          ("listing_url", "listing_url"), ("concurrency", "concurrency")):  # fmt: skip
+                          ("listing_url", "listing_url"), ("concurrency", "concurrency"),
+                          ("max_concurrency", "max_concurrency")):  # fmt: skip
         value = getattr(args, option, None)
         if value is not None:
             changes[field] = value

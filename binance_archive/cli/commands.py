@@ -100,6 +100,7 @@ def _archive(args: argparse.Namespace, location: str | None = None) -> Archive:
         base_url=args.base_url,
         listing_url=args.listing_url,
         concurrency=getattr(args, "concurrency", None),
+        max_concurrency=getattr(args, "max_concurrency", None),
         catalog=catalog_of(args),
     )
 
@@ -130,8 +131,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
         elif processes > 1:
             archive = config.archive()  # backends and options checked before any process starts
             merged, status = run_processes(
-                config, processes=processes, concurrency=archive.concurrency, detail=detail, progress=bar,
-                preload=archive.import_dependencies,
+                config, processes=processes, concurrency=archive.concurrency, max_concurrency=archive.max_concurrency,
+                detail=detail, progress=bar, preload=archive.import_dependencies,
             )  # fmt: skip
             if merged is None:
                 sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")

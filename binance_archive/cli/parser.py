@@ -175,8 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="PATH_OR_URL", help="where the mirror goes (default: ./binance-data)")
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
     p.add_argument(
-        "--concurrency", type=int, metavar="N", help="files in flight at once (default: the transport's, 80 over HTTP)"
-    )
+        "--concurrency", type=int, metavar="N",
+        help="files in flight at once, pinned (default: over HTTP, found by measuring from 80 up to 256; with "
+        "--max-concurrency, where to start)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-concurrency", type=int, metavar="N",
+        help="find the files in flight by measuring, up to N: more while throughput grows, half at once when the "
+        "server refuses requests (429, 503); the default over HTTP, with N = 256",
+    )  # fmt: skip
     p.add_argument(
         "--retries", type=int, metavar="N",
         help="tries per request in all (default 10, with capped, jittered backoff; the files that still failed are "
@@ -231,7 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch again, verified, exactly the corrupt, missing and unverified files found (orphans are left)",
     )  # fmt: skip
     p.add_argument(
-        "--concurrency", type=int, metavar="N", help="files in flight while repairing (default: the transport's)"
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="files in flight while repairing, pinned (default: the transport's)",
+    )
+    p.add_argument(
+        "--max-concurrency", type=int, metavar="N", help="files in flight while repairing, found by measuring, up to N"
     )
     _add_transport(p)
 

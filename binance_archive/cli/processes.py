@@ -171,12 +171,13 @@ def run_processes(
     *,
     processes: int,
     concurrency: int,
+    max_concurrency: int | None = None,
     detail: str,
     progress: TerminalProgress | None,
     preload: Callable[[], None] | None = None,
 ) -> tuple[Report | None, int]:
     """Run the download ``config`` describes as ``processes`` processes, one shard each, ``concurrency`` files in
-    flight in all.
+    flight in all (with ``max_concurrency``: to start from, each process finding its own level up to its share).
 
     ``preload`` imports what the backends will need (before forking, so that the processes share it).
 
@@ -185,10 +186,12 @@ def run_processes(
     """
     started = time.perf_counter()
     per_child = max(1, concurrency // processes)
+    ceiling = max(per_child, max_concurrency // processes) if max_concurrency is not None else None
     method = start_method()
     if method == "fork":
         _import_for_children(preload)
-    log.info("downloading as %d processes, started by %s, %d files in flight each", processes, method, per_child)
+    each = f"{per_child}" if ceiling is None else f"from {per_child} up to {ceiling}"
+    log.info("downloading as %d processes, started by %s, %s files in flight each", processes, method, each)
     children: list[_Child] = []
     lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     log_level = logging.getLogger().getEffectiveLevel()
@@ -198,7 +201,8 @@ def run_processes(
         with deferred_interrupts():
             for index in range(processes):
                 shard = child_shard(config.shard, index, processes)
-                part = _Shard(attrs.evolve(config, shard=shard, concurrency=per_child), detail, log_level)
+                own = attrs.evolve(config, shard=shard, concurrency=per_child, max_concurrency=ceiling)
+                part = _Shard(own, detail, log_level)
                 if method == "fork":
                     # Every child is forked before the first thread starts here (see start_method).
                     children.append(_fork(part, [c.stdout.fileno() for c in children if c.stdout]))

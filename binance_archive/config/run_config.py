@@ -37,6 +37,9 @@ class RunConfig:
     base_url: str | None = None
     listing_url: str | None = None
     concurrency: int | None = None
+    """Files in flight, pinned (with ``max_concurrency``: where to start); ``None``: the transport's default."""
+    max_concurrency: int | None = None
+    """Find the files in flight by measuring, up to this many; ``None``: the transport's default."""
     retries: int | None = None
     """Tries per request in all (the retry policy's ``attempts``; 1 tries once, with no final pass); ``None``: 10."""
     dead_after: float | None = None
@@ -62,6 +65,7 @@ class RunConfig:
             "base_url": self.base_url,
             "listing_url": self.listing_url,
             "concurrency": self.concurrency,
+            "max_concurrency": self.max_concurrency,
             "retry": RetryPolicy.with_retries(self.retries, dead_after=self.dead_after),
             "catalog": self.catalog,
         }

@@ -1,5 +1,9 @@
-"""One download run: the plan consumed as a stream by a fixed number of workers, each file skipped, refreshed or
-transferred, and every outcome counted in the report.
+"""One download run: the plan consumed as a stream by workers, each file skipped, refreshed or transferred, and
+every outcome counted in the report.
+
+The number of files in flight is either pinned (``concurrency``) or found by measuring, up to ``max_concurrency``
+(:mod:`~binance_archive.engine.pace`): then every try of a file passes a gate whose level moves, workers are started
+as the level rises and leave as it falls.
 
 Memory stays flat however many files the plan names: a producer walks the plan into a bounded queue, and the
 workers take files from it; daily files standing in for a missing monthly file go to a queue of their own, which
@@ -24,6 +28,7 @@ import attrs
 
 from binance_archive.backends import Storage, Transport
 from binance_archive.core.files import ArchiveFile
+from binance_archive.engine.pace import Pace, TryEnd
 from binance_archive.engine.receive import Receiver
 from binance_archive.engine.refresh import Refresh
 from binance_archive.engine.resolve import Plan
@@ -39,7 +44,7 @@ from binance_archive.errors import (
     VerificationError,
 )
 from binance_archive.events import Emitter, EventKind, ProgressCallback
-from binance_archive.report import FileOutcome, Outcome, Report
+from binance_archive.report import Concurrency, FileOutcome, Outcome, Report
 
 __all__ = ["Detail", "Run", "first_leaf"]
 
@@ -70,7 +75,8 @@ class Run:
     """One download from ``transport`` into ``storage``; :meth:`execute` runs it and fills :attr:`report`.
 
     Args:
-        concurrency: files in flight at once (one worker each).
+        concurrency: files in flight at once (one worker each); with ``max_concurrency``, the level to start at.
+        max_concurrency: find the level by measuring, up to this many (``None``: ``concurrency`` is pinned).
         force: download again what is stored.
         refresh: compare stored sidecars with the archive's, and download the files that changed.
         detail: ``"all"`` keeps an outcome for every file not skipped, ``"problems"`` only for missing and failed.
@@ -84,6 +90,7 @@ class Run:
         *,
         retry: RetryPolicy,
         concurrency: int,
+        max_concurrency: int | None = None,
         force: bool,
         refresh: bool,
         detail: Detail,
@@ -92,6 +99,11 @@ class Run:
         self._storage = storage
         self._retry = retry
         self._concurrency = concurrency
+        ceiling = max_concurrency if max_concurrency is not None else concurrency
+        self._ceiling = ceiling
+        self._pace = Pace(min(concurrency, ceiling), ceiling) if max_concurrency is not None else None
+        self._workers = 0  # the plan's workers running now (they follow the pace's level)
+        self._spawn: Callable[[], None] | None = None  # starts one more of them while the plan is under way
         self._force = force
         self._keep_successes = detail == "all"
         self._emit = Emitter(callbacks)
@@ -101,7 +113,7 @@ class Run:
         self._refresh = Refresh(transport, storage, retry) if refresh and not force else None
         # What a re-run finds stored, a folder scan at a time (force and refresh look at every file anyway).
         self._index = StoredIndex(storage) if not (force or refresh) else None
-        self._receiver = Receiver(self._emit, threads=concurrency)
+        self._receiver = Receiver(self._emit, threads=ceiling)
         self._transfer = Transfer(transport, storage, self._receiver, force=force, index=self._index)
         # Why nothing can be written to the storage (Storage.check_writable), or None: then no file is fetched.
         self._unwritable: StorageError | None = None
@@ -129,12 +141,21 @@ class Run:
         owner = asyncio.current_task()
         self._owner = (owner, owner.cancelling()) if owner is not None else None  # see _stopping
         # Each item: a file, and whether it is already known not to be stored.
-        queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self._concurrency)
+        queue: asyncio.Queue[tuple[ArchiveFile, bool] | None] = asyncio.Queue(maxsize=2 * self._ceiling)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._produce(plan, queue))
-                for _ in range(self._concurrency):
+
+                def spawn() -> None:
+                    self._workers += 1
                     group.create_task(self._worker(plan, queue))
+
+                self._spawn = spawn
+                if self._pace is not None:
+                    self._pace.on_raise = self._more_workers
+                for _ in range(self._pace.level if self._pace is not None else self._concurrency):
+                    spawn()
+            self._unspawn()
             await self._final_pass(plan)
             while self._deferred:  # the run stopped before their second chance: failed as they stand
                 file, gave_up = self._deferred.popleft()
@@ -143,10 +164,13 @@ class Run:
             # Callers catch the library's exceptions, never a task group's.
             raise first_leaf(errors) from None
         finally:
+            self._unspawn()
             if self._refresh is not None:
                 self._refresh.close()
             self._receiver.close()
             self.report.duration = time.perf_counter() - started
+            pace = self._pace
+            self.report.concurrency = pace.summary() if pace is not None else Concurrency.pinned(self._concurrency)
             log.info("download finished: %s", self.report.summary())
 
     async def _produce(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
@@ -173,17 +197,33 @@ class Run:
                 await queue.put((file, known_absent))
             if report.stopped:
                 break
-        for _ in range(self._concurrency):
-            await queue.put(None)
+        await queue.put(None)  # the end: each worker that takes it puts it back for the next
+
+    def _unspawn(self) -> None:
+        """No more workers for the plan (and no reference cycle through the task group's closure)."""
+        self._spawn = None
+        if self._pace is not None:
+            self._pace.on_raise = None
+
+    def _more_workers(self, level: int) -> None:
+        """The pace's level rose to ``level``: as many workers as that, while the plan is under way."""
+        if self._spawn is not None:
+            while self._workers < level:
+                self._spawn()
 
     async def _worker(self, plan: Plan, queue: asyncio.Queue[tuple[ArchiveFile, bool] | None]) -> None:
         stopping = self._stopping()
+        pace = self._pace
         while True:
+            if pace is not None and self._workers > pace.level:
+                self._workers -= 1  # the level fell: one worker fewer (it holds no file between two)
+                return
             if self._extra:
                 file, known_absent = self._extra.popleft(), False
             else:
                 item = await queue.get()
                 if item is None:
+                    queue.put_nowait(None)  # for the next worker (only the producer puts, and it is done)
                     while self._extra and not self.report.stopped:  # fallbacks queued after the plan ran out
                         if stopping():
                             raise asyncio.CancelledError
@@ -204,8 +244,9 @@ class Run:
         log.info("trying %d files that failed transiently once more", count)
         self._final = True
         failed = self.report.failed
+        level = self._pace.level if self._pace is not None else self._concurrency
         async with asyncio.TaskGroup() as group:
-            for _ in range(min(self._concurrency, count)):
+            for _ in range(min(level, count)):
                 group.create_task(self._final_worker(plan))
         log.info("final pass: %d of %d files failed again", self.report.failed - failed, count)
 
@@ -325,6 +366,8 @@ class Run:
             on_retry=lambda exc: self._emit(EventKind.RETRY, file, error=str(exc)),
             dead_host=self._dead_host,
         )
+        if self._pace is not None:
+            attempt_once = _paced(self._pace, attempt_once)
         try:
             return await tries(attempt_once)
         except FileMissingError:
@@ -351,6 +394,27 @@ class Run:
         else:
             error = "not in the archive"
         return FileOutcome(file.key, Outcome.MISSING, error=error, attempts=attempts)
+
+
+def _paced(pace: Pace, attempt_once: Callable[[int], Awaitable[_T]]) -> Callable[[int], Awaitable[_T]]:
+    """``attempt_once`` with each try passing ``pace``'s gate (a retry's wait is outside it) and its end told."""
+
+    async def paced(attempt: int) -> _T:
+        stamp = pace.enter()
+        if stamp is None:
+            stamp = await pace.wait()
+        try:
+            result = await attempt_once(attempt)
+        except RetryableError as exc:
+            pace.leave(stamp, TryEnd.REFUSED if exc.throttled else TryEnd.OTHER)
+            raise
+        except BaseException:
+            pace.leave(stamp, TryEnd.OTHER)
+            raise
+        pace.leave(stamp, TryEnd.DONE)
+        return result
+
+    return paced
 
 
 def _stop(

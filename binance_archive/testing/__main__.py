@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 500/503")
     serve.add_argument("--rate-429", type=float, default=0.0, help="fraction answered 429")
     serve.add_argument("--retry-after", type=int, default=1, help="Retry-After of the 429s, seconds")
+    serve.add_argument(
+        "--max-in-flight", type=int, default=0,
+        help="most file requests taken at once; beyond, 429 with Retry-After (a server shedding load; 0: no limit)",
+    )  # fmt: skip
     serve.add_argument("--reset-rate", type=float, default=0.0, help="fraction of connections reset")
     serve.add_argument("--truncate-rate", type=float, default=0.0, help="fraction of GETs cut short")
     serve.add_argument("--corrupt-rate", type=float, default=0.0, help="fraction of GETs with flipped bytes")
@@ -92,6 +96,7 @@ async def _serve(args: argparse.Namespace) -> int:
         error_rate=args.error_rate,
         rate_429=args.rate_429,
         retry_after=args.retry_after,
+        max_in_flight=args.max_in_flight,
         reset_rate=args.reset_rate,
         truncate_rate=args.truncate_rate,
         corrupt_rate=args.corrupt_rate,

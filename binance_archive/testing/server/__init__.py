@@ -12,7 +12,8 @@ out like the archive) the way CloudFront and S3 serve the real one:
 Faults (:class:`Faults`) can be set at construction or changed at any time through ``server.faults``. They
 apply to every file request, zips and sidecars alike; a listing request is only slowed by ``latency`` and
 failed by ``error_rate``. Each request draws its faults from a random generator seeded by the fault seed,
-the key and how many times that key was asked for, so a run is reproducible whatever the concurrency.
+the key and how many times that key was asked for, so a run is reproducible whatever the concurrency; all but
+``max_in_flight``, which refuses what comes beyond a number of requests at once, as a server shedding load does.
 :class:`Stats` counts what the clients did.
 
 - :mod:`.app`: :class:`FakeArchiveServer`, its life cycle and URLs, each request sent to the bucket or an object;

@@ -32,14 +32,18 @@ class Faults:
     """What goes wrong, and how often. Mutable: tests change it while the server runs.
 
     Rates are fractions of requests (0 to 1). They are checked in this order, the first that fires wins:
-    ``error_rate``, ``rate_429``, ``reset_rate``, ``fail_first``, ``missing_keys``; then a served GET may be
-    stalled, truncated and/or corrupted.
+    ``max_in_flight``, ``error_rate``, ``rate_429``, ``reset_rate``, ``fail_first``, ``missing_keys``; then a served
+    GET may be stalled, truncated and/or corrupted.
 
     Attributes:
         latency: seconds added before answering every request (listings too).
         error_rate: fraction answered 500 or 503 (listings too).
-        rate_429: fraction answered 429 with ``Retry-After: retry_after``.
-        retry_after: the Retry-After of those 429s, in seconds.
+        rate_429: fraction answered 429 with ``Retry-After: retry_after`` (drawn per key and try, so the same
+            requests are refused however many are sent at once).
+        retry_after: the Retry-After of those 429s (and of ``max_in_flight``'s), in seconds.
+        max_in_flight: the most file requests the server takes at once (counted from their arrival, the
+            ``latency`` included); one arriving beyond is answered 429 with ``Retry-After: retry_after`` after the
+            ``latency``: a server shedding load, whose refusals grow with what a client sends at once. 0: no limit.
         reset_rate: fraction whose connection is reset (TCP RST) without any response.
         truncate_rate: fraction of GETs that send the full Content-Length but close after part of the body.
         corrupt_rate: fraction of GETs whose body has a few bytes flipped (the length stays right).
@@ -61,6 +65,7 @@ class Faults:
     error_rate: float = attrs.field(default=0.0, validator=_rate)
     rate_429: float = attrs.field(default=0.0, validator=_rate)
     retry_after: int = attrs.field(default=1, validator=_non_negative)
+    max_in_flight: int = attrs.field(default=0, validator=_non_negative)
     reset_rate: float = attrs.field(default=0.0, validator=_rate)
     truncate_rate: float = attrs.field(default=0.0, validator=_rate)
     corrupt_rate: float = attrs.field(default=0.0, validator=_rate)

@@ -36,6 +36,20 @@ class ObjectRequests(ServerState):
     """The requests for the archive's files: ``GET`` and ``HEAD`` of a key, as CloudFront and S3 answer them."""
 
     async def _object(self, request: web.BaseRequest, key: str) -> web.StreamResponse:
+        faults = self.faults
+        if faults.max_in_flight and self._serving >= faults.max_in_flight:
+            self.stats.faults["shed"] += 1
+            if faults.latency:
+                await asyncio.sleep(faults.latency)
+            retry = {"Retry-After": str(faults.retry_after)}
+            return self._error(request, 429, "TooManyRequests", "Too many requests at once.", headers=retry)
+        self._serving += 1
+        try:
+            return await self._answer(request, key)
+        finally:
+            self._serving -= 1
+
+    async def _answer(self, request: web.BaseRequest, key: str) -> web.StreamResponse:
         method = request.method
         if method not in ("GET", "HEAD"):
             return self._error(request, 405, "MethodNotAllowed", "The specified method is not allowed.")

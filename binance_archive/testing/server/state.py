@@ -74,6 +74,7 @@ class ServerState:
         self._index_lock = asyncio.Lock()
         self._etags: dict[str, tuple[int, int, str]] = {}
         self._attempts: Counter[tuple[str, str]] = Counter()
+        self._serving = 0  # file requests taken and not yet answered (for Faults.max_in_flight)
 
     # index ---------------------------------------------------------------------------------------
 

@@ -27,8 +27,8 @@ class Stats:
         listing_requests: listing requests.
         other_requests: anything else.
         bytes_sent: body bytes written (file bodies and listings).
-        faults: faults injected, by kind (``error``, ``429``, ``reset``, ``fail_first``, ``missing``,
-            ``truncate``, ``corrupt``, ``stall``, ``drip``).
+        faults: faults injected, by kind (``error``, ``429``, ``shed`` (refused by ``max_in_flight``), ``reset``,
+            ``fail_first``, ``missing``, ``truncate``, ``corrupt``, ``stall``, ``drip``).
         connections: connections open now.
         max_connections: the most connections open at once.
         connections_total: connections opened.

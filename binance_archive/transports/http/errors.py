@@ -18,7 +18,11 @@ def status_error(status: int, url: str, what: str, retry_after: str | None) -> E
     if status == 404:
         return FileMissingError(f"{what} not found: {redact(url)}")
     if status == 429 or status >= 500:
-        return RetryableError(f"HTTP {status} for {redact(url)}", retry_after=_retry_after(retry_after))
+        # 429 and 503 are the server saying it has too much to do (S3's SlowDown is a 503): a sign to slow down.
+        throttled = status in (429, 503)
+        return RetryableError(
+            f"HTTP {status} for {redact(url)}", retry_after=_retry_after(retry_after), throttled=throttled
+        )
     return TransportError(f"HTTP {status} for {redact(url)}")
 
 
@@ -38,8 +42,9 @@ def broke_off(url: str, reason: str, *, received: int | None = None) -> Retryabl
 
 
 def connection_failed(url: str, reason: str) -> RetryableError:
-    """The request never got an answer (refused, reset, unreachable): retried."""
-    return RetryableError(f"connection failed for {redact(url)}: {reason}")
+    """The request never got an answer (refused, reset, unreachable): retried, and a sign of a server (or a path)
+    that takes no more connections."""
+    return RetryableError(f"connection failed for {redact(url)}: {reason}", throttled=True)
 
 
 def request_failed(url: str, reason: str) -> TransportError:

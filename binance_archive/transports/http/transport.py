@@ -65,7 +65,7 @@ class HttpTransport(Transport):
         read_timeout: seconds to wait for the next bytes of a response (a stalled server fails after this).
         min_speed: bytes per second a body must average over each ``read_timeout`` window; a slower one (a
             server dripping a few bytes at a time) is given up and retried. 0 turns the check off.
-        limit: most connections open at once (default: twice the files the engine keeps in flight, for their
+        limit: most connections open at once (default: twice the most files the engine keeps in flight, for their
             zips and sidecars, when an Archive builds the transport; else 128).
         verify_ssl: check TLS certificates (on by default; turn off only for a test server).
         user_agent: the User-Agent header.
@@ -80,9 +80,11 @@ class HttpTransport(Transport):
 
     name: ClassVar[str] = "http"
     # Small files are bound by latency: each file in flight holds one round trip (zip and sidecar together), so
-    # files/s grows with files in flight until the CPU is the limit; docs/performance.md has the measurements
-    # that chose this.
+    # files/s grows with files in flight until the CPU is the limit. How many that takes depends on the link (80 on
+    # loopback at 50 ms, 256 at 200 ms), so the engine starts at 80 and finds the level, up to 256 (s5cmd's
+    # workers); docs/performance.md has the measurements that chose these.
     default_concurrency: ClassVar[int] = 80
+    default_max_concurrency: ClassVar[int | None] = 256
 
     def __init__(
         self,

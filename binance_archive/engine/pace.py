@@ -1,0 +1,293 @@
+"""How many tries a run keeps in flight when the user gives only a ceiling: found by measuring, as TCP finds its
+window.
+
+A :class:`Pace` is a gate with a level that moves. Every try of a file (its zip and its sidecar at once) passes it
+(:meth:`Pace.enter`, :meth:`Pace.wait`, :meth:`Pace.leave`), and the tries that end well are its measurements:
+
+- **Rounds.** A round gathers the tries that started after the level last changed and ended well, at least half
+  the level of them and at least ``min_round`` seconds' worth. Its throughput comes from Little's law: the tries in
+  flight (sampled as each ends) over the mean time a try took. Comparing the time a try takes, rather than counting
+  files a second, needs no warm-up after a change: a try started at the new level takes as long as the new level
+  makes it take. The first tries of the workers a raise adds are left out (they open connections, which a
+  handshake over a long link makes slow, once).
+- **Growth.** From ``start`` the level doubles each round while a round's throughput grows by at least half as
+  much as the level did (80 to 160 files in flight must give at least 1.5 times the files a second); the first
+  round that does not goes back to the level before and holds it. While holding, a step of ``step`` is tried every
+  ``hold_rounds`` rounds, kept on the same condition. A round whose tries did not fill the level (the plan ran
+  short, files were skipped) teaches nothing and changes nothing.
+- **Back-off.** A try the server turned away for load (429, 503, a connection refused or reset:
+  :attr:`~binance_archive.errors.RetryableError.throttled`) halves the level at once, never below ``floor``, once
+  a round: refusals of tries sent before the last cut do not cut again. Below a level of 64 one refusal is enough;
+  above, a round needs one refusal in 32 of the level (a refusal or two among hundreds of tries is the network's
+  noise, not a server asking for less). Growth after a cut is additive (``step`` a round, on the same condition).
+  The tries a retry waits for do not hold their place while they wait: they pass the gate again.
+
+Everything here runs on the event loop, without locks; a try in the fast path costs two clock readings and a few
+additions (measured at 0 ms per request, where CPU per file counts most: docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from binance_archive.report import Concurrency
+
+__all__ = ["Pace", "TryEnd"]
+
+log = logging.getLogger(__name__)
+
+_GAIN = 0.5
+"""A raise is kept when throughput grew by at least this share of the level's growth."""
+_FULL = 0.8
+"""A round teaches something only when the tries in flight filled at least this share of the level."""
+_REFUSALS_PER_LEVEL = 32
+"""Above a level of this many, a round cuts after one refusal for every this many of its level."""
+
+
+class TryEnd(enum.Enum):
+    """How a try that passed the gate ended."""
+
+    DONE = "done"
+    """It got its answer and the file was dealt with: a measurement."""
+    REFUSED = "refused"
+    """The server turned it away for load: back off."""
+    OTHER = "other"
+    """Anything else (a 404, a mismatch, another transient error, a cancellation): no measurement."""
+
+
+class _Phase(enum.Enum):
+    START = "start"  # doubling each round while it pays
+    PROBE = "probe"  # a step a round while it pays
+    HOLD = "hold"  # the level stays; a step is tried every hold_rounds rounds
+
+
+class Pace:
+    """The gate and the level of tries in flight: see the module's docstring.
+
+    Args:
+        start: the level to begin at.
+        ceiling: the level never goes above this (the user's ``--max-concurrency``).
+        floor: ... nor below this.
+        step: what a probe adds (default: an eighth of ``start``, at least 1).
+        min_round: the shortest round, in seconds.
+        hold_rounds: rounds held before the next probe.
+        clock: seconds, monotonic (tests pass a fake one).
+        on_raise: called with the new level whenever it rises (the run starts workers up to it); an attribute
+            too, set and cleared by the run.
+    """
+
+    def __init__(
+        self,
+        start: int,
+        ceiling: int,
+        *,
+        floor: int = 1,
+        step: int | None = None,
+        min_round: float = 0.1,
+        hold_rounds: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+        on_raise: Callable[[int], None] | None = None,
+    ) -> None:
+        if not 1 <= floor <= start <= ceiling:
+            raise ValueError(f"the levels must be 1 <= floor <= start <= ceiling, got {floor}, {start}, {ceiling}")
+        self._clock = clock
+        self.on_raise = on_raise
+        self._floor, self._ceiling, self._start = floor, ceiling, start
+        self._step = step or max(1, start // 8)
+        self._min_round = min_round
+        self._hold_rounds = hold_rounds
+        self._level = start
+        self._active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._fresh = 0  # the next acquisitions not to measure: new workers' first tries
+        self._phase = _Phase.START if start < ceiling else _Phase.HOLD
+        self._previous: tuple[int, float] | None = None  # (level, throughput) of the round before a raise
+        self._held = 0
+        self._cut_at = -math.inf  # when the level was last cut: refusals of tries sent before do not count
+        # The current round.
+        now = clock()
+        self._round_start = now
+        self._count = 0
+        self._sum_seconds = 0.0
+        self._sum_active = 0
+        self._refusals = 0
+        # For the report: seconds spent at each level, the extremes, the cuts.
+        self._since = now
+        self._seconds_at: dict[int, float] = collections.defaultdict(float)
+        self._low = self._high = start
+        self._cuts = 0
+
+    @property
+    def level(self) -> int:
+        """The tries allowed in flight now."""
+        return self._level
+
+    @property
+    def active(self) -> int:
+        """The tries in flight now."""
+        return self._active
+
+    # -- the gate -----------------------------------------------------------------------------------------
+
+    def enter(self) -> float | None:
+        """Take a place at once if one is free (and nobody waits for one): the try's stamp, else ``None`` (then
+        ``await wait()``)."""
+        if self._active < self._level and not self._waiters:
+            self._active += 1
+            return self._stamp()
+        return None
+
+    async def wait(self) -> float:
+        """Wait for a place; the try's stamp."""
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # a place was handed over just as it was cancelled
+                self._active -= 1
+                self._wake()
+            else:
+                self._waiters.remove(future)
+            raise
+        return self._stamp()
+
+    def leave(self, stamp: float, end: TryEnd) -> None:
+        """A try that passed the gate with ``stamp`` ended as ``end``."""
+        self._active -= 1
+        if end is TryEnd.DONE:
+            # A negative stamp marks a try not measured (see _stamp); it is also older than any round.
+            if stamp >= self._round_start:
+                now = self._clock()
+                self._count += 1
+                self._sum_seconds += now - stamp
+                self._sum_active += self._active + 1
+                if self._count >= self._round_size and now - self._round_start >= self._min_round:
+                    self._end_round(now)
+        elif end is TryEnd.REFUSED:
+            self._refused(abs(stamp))
+        if self._waiters:
+            self._wake()
+
+    def _stamp(self) -> float:
+        if self._fresh:
+            self._fresh -= 1
+            return -self._clock()
+        return self._clock()
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and self._active < self._level:
+            future = waiters.popleft()
+            if not future.done():
+                self._active += 1
+                future.set_result(None)
+
+    # -- the level ----------------------------------------------------------------------------------------
+
+    @property
+    def _round_size(self) -> int:
+        return max(16, self._level // 2)
+
+    def _refused(self, started: float) -> None:
+        if started < self._cut_at:
+            return  # sent before the last cut: that cut answered it already
+        self._refusals += 1
+        if self._refusals >= max(1, self._level // _REFUSALS_PER_LEVEL):
+            now = self._clock()
+            level = max(self._floor, self._level // 2)
+            log.debug("files in flight: %d -> %d (the server turned %d tries away)", self._level, level, self._refusals)
+            self._cuts += 1
+            self._cut_at = now
+            self._phase = _Phase.PROBE
+            self._previous = None
+            self._set(level, now)
+
+    def _end_round(self, now: float) -> None:
+        level = self._level
+        mean_active = self._sum_active / self._count
+        throughput = mean_active / (self._sum_seconds / self._count) if self._sum_seconds > 0 else math.inf
+        full = mean_active >= _FULL * level
+        self._new_round(now)
+        if not full:
+            return  # the level was not what limited this round: nothing to learn from it
+        if self._phase is _Phase.HOLD:
+            self._held += 1
+            if self._held >= self._hold_rounds and level < self._ceiling:
+                self._held = 0
+                self._previous = (level, throughput)
+                self._phase = _Phase.PROBE
+                self._raise(level + self._step, now, "probe")
+            return
+        previous = self._previous
+        if previous is None or previous[0] >= level:  # the first round at this level after a start or a cut
+            self._previous = (level, throughput)
+            self._grow(now)
+            return
+        before, before_throughput = previous
+        gain = (throughput / before_throughput - 1) / (level / before - 1)
+        if gain >= _GAIN:
+            log.debug("files in flight: %d -> %d gave %.0f -> %.0f tries/s: kept", before, level,
+                      before_throughput, throughput)  # fmt: skip
+            self._previous = (level, throughput)
+            self._grow(now)
+        else:
+            log.debug("files in flight: %d -> %d gave %.0f -> %.0f tries/s: back to %d", before, level,
+                      before_throughput, throughput, before)  # fmt: skip
+            self._phase, self._held, self._previous = _Phase.HOLD, 0, None
+            self._set(before, now)
+
+    def _grow(self, now: float) -> None:
+        level = self._level
+        target = min(self._ceiling, 2 * level if self._phase is _Phase.START else level + self._step)
+        if target <= level:
+            self._phase, self._held = _Phase.HOLD, 0
+            return
+        self._raise(target, now, "growing")
+
+    def _raise(self, level: int, now: float, why: str) -> None:
+        log.debug("files in flight: %d -> %d (%s)", self._level, level, why)
+        self._fresh += level - self._level
+        self._set(level, now)
+        if self.on_raise is not None:
+            self.on_raise(level)
+        if self._waiters:
+            self._wake()
+
+    def _set(self, level: int, now: float) -> None:
+        self._seconds_at[self._level] += now - self._since
+        self._since = now
+        self._level = level
+        self._low, self._high = min(self._low, level), max(self._high, level)
+        self._new_round(now)
+
+    def _new_round(self, now: float) -> None:
+        self._round_start = now
+        self._count = 0
+        self._sum_seconds = 0.0
+        self._sum_active = 0
+        self._refusals = 0
+
+    # -- what it came to ----------------------------------------------------------------------------------
+
+    def summary(self) -> Concurrency:
+        """What the level did, for the report; ``settled`` is the level held the longest."""
+        now = self._clock()
+        seconds = dict(self._seconds_at)
+        seconds[self._level] = seconds.get(self._level, 0.0) + now - self._since
+        settled = max(seconds, key=lambda level: (seconds[level], level))
+        return Concurrency(
+            adaptive=True,
+            start=self._start,
+            settled=settled,
+            low=self._low,
+            high=self._high,
+            ceiling=self._ceiling,
+            backoffs=self._cuts,
+        )
