@@ -26,6 +26,7 @@ from binance_archive.core.periods import Period
 from binance_archive.core.planning import Shard, parse_shard, utc_today, validate_selection
 from binance_archive.core.selection import Selection
 from binance_archive.engine.discovery import list_objects, list_symbols
+from binance_archive.engine.pace import MAX_LEVEL, check_levels
 from binance_archive.engine.resolve import Plan
 from binance_archive.engine.retry import RetryPolicy
 from binance_archive.engine.run import Detail, Run, first_leaf
@@ -42,8 +43,8 @@ __all__ = ["MAX_CONCURRENCY", "Archive"]
 
 log = logging.getLogger(__name__)
 
-MAX_CONCURRENCY = 10_000
-"""The most files in flight an Archive accepts."""
+MAX_CONCURRENCY = MAX_LEVEL
+"""The most files in flight an Archive accepts (pinned, or as the ceiling)."""
 
 
 class Archive:
@@ -107,13 +108,7 @@ class Archive:
             options.setdefault("base_url", base_url)
         if listing_url is not None:
             options.setdefault("listing_url", listing_url)
-        _check_level(concurrency, "concurrency")
-        _check_level(max_concurrency, "max_concurrency")
-        if concurrency is not None and max_concurrency is not None and concurrency > max_concurrency:
-            raise ConfigurationError(
-                f"concurrency (the level to start from, {concurrency}) must not be above max_concurrency "
-                f"({max_concurrency}); give concurrency alone to pin the level"
-            )
+        check_levels(concurrency, max_concurrency)  # before any backend is built
         self.storage = self.registry.storage(storage, storage_options)
         kind = transport if isinstance(transport, Transport) else self.registry.transport_class(transport)
         if max_concurrency is None and concurrency is None:
@@ -450,17 +445,6 @@ class Archive:
             "download_sync() cannot run inside a running event loop (a notebook or an async application); "
             "use `await archive.download(...)` there"
         )
-
-
-def _check_level(value: int | None, name: str) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{name} must be a whole number of files of at least 1, got {value!r}")
-    if value > MAX_CONCURRENCY:
-        # Each slot is a worker task (and up to two connections): a typo such as 1000000 would take gigabytes and
-        # minutes before the first request.
-        raise ConfigurationError(f"{name} must be at most {MAX_CONCURRENCY}, got {value}")
 
 
 class _Opened:

@@ -68,6 +68,9 @@ def write_summary(report: Report, location: str, out: TextIO) -> None:
     rate = report.downloaded / report.duration if report.duration > 0 else 0.0
     out.write(f"  {'bytes downloaded':<26}{report.bytes / 1e6:>9.1f} MB\n")
     out.write(f"  {'time':<26}{report.duration:>9.1f} s ({rate:.0f} files/s)\n")
+    if report.concurrency is not None and report.downloaded + report.failed:  # a resumed run fetched nothing
+        level, _, how = report.concurrency.describe().partition(" ")
+        out.write(f"  {'files in flight':<26}{level:>10} {how}\n")
     listed = report.failures[:20]
     for failure in listed:
         out.write(f"failed: {failure.key}: {failure.error}\n")

@@ -10,6 +10,7 @@ from typing import Any
 from binance_archive.config.values import catalog_at, date_text, non_negative, positive_int, table, typed, unknown
 from binance_archive.core.planning import parse_shard
 from binance_archive.core.selection import Selection, parse_date
+from binance_archive.engine.pace import check_levels
 from binance_archive.errors import ConfigurationError
 
 __all__ = ["NATIVE_KEYS", "SELECTION_KEYS", "native_settings"]
@@ -69,6 +70,8 @@ def native_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
     if not isinstance(tables, list) or not tables:
         raise ConfigurationError("selection must be a table or an array of tables")
     selections = tuple(_selection(t, f"selection #{i + 1}") for i, t in enumerate(tables))
+    concurrency, max_concurrency = data.get("concurrency"), data.get("max_concurrency")
+    check_levels(concurrency, max_concurrency)  # refused as the file is read, not when the run starts
     return dict(
         selections=selections,
         to=typed(data, "to", str, "a folder or URL") or "binance-data",
@@ -77,8 +80,8 @@ def native_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
         storage_options=table(data, "storage_options"),
         base_url=typed(data, "base_url", str, "a URL"),
         listing_url=typed(data, "listing_url", str, "a URL"),
-        concurrency=positive_int(data, "concurrency"),
-        max_concurrency=positive_int(data, "max_concurrency"),
+        concurrency=concurrency,
+        max_concurrency=max_concurrency,
         retries=positive_int(data, "retries"),
         dead_after=non_negative(data, "dead_after", "a number of seconds (0 never stops)"),
         force=bool(typed(data, "force", bool, "true or false")),

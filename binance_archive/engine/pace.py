@@ -36,11 +36,16 @@ import math
 import time
 from collections.abc import Callable
 
+from binance_archive.errors import ConfigurationError
 from binance_archive.report import Concurrency
 
-__all__ = ["Pace", "TryEnd"]
+__all__ = ["MAX_LEVEL", "Pace", "TryEnd", "check_levels"]
 
 log = logging.getLogger(__name__)
+
+MAX_LEVEL = 10_000
+"""The most files in flight a run accepts, pinned or as a ceiling: each is a worker task (and up to two
+connections), and a typo such as 1000000 took gigabytes and minutes before the first request."""
 
 _GAIN = 0.5
 """A raise is kept when throughput grew by at least this share of the level's growth."""
@@ -48,6 +53,27 @@ _FULL = 0.8
 """A round teaches something only when the tries in flight filled at least this share of the level."""
 _REFUSALS_PER_LEVEL = 32
 """Above a level of this many, a round cuts after one refusal for every this many of its level."""
+
+
+def check_levels(
+    concurrency: object, max_concurrency: object, names: tuple[str, str] = ("concurrency", "max_concurrency")
+) -> None:
+    """Refuse (:class:`~binance_archive.errors.ConfigurationError`) files in flight that no run can take: below 1,
+    above :data:`MAX_LEVEL`, not whole numbers, or a start (``concurrency``) above the ceiling (``max_concurrency``).
+    ``None`` is the default, always accepted; ``names`` are what the user calls the two (``--concurrency``...)."""
+    for value, name in zip((concurrency, max_concurrency), names, strict=True):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be a whole number of files of at least 1, got {value!r}")
+        if value > MAX_LEVEL:
+            raise ConfigurationError(f"{name} must be at most {MAX_LEVEL}, got {value}")
+    if isinstance(concurrency, int) and isinstance(max_concurrency, int) and concurrency > max_concurrency:
+        start, ceiling = names
+        raise ConfigurationError(
+            f"{start} (the level to start from, {concurrency}) must not be above {ceiling} ({max_concurrency}): "
+            f"lower {start}, raise {ceiling}, or give {start} alone to pin the level"
+        )
 
 
 class TryEnd(enum.Enum):
@@ -203,7 +229,7 @@ class Pace:
             now = self._clock()
             level = max(self._floor, self._level // 2)
             log.debug("files in flight: %d -> %d (the server turned %d tries away)", self._level, level, self._refusals)
-            self._cuts += 1
+            self._cuts += level < self._level  # at the floor there is nothing to halve
             self._cut_at = now
             self._phase = _Phase.PROBE
             self._previous = None

@@ -1,0 +1,202 @@
+"""The level of tries in flight (engine/pace.py), with a fake clock: tries simulated in a steady state, each taking
+as long as a model of the server says at the level it was sent at."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import Callable
+
+import pytest
+
+from binance_archive.engine.pace import Pace, TryEnd
+
+
+class Clock:
+    """A clock that moves only when told (it starts far from 0: a stamp's sign marks a try not measured)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def latency_bound(seconds: float, capacity: float = float("inf")) -> Callable[[int], float]:
+    """A server whose answers take ``seconds``, and which serves at most ``capacity`` tries a second: beyond that
+    level, a try takes longer in proportion (so throughput stops growing)."""
+    return lambda level: max(seconds, level / capacity)
+
+
+class Simulation:
+    """Keeps the pace's level of tries in flight, each ending ``took(level)`` seconds after it was sent."""
+
+    def __init__(self, pace: Pace, clock: Clock, took: Callable[[int], float]) -> None:
+        self.pace, self.clock, self.took = pace, clock, took
+        self.running: list[tuple[float, int, float]] = []  # (when it ends, a tie-breaker, its stamp)
+        self.sent = 0
+
+    def _fill(self) -> None:
+        pace = self.pace
+        while (stamp := pace.enter()) is not None:
+            self.sent += 1
+            # A spread of a few per cent, as real answers have: tries do not end in lockstep waves.
+            spread = 1 + (self.sent * 7919 % 101) / 2000
+            heapq.heappush(self.running, (self.clock.now + self.took(pace.level) * spread, self.sent, stamp))
+
+    def run(self, tries: int) -> list[int]:
+        """``tries`` more tries; the level after each ended."""
+        levels = []
+        self._fill()
+        for _ in range(tries):
+            ends, _, stamp = heapq.heappop(self.running)
+            self.clock.now = ends
+            self.pace.leave(stamp, TryEnd.DONE)
+            levels.append(self.pace.level)
+            self._fill()
+        return levels
+
+
+def simulate(pace: Pace, clock: Clock, took: Callable[[int], float], tries: int) -> list[int]:
+    return Simulation(pace, clock, took).run(tries)
+
+
+def distinct(levels: list[int]) -> list[int]:
+    """The levels in the order they were reached, each change once."""
+    return [level for i, level in enumerate(levels) if i == 0 or levels[i - 1] != level]
+
+
+def test_the_level_doubles_while_throughput_grows_and_never_passes_the_ceiling() -> None:
+    clock = Clock()
+    pace = Pace(16, 100, min_round=0.1, clock=clock)
+    levels = simulate(pace, clock, latency_bound(0.2), 3000)  # latency bound: twice the tries, twice the files/s
+    assert distinct(levels) == [16, 32, 64, 100]
+    assert max(levels) == 100
+    summary = pace.summary()
+    assert summary.adaptive and summary.start == 16 and summary.low == 16 and summary.high == 100
+    assert summary.settled == 100 and summary.ceiling == 100 and summary.backoffs == 0
+
+
+def test_it_returns_to_the_level_before_and_holds_when_throughput_stops_growing() -> None:
+    clock = Clock()
+    pace = Pace(16, 1024, min_round=0.1, hold_rounds=8, clock=clock)
+    # 400 tries a second at most: from 80 in flight on, more only makes each try slower.
+    took = latency_bound(0.2, capacity=400)
+    simulation = Simulation(pace, clock, took)
+    levels = simulation.run(1500)
+    assert distinct(levels)[:5] == [16, 32, 64, 128, 64], "128 gave 400/s against 320/s at 64: not worth it"
+    back = levels.index(64, levels.index(128))
+    held = levels[back:]
+    assert held[: 8 * 32] == [64] * (8 * 32), "held for hold_rounds rounds (of at least 32 tries at 64)"
+    # Then it probes a step (16 // 8) at a time while that pays, which it does up to the capacity (80).
+    later = distinct(levels + simulation.run(6000))
+    assert later[5:12] == [66, 68, 70, 72, 74, 76, 78], later
+    assert max(later[5:]) == 82 and set(later[12:]) == {80, 82}, "82 is tried now and then, and given up"
+    summary = pace.summary()
+    assert summary.settled == 80 and summary.high == 128 and summary.low == 16 and summary.backoffs == 0
+
+
+def test_a_refusal_halves_the_level_at_once_not_below_the_floor_and_not_again_for_tries_sent_before() -> None:
+    clock = Clock()
+    pace = Pace(32, 32, floor=4, clock=clock)
+    early = [pace.enter() for _ in range(32)]
+    assert None not in early and pace.enter() is None, "the gate holds 32"
+    clock.now += 0.05
+    pace.leave(early[0], TryEnd.REFUSED)  # one refusal is enough below a level of 64
+    assert pace.level == 16 and pace.enter() is None, "31 in flight: none more until under 16"
+    for stamp in early[1:20]:  # refusals of tries sent before the cut: that cut answered them
+        pace.leave(stamp, TryEnd.REFUSED)  # type: ignore[arg-type]
+    assert pace.level == 16 and pace.active == 12
+    for stamp in early[20:]:
+        pace.leave(stamp, TryEnd.OTHER)  # type: ignore[arg-type]
+    clock.now += 0.05
+    late = pace.enter()
+    assert late is not None
+    clock.now += 0.05
+    pace.leave(late, TryEnd.REFUSED)  # sent after the cut: cuts again
+    assert pace.level == 8
+    for _ in range(3):
+        clock.now += 0.05
+        stamp = pace.enter()
+        assert stamp is not None
+        clock.now += 0.05
+        pace.leave(stamp, TryEnd.REFUSED)
+    assert pace.level == 4, "never below the floor"
+    summary = pace.summary()
+    assert summary.backoffs == 3 and summary.low == 4 and summary.high == 32, "a refusal at the floor halves nothing"
+
+
+def test_above_a_level_of_64_a_round_needs_one_refusal_in_32() -> None:
+    clock = Clock()
+    pace = Pace(128, 128, clock=clock)
+    stamps = [pace.enter() for _ in range(128)]
+    clock.now += 0.1
+    for stamp in stamps[:3]:  # a few refusals among hundreds of tries are the network's noise
+        pace.leave(stamp, TryEnd.REFUSED)  # type: ignore[arg-type]
+    assert pace.level == 128
+    pace.leave(stamps[3], TryEnd.REFUSED)  # type: ignore[arg-type]
+    assert pace.level == 64 and pace.summary().backoffs == 1
+
+
+def test_after_a_cut_it_grows_a_step_a_round_while_that_pays() -> None:
+    clock = Clock()
+    pace = Pace(16, 64, step=4, clock=clock)
+    stamp = pace.enter()
+    assert stamp is not None
+    pace.leave(stamp, TryEnd.REFUSED)
+    assert pace.level == 8
+    levels = distinct(simulate(pace, clock, latency_bound(0.2), 600))
+    assert levels[:4] == [8, 12, 16, 20], "additive after a cut, not doubling"
+
+
+def test_a_round_that_does_not_fill_the_level_changes_nothing() -> None:
+    """The plan ran short (or files were skipped): fewer tries than the level were in flight, so the level did not
+    limit the round, and its throughput says nothing about a higher one."""
+    clock = Clock()
+    pace = Pace(16, 256, clock=clock)
+    for _ in range(200):  # 4 tries at a time, never 16
+        stamps = [pace.enter() for _ in range(4)]
+        clock.now += 0.2
+        for stamp in stamps:
+            pace.leave(stamp, TryEnd.DONE)  # type: ignore[arg-type]
+    assert pace.level == 16 and pace.summary().high == 16
+
+
+def test_the_summary_settles_on_the_level_held_longest() -> None:
+    clock = Clock()
+    pace = Pace(8, 64, clock=clock)
+    simulate(pace, clock, latency_bound(0.05), 4000)
+    summary = pace.summary()
+    assert summary.settled == 64 and summary.low == 8 and summary.high == 64 and summary.start == 8
+    assert summary.describe().startswith("64 (found from 8: 8 to 64, at most 64")
+
+
+def test_levels_out_of_order_are_refused() -> None:
+    with pytest.raises(ValueError, match="floor <= start <= ceiling"):
+        Pace(100, 10)
+
+
+async def test_the_gate_lets_a_waiter_in_when_a_place_frees_and_follows_a_cut() -> None:
+    clock = Clock()
+    pace = Pace(2, 4, clock=clock)
+    first, second = pace.enter(), pace.enter()
+    assert first is not None and second is not None and pace.enter() is None
+    waiter = asyncio.create_task(pace.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    pace.leave(first, TryEnd.DONE)
+    assert await asyncio.wait_for(waiter, 5) == clock.now and pace.active == 2
+    # A cut to 1 with 2 in flight: the next waiter gets in only when both have left.
+    pace.leave(second, TryEnd.REFUSED)
+    assert pace.level == 1 and pace.active == 1
+    waiter = asyncio.create_task(pace.wait())
+    await asyncio.sleep(0)
+    assert not waiter.done() and pace.enter() is None
+    cancelled = asyncio.create_task(pace.wait())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    pace.leave(clock.now, TryEnd.OTHER)
+    await asyncio.wait_for(waiter, 5)
+    assert pace.active == 1
