@@ -57,7 +57,7 @@ class Concurrency:
         adaptive: the level was found by measuring (``--max-concurrency``, or the transport's default), rather
             than pinned (``--concurrency N``).
         start: the level it began at.
-        settled: the level held the longest.
+        settled: the level it settled on: the median over the run's time (half of it at this level or below).
         low: the lowest level it went to.
         high: the highest level it went to.
         ceiling: the highest it could go to (for a pinned level, the level).
