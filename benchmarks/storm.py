@@ -45,7 +45,7 @@ from binance_archive.testing import FakeArchiveServer, Faults, build_archive
 
 HERE = Path(__file__).resolve().parent
 TODAY = dt.date(2026, 11, 22)
-CONTENDERS = {"adaptive": [], "fixed-256": ["--concurrency", "256"]}
+CONTENDERS = {"adaptive": [], "fixed-256": ["--concurrency", "256"], "fixed-80": ["--concurrency", "80"]}
 
 
 def spec(files: int) -> dict[str, Any]:
@@ -139,13 +139,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request (default 0.05)")
     parser.add_argument("--max-in-flight", type=int, default=128, help="requests the shedding server takes at once")
-    parser.add_argument("--storms", default="shed,random")
+    parser.add_argument("--storms", default="shed,random", help="shed, random, calm (latency alone)")
+    parser.add_argument("--contenders", default="adaptive,fixed-256", help=", ".join(CONTENDERS))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "storm.json")
     args = parser.parse_args()
     storms = {
         "shed": Faults(latency=args.latency, max_in_flight=args.max_in_flight, retry_after=1),
         "random": Faults(latency=args.latency, rate_429=0.10, retry_after=1),
+        "calm": Faults(latency=args.latency),
     }
+    contenders = args.contenders.split(",")
     chosen = Selection(**spec(args.files))
     scratch = Path(tempfile.mkdtemp(prefix="storm-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     started = dt.datetime.now(dt.UTC)
@@ -169,11 +172,11 @@ def main() -> None:
         spec_file = scratch / "spec.json"
         spec_file.write_text(json.dumps([spec(args.files)]))
         for name in args.storms.split(","):
-            runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
+            runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
             with serving(upstream, storms[name]) as server:
-                order = list(CONTENDERS)
                 for repetition in range(args.runs):
-                    for contender in order[repetition % 2 :] + order[: repetition % 2]:
+                    shift = repetition % len(contenders)
+                    for contender in contenders[shift:] + contenders[:shift]:
                         dest = scratch / f"{name}-{contender}-{repetition}"
                         result = one_run(server, spec_file, dest, CONTENDERS[contender])
                         runs[contender].append(result)
@@ -184,7 +187,6 @@ def main() -> None:
                             f"{result['failed']} failed; level {result['concurrency_detail']}",
                             flush=True,
                         )
-            adaptive, fixed = runs["adaptive"], runs["fixed-256"]
             summary = {
                 contender: {
                     key: median(r, key)
@@ -192,14 +194,21 @@ def main() -> None:
                 }
                 for contender, r in runs.items()
             }
-            ratios = {
-                "refused_fixed_over_adaptive": median(fixed, "refused") / max(1.0, median(adaptive, "refused")),
-                "files_per_second_adaptive_over_fixed": median(adaptive, "files_per_second")
-                / median(fixed, "files_per_second"),
+            adaptive = runs.get("adaptive", [])
+            ratios: dict[str, Any] = {
                 "all_completed": all(
-                    r["failed"] == 0 and r["downloaded"] == results["settings"]["files"] for r in adaptive + fixed
-                ),
+                    r["failed"] == 0 and r["downloaded"] == results["settings"]["files"]
+                    for r in (x for c in runs.values() for x in c)
+                )
             }
+            for other, theirs in runs.items():
+                if other != "adaptive" and adaptive:
+                    ratios[f"refused_{other}_over_adaptive"] = median(theirs, "refused") / max(
+                        1.0, median(adaptive, "refused")
+                    )
+                    ratios[f"files_per_second_adaptive_over_{other}"] = median(adaptive, "files_per_second") / median(
+                        theirs, "files_per_second"
+                    )
             results["storms"][name] = {"faults": str(storms[name]), "runs": runs, "medians": summary, "ratios": ratios}
             print(f"{name}: medians {json.dumps(summary)}", flush=True)
             print(f"{name}: ratios {json.dumps(ratios)}", flush=True)
