@@ -29,6 +29,8 @@ from typing import Any
 MODULE_DIRS = ("/usr/lib/nginx/modules", "/usr/share/nginx/modules")
 LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
 APT_PACKAGES = ("nginx-light", "libnginx-mod-http-lua")
+SCHEMES = ("http", "https", "https1")
+"""Plain HTTP; HTTPS offering HTTP/2 and HTTP/1.1 by ALPN; HTTPS offering HTTP/1.1 only (to compare the two)."""
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -127,7 +129,7 @@ class NginxServer:
         self.modules = modules
         self.version = _version(binary)
         self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        self.ports = {(lat, scheme): free_port() for lat in latencies for scheme in ("http", "https")}
+        self.ports = {(lat, scheme): free_port() for lat in latencies for scheme in SCHEMES}
         self.certificates: dict[str, Path] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -143,7 +145,7 @@ class NginxServer:
         return self.certificates["ca"]
 
     def _log(self, latency: float, scheme: str = "http") -> Path:
-        suffix = "" if scheme == "http" else "-tls"
+        suffix = {"http": "", "https": "-tls", "https1": "-tls-h1"}[scheme]
         return self.dir / f"access-{int(latency * 1000)}ms{suffix}.log"
 
     def config(self) -> str:
@@ -158,14 +160,15 @@ class NginxServer:
             delay = f"        access_by_lua_block {{ ngx.sleep({latency}) }}\n" if latency > 0 else ""
             # nginx 1.22 takes http2 on the listen line (1.25 moved it to "http2 on;"); ALPN then offers h2 and
             # http/1.1 and each client picks. Session tickets and a session cache, as a CDN's front would have.
+            http2 = " http2" if scheme == "https" else ""  # https1: the same TLS, ALPN offering HTTP/1.1 only
             tls = (
-                f"        listen 127.0.0.1:{port} ssl http2 backlog=4096;\n"
+                f"        listen 127.0.0.1:{port} ssl{http2} backlog=4096;\n"
                 f"        ssl_certificate {self.certificates.get('cert')};\n"
                 f"        ssl_certificate_key {self.certificates.get('key')};\n"
                 "        ssl_protocols TLSv1.2 TLSv1.3;\n"
                 "        ssl_session_cache shared:bench:10m;\n"
                 "        http2_max_concurrent_streams 256;\n"
-                if scheme == "https"
+                if scheme != "http"
                 else f"        listen 127.0.0.1:{port} backlog=4096;\n"
             )
             servers.append(
@@ -237,7 +240,7 @@ class NginxServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def base_url(self, latency: float, scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.ports[(latency, scheme)]}"
+        return f"{scheme.rstrip('1')}://127.0.0.1:{self.ports[(latency, scheme)]}"
 
     def _pids(self) -> list[int]:
         assert self.proc is not None
