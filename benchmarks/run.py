@@ -47,22 +47,21 @@ class Workload:
     docs/performance.md).
     """
 
-    def __init__(self, dataset: str, scheme: str, where: str, title: str) -> None:
+    def __init__(self, dataset: str, scheme: str, where: str) -> None:
         self.dataset = dataset
         self.scheme = scheme
         self.where = where
-        self.title = title
 
 
 WORKLOADS = {
-    "small": Workload("small", "http", "fresh", "small files"),
-    "https": Workload("small", "https", "fresh", "small files over HTTPS (HTTP/2 offered)"),
-    "https-h1": Workload("small", "https1", "fresh", "small files over HTTPS, HTTP/1.1 only"),
-    "disk": Workload("small", "http", "disk", "small files to this machine's disk, a fresh folder per run"),
-    "slow-disk": Workload("small", "http", "emptied", "small files to this machine's disk, one folder emptied"),
-    "large": Workload("large", "http", "fresh", "large files"),
-    "scale": Workload("scale", "http", "fresh", "scale"),
-    "plan": Workload("plan", "", "", "planning"),
+    "small": Workload("small", "http", "fresh"),
+    "https": Workload("small", "https", "fresh"),
+    "https-h1": Workload("small", "https1", "fresh"),
+    "disk": Workload("small", "http", "disk"),
+    "slow-disk": Workload("small", "http", "emptied"),
+    "large": Workload("large", "http", "fresh"),
+    "scale": Workload("scale", "http", "fresh"),
+    "plan": Workload("plan", "", ""),
 }
 DEFAULT_WORKLOADS = ("small", "https", "disk", "slow-disk", "large", "scale", "plan")
 

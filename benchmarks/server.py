@@ -4,10 +4,11 @@ when nginx cannot be had, the project's own :class:`~binance_archive.testing.Fak
 Both serve one tree whose first level is the bucket (``TREE/BUCKET/data/...``) on one port per latency (none, or
 the injected one), path-style, so every object is reachable as ``http://127.0.0.1:PORT/data/KEY`` (the HTTP
 transport, curl, the sequential client) and as ``s3://BUCKET/data/KEY`` through
-``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). nginx also serves HTTPS, one more port per latency, with a
+``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). nginx also serves HTTPS, two more ports per latency, with a
 certificate for 127.0.0.1 signed by a CA made for the run (:func:`make_certificates`; every client is told to
-trust the CA), HTTP/2 offered by ALPN beside HTTP/1.1. Each counts the requests it answered, by method, status
-and protocol, and the CPU time it spent, so every run can report requests per file and what the server cost.
+trust the CA): scheme ``https`` offers HTTP/2 by ALPN beside HTTP/1.1, ``https1`` HTTP/1.1 only. Each counts
+the requests it answered, by method, status and protocol, and the CPU time it spent, so every run can report
+requests per file and what the server cost.
 """
 
 from __future__ import annotations
