@@ -436,7 +436,8 @@ def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
         f"{results['server_kind']} on loopback",
         fontsize=10,
     )
-    fig.subplots_adjust(left=0.24, right=0.96, top=0.93, bottom=0.04, hspace=0.55)
+    height = 2.3 * len(panels) + 0.8
+    fig.subplots_adjust(left=0.24, right=0.96, top=1 - 0.6 / height, bottom=0.3 / height, hspace=0.55)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
