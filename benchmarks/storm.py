@@ -108,6 +108,8 @@ def one_run(server: FakeArchiveServer, spec: Path, dest: Path, extra: list[str])
         refused=faults.get("shed", 0) + faults.get("429", 0),
         requests=server.stats.requests,
         files_per_second=result["downloaded"] / wall,
+        # The level: the one settled on where it was found by measuring, else the pinned one.
+        concurrency=result["settled_concurrency"] or result["concurrency"],
     )
     shutil.rmtree(dest)
     return result

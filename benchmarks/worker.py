@@ -49,9 +49,12 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         "bytes": report.bytes,
         "engine_seconds": report.duration,
         "import_seconds": imported - STARTED,
-        # The files in flight the latency bound is taken at: the level the run settled on (found by measuring
-        # unless --concurrency pinned it), and how it got there.
-        "concurrency": report.concurrency.settled if report.concurrency else archive.concurrency,
+        "concurrency": archive.concurrency,
+        # The level an adaptive run settled on (issue #21): the latency bound is taken at it; None where
+        # --concurrency pinned the level. The detail (start, low, high, ceiling, back-offs) for benchmarks/storm.py.
+        "settled_concurrency": report.concurrency.settled
+        if report.concurrency is not None and report.concurrency.adaptive
+        else None,
         "concurrency_detail": report.to_dict().get("concurrency"),
         "loop": loop_name(),
         "client": getattr(archive.transport, "client", None),
