@@ -28,7 +28,7 @@ A :class:`Pace` is a gate with a level that moves. Every try of a file (its zip 
   few rounds at most), the cut is weighed: where refusals there are not significantly fewer than the band
   above's share would give (two standard deviations), they did not follow the level, so the cut is undone.
 
-Everything here runs on the event loop, without locks: a try costs about 3 µs here (a :class:`Ticket`, two clock
+Everything here runs on the event loop, without locks: a try costs 2 - 4 µs here (a :class:`Ticket`, two clock
 readings, a few additions; measured in docs/performance.md), against ~600 µs of CPU per small file.
 """
 
