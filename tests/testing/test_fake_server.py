@@ -306,6 +306,22 @@ async def test_rate_429_sends_retry_after(server: FakeArchiveServer, session: ai
     assert headers["Retry-After"] == "7"
 
 
+async def test_max_in_flight_sheds_what_comes_beyond_with_a_429(
+    server: FakeArchiveServer, session: aiohttp.ClientSession
+) -> None:
+    """A server shedding load: 3 requests taken at once, the rest of 8 sent together answered 429 with Retry-After
+    (after the same latency), counted as shed; one at a time, nothing is shed."""
+    server.faults = Faults(latency=0.3, max_in_flight=3, retry_after=2)
+    answers = await asyncio.gather(*(_get(session, FILE.url(server.base_url)) for _ in range(8)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [200] * 3 + [429] * 5
+    assert {headers["Retry-After"] for status, _, headers in answers if status == 429} == {"2"}
+    assert server.stats.faults["shed"] == 5
+    for _ in range(4):
+        assert (await _get(session, FILE.url(server.base_url)))[0] == 200
+    assert server.stats.faults["shed"] == 5
+
+
 async def test_reset_raises_a_client_error(server: FakeArchiveServer, session: aiohttp.ClientSession) -> None:
     server.faults.reset_rate = 1.0
     with pytest.raises(aiohttp.ClientError):
