@@ -203,7 +203,7 @@ class Pace:
             if future.done() and not future.cancelled():  # a place was handed over just as it was cancelled
                 self._active -= 1
                 self._wake()
-            else:
+            elif future in self._waiters:  # else _wake already dropped it (cancelled before its turn came)
                 self._waiters.remove(future)
             raise
         return self._stamp()

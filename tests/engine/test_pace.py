@@ -232,3 +232,18 @@ async def test_the_gate_lets_a_waiter_in_when_a_place_frees_and_follows_a_cut() 
     pace.leave(third, TryEnd.OTHER)
     await asyncio.wait_for(waiter, 5)
     assert pace.active == 1
+
+
+async def test_a_waiter_cancelled_before_its_turn_leaves_the_gate_as_it_was() -> None:
+    """Its wait is cancelled, and a place frees before the waiter's task runs again: the gate drops the cancelled
+    waiter, and the waiter's own cleanup must not fail on it (it raised ValueError)."""
+    pace = Pace(1, 1, clock=Clock())
+    ticket = pace.enter()
+    assert ticket is not None
+    waiter = asyncio.create_task(pace.wait())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    pace.leave(ticket, TryEnd.DONE)
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert pace.active == 0 and pace.enter() is not None
