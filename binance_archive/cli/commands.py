@@ -133,8 +133,7 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                 config, processes=processes, concurrency=archive.concurrency, detail=detail, progress=bar,
                 preload=archive.import_dependencies,
             )  # fmt: skip
-            if merged is None:
-                sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")
+            if merged is None:  # said on standard error by run_processes
                 return status if status in (EXIT_USAGE, EXIT_INTERRUPTED) else EXIT_FAILED
             report = merged
         else:

@@ -21,6 +21,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "INTERRUPT_GRACE",
+    "error_line",
     "error_status",
     "note",
     "say_interrupted",
@@ -42,11 +43,15 @@ _said = False
 
 def error_status(exc: BinanceArchiveError) -> int:
     """Tell the user about ``exc`` on standard error; the exit status it calls for (2 for a configuration error)."""
+    sys.stderr.write(error_line(exc) + "\n")
+    return EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILED
+
+
+def error_line(exc: BinanceArchiveError) -> str:
+    """The line that tells the user about ``exc``."""
     if isinstance(exc, ConfigurationError):
-        sys.stderr.write(f"binance-archive: error: {exc}\n")
-        return EXIT_USAGE
-    sys.stderr.write(f"binance-archive: {exc}\n")
-    return EXIT_FAILED
+        return f"binance-archive: error: {exc}"
+    return f"binance-archive: {exc}"
 
 
 def write_summary(report: Report, location: str, out: TextIO) -> None:

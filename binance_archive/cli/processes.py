@@ -47,8 +47,9 @@ from binance_archive.cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_USAGE,
     INTERRUPT_GRACE,
-    error_status,
+    error_line,
     write_all,
 )
 from binance_archive.common.staging import discard_live
@@ -180,8 +181,9 @@ def run_processes(
 
     ``preload`` imports what the backends will need (before forking, so that the processes share it).
 
-    Returns the merged report (``None`` when a process ended without one) and the worst exit status of the
-    processes (0 when all succeeded; 2, a usage error, or 130, interrupted, take precedence over 1).
+    Returns the merged report (``None`` when a process ended without one: said on standard error, unless its error
+    was) and the worst exit status of the processes (0 when all succeeded; 2, a usage error, or 130, interrupted,
+    take precedence over 1).
     """
     started = time.perf_counter()
     per_child = max(1, concurrency // processes)
@@ -207,13 +209,15 @@ def run_processes(
         for index, child in enumerate(children):
             assert child.stdout is not None
             threading.Thread(target=_pump, args=(index, child.stdout, lines), daemon=True).start()
-        reports, statuses = _collect(children, lines, progress)
+        reports, statuses, told = _collect(children, lines, progress)
     except BaseException:
         _stop(children)
         raise
     statuses = [s if s >= 0 else 1 for s in statuses]  # killed by a signal: a failure
     status = max(statuses, key=lambda s: (s in (2, 130), s != 0, s))
     complete = len(reports) == processes
+    if not complete and not told:
+        sys.stderr.write(f"binance-archive: a download process ended without its report (status {status})\n")
     return (merge_reports(reports, time.perf_counter() - started) if complete else None), status
 
 
@@ -245,7 +249,11 @@ def run_shard(config: RunConfig, *, detail: str, out: TextIO) -> int:
         report = run_loop(config.run(config.archive(progress=reporter), detail=detail))
         reporter.finish(report)
     except BinanceArchiveError as exc:
-        return error_status(exc)
+        # Told to the parent, which says it once: every process meets the same error (an unknown symbol, no
+        # credentials), and N copies of one line read as N problems.
+        status = EXIT_USAGE if isinstance(exc, ConfigurationError) else EXIT_FAILED
+        write_all(out, json.dumps({"error": error_line(exc), "status": status}, ensure_ascii=False) + "\n")
+        return status
     except KeyboardInterrupt:  # the parent tells the user, once for all its processes
         return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -375,9 +383,11 @@ def _collect(
     children: list[_Child],
     lines: queue.Queue[tuple[int, str | None]],
     progress: TerminalProgress | None,
-) -> tuple[list[Report], list[int]]:
+) -> tuple[list[Report], list[int], bool]:
+    """The processes' reports and exit statuses, and whether one told an error (said here, each error once)."""
     counts: list[dict[str, int]] = [{} for _ in children]
     reports: list[Report] = []
+    errors: dict[str, None] = {}  # each error the processes met, once, in the order they came
     open_streams = len(children)
     while open_streams:
         index, line = lines.get()
@@ -391,7 +401,11 @@ def _collect(
             continue
         if "report" in message:
             reports.append(Report.from_dict(message["report"]))
+        elif "error" in message:
+            if message["error"] not in errors:
+                errors[message["error"]] = None
+                sys.stderr.write(message["error"] + "\n")
         elif "progress" in message and progress is not None:
             counts[index] = message["progress"]
             progress.add_up(counts)
-    return reports, [child.wait() for child in children]
+    return reports, [child.wait() for child in children], bool(errors)

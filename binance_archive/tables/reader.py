@@ -221,7 +221,8 @@ class _Batches:
     def ordered(self, *, whole: bool) -> Iterator[pa.RecordBatch]:
         """Deduplicated and sorted: a file of a type that needs it is read whole (metrics: 288 rows a day).
 
-        A large type that needs only sorting (bookTicker) is streamed unless ``whole``, while it comes in order.
+        A large type that needs only sorting (bookTicker) is streamed and sorted as it streams (:meth:`_in_order`)
+        unless ``whole``.
         """
         import pyarrow as pa
 
@@ -240,21 +241,43 @@ class _Batches:
         yield from table.to_batches()
 
     def _in_order(self) -> Iterator[pa.RecordBatch]:
-        """The batches as they come, while every row comes in time order; raises :class:`OutOfOrder` if one does
-        not (nulls last)."""
+        """The batches sorted as they stream, where rows are out of order only near one another (bookTicker's are
+        by milliseconds): each batch is sorted together with the rows held back from the one before, and the rows
+        earlier than the new batch's earliest are released. Memory stays about two batches whatever the file's size.
+
+        Raises :class:`OutOfOrder` where a row comes before one already released (the disorder spans more than a
+        batch) or has no time: the caller then reads the file whole and sorts it.
+        """
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         time = self._schema.table_time_column
-        last = None
+        held: pa.Table | None = None  # sorted; its rows are not earlier than any released
+        released: pa.Scalar | None = None  # the last time released
         for batch in self._typed():
             column = batch.column(time)
-            if batch.num_rows:
-                if column.null_count or (last is not None and pc.less(column[0], last).as_py()):
-                    raise OutOfOrder(self._file.key)
-                if len(column) > 1 and not pc.all(pc.greater_equal(column[1:], column[:-1])).as_py():
-                    raise OutOfOrder(self._file.key)
-                last = column[len(column) - 1]
-            yield batch
+            if not batch.num_rows:
+                continue
+            if column.null_count:
+                raise OutOfOrder(self._file.key)
+            first = pc.min(column)
+            if released is not None and pc.less(first, released).as_py():
+                raise OutOfOrder(self._file.key)
+            sorted_batch = len(column) == 1 or pc.all(pc.greater_equal(column[1:], column[:-1])).as_py()
+            table = pa.Table.from_batches([batch])
+            follows = held is None or not pc.less(column[0], held.column(time)[-1]).as_py()
+            if held is not None:
+                table = pa.concat_tables([held, table])
+            if not (sorted_batch and follows):  # a file in order (the usual case) is never sorted
+                table = table.take(_stable_order(table, time))
+            cut = pc.sum(pc.less(table.column(time), first)).as_py() or 0
+            held = table.slice(cut)
+            if cut:
+                out = table.slice(0, cut)
+                released = out.column(time)[cut - 1]
+                yield from out.combine_chunks().to_batches()
+        if held is not None and held.num_rows:
+            yield from held.combine_chunks().to_batches()
 
     def _typed(self) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa

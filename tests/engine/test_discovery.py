@@ -118,12 +118,15 @@ async def test_a_known_symbol_without_some_dates_counts_them_as_missing(bvol_tre
     assert again.skipped == 6 and server.stats.requests == 0
 
 
-async def test_unknown_symbols_of_a_plain_download_exit_2_with_the_closest(bvol_tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_unknown_symbols_of_a_plain_download_exit_2_with_the_closest(
+    bvol_tree: Path, tmp_path: Path, processes: str
+) -> None:
     async with FakeArchiveServer(bvol_tree) as server:
         argv = [
             "download", "--market", "option", "--data-type", "BVOLIndex", "--symbol", "BTCBVOLUSTD,XRP",
             "--start", "2023-07-01", "--end", "2023-07-03", "--to", str(tmp_path / "mirror"),
-            "--base-url", server.base_url, "--listing-url", server.listing_url,
+            "--base-url", server.base_url, "--listing-url", server.listing_url, "--processes", processes,
         ]  # fmt: skip
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "binance_archive", *argv, stdout=PIPE, stderr=PIPE
@@ -136,6 +139,8 @@ async def test_unknown_symbols_of_a_plain_download_exit_2_with_the_closest(bvol_
     # Nothing close to XRP: the few symbols listed there are named.
     assert "unknown symbol 'XRP' for option BVOLIndex: the archive's listing has no files of it; it lists " in message
     assert "BTCBVOLUSDT, ETHBVOLUSDT" in message
+    # Every process meets the error; it is said once, and nothing else is.
+    assert message.count("unknown symbol 'BTCBVOLUSTD'") == 1 and len(message.strip().splitlines()) == 1, message
 
 
 async def test_symbols_are_not_checked_against_a_listing_of_another_archive(bvol_tree: Path, tmp_path: Path) -> None:

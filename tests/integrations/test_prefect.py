@@ -129,15 +129,18 @@ async def test_a_shard_whose_files_failed_is_run_again_by_prefect(tmp_path: Path
     upstream = tmp_path / "upstream"
     build_archive(upstream, FILES, max_rows=5)
     # Every key's first GET answers 503, and one try a request with no final pass: the first run of each shard
-    # fails all its files; Prefect runs the shard's task again, which fetches them.
+    # fails all its files; Prefect runs the shard's task again, which fetches them. A zip whose .CHECKSUM was not
+    # yet asked for when its own 503 ended the file meets that sidecar's first 503 on the second run: its shard
+    # needs the third run (retries=2), which fetches the zip once more. Which files do is a race.
     async with FakeArchiveServer(upstream, fail_first=1) as server:
         config = {**seed_config(server, tmp_path / "mirror"), "retries": 1}
         result = await asyncio.to_thread(run_collection, config, shards=2)
         zips = server.stats.zip_requests
     assert result["status"] == "success" and result["collection_stats"]["failed_tasks"] == 0
-    assert zips == 2 * len(FILES), "each zip: a 503, then fetched by the shard's second run"
+    assert 2 * len(FILES) <= zips <= 3 * len(FILES), "each zip: a 503, then fetched by the shard's second or third run"
+    assert {k for k in tree(tmp_path / "mirror") if k.endswith(".zip")} == {f.key for f in FILES}
     async with get_client() as client:
         runs = [r for r in await client.read_task_runs() if r.name.startswith("shard ")]
     latest = sorted(runs, key=lambda r: r.expected_start_time or r.created)[-2:]
-    assert [r.run_count for r in latest] == [2, 2], [(r.name, r.run_count, r.state_name) for r in runs]
+    assert all(r.run_count in (2, 3) for r in latest), [(r.name, r.run_count, r.state_name) for r in runs]
     assert all(r.state_name == "Completed" for r in latest)

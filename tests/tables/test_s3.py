@@ -70,3 +70,40 @@ def test_a_mirror_in_a_bucket_converts_as_one_on_disk(tmp_path: Path, moto_serve
         expected = expected_rows(csv_text(tree, file), schema_for(file.market, file.data_type))
         assert pq.read_table(tables / table_key(file)).to_pylist() == expected
     assert report.duplicates > 0, "the metrics files' duplicates were dropped"
+
+
+def test_read_table_reads_tables_in_a_bucket(
+    tmp_path: Path, moto_server: MotoS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyarrow import fs
+
+    from binance_archive import read_table
+
+    mirror = build(tmp_path / "mirror", FILES)
+    bucket = moto_server.bucket()
+    report = asyncio.run(
+        Archive(mirror, entry_points=False).convert(
+            to=f"s3://{bucket}/tables", to_options=moto_server.storage_options()
+        )
+    )
+    assert report.ok, report.problems
+    local = tmp_path / "local"
+    assert asyncio.run(Archive(mirror, entry_points=False).convert(to=local)).ok
+    wanted = {
+        "market": "um",
+        "data_type": "aggTrades",
+        "symbols": "BTCUSDT",
+        "start": "2023-03-31",
+        "end": "2023-04-01",
+    }
+    expected = read_table(local, **wanted).sort_by("agg_trade_id")
+    assert expected.num_rows > 0
+    # A pyarrow file system of the user's own, pointed at the server.
+    s3 = fs.S3FileSystem(endpoint_override=moto_server.url, access_key="testing", secret_key="testing",
+                         region="us-east-1", scheme="http")  # fmt: skip
+    on_fs = read_table(f"{bucket}/tables", filesystem=s3, **wanted).sort_by("agg_trade_id")
+    # An s3:// URL, pyarrow taking its settings from the environment, as it does for AWS.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
+    by_url = read_table(f"s3://{bucket}/tables", **wanted).sort_by("agg_trade_id")
+    for table in (on_fs, by_url):
+        assert table.select(expected.column_names).equals(expected), "the same rows as the tables on disk"
