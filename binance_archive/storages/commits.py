@@ -26,6 +26,7 @@ import os
 import queue
 import threading
 import time
+from contextlib import suppress
 
 from binance_archive.common.staging import release, sweep, temp_path
 
@@ -35,7 +36,9 @@ log = logging.getLogger(__name__)
 
 CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _UNNAMED = getattr(os, "O_TMPFILE", 0)
-_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# What O_TMPFILE or linking through /proc answers where the system cannot: the named way is used from then on.
+_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EXDEV})
+_PART = 4  # files at least per thread when a batch is split among the threads
 _WINDOW = 32  # commits measured together before deciding
 _IDLE = 2.0  # seconds a writer thread waits for work before it ends
 
@@ -67,22 +70,22 @@ class Folders:
 class Request:
     """One small file queued for a writer thread; ``future`` (of the loop that queued it) ends with its outcome."""
 
-    __slots__ = ("abandoned", "data", "final", "folder", "future", "loop")
+    __slots__ = ("data", "final", "folder", "future")
 
-    def __init__(self, final: str, folder: str, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, final: str, folder: str, data: bytes, future: asyncio.Future[None]) -> None:
         self.final = final
         self.folder = folder
         self.data = data
-        self.loop = loop
-        self.future: asyncio.Future[None] = loop.create_future()
-        self.abandoned = False  # set on the loop when nobody waits any more: a thread that has not begun skips it
+        self.future = future
 
-    async def wait(self) -> None:
-        try:
-            await self.future
-        except asyncio.CancelledError:
-            self.abandoned = True
-            raise
+    def wanted(self) -> bool:
+        """Whether anyone still waits for this file (read from a writer thread).
+
+        A cancelled commit cancels its future at once, on the loop (``Task.cancel`` cancels the future the task
+        awaits), so a thread that has not begun the file skips it: a cancelled commit leaves nothing. Reading a
+        future's state from another thread is one attribute read, safe under the GIL; a commit cancelled just after
+        the thread looked is finished whole, as one already under way is."""
+        return not self.future.done()
 
 
 class Committer:
@@ -90,8 +93,9 @@ class Committer:
 
     Args:
         folders: the storage's folders made ready.
-        fsync: flush each file to the disk before publishing it (then commits always go to the threads).
-        threads: writer threads at most; 0 keeps every commit on the event loop.
+        fsync: flush each file to the disk before publishing it (then commits never run on the loop).
+        threads: writer threads at most; 0 keeps every commit on the event loop (with ``fsync``, each in a thread
+            of its own, as larger files are).
         slow: the mean seconds a commit may take on the loop; above it, commits move to the threads (0: at once).
     """
 
@@ -102,32 +106,37 @@ class Committer:
         self._slow = slow
         self._clip = 10 * slow  # one stalled commit (the page cache flushing, say) must not decide alone
         self.threaded = threads > 0 and (fsync or slow == 0)
-        self.unnamed = bool(_UNNAMED)
+        """Whether commits go to the writer threads now (once true, it stays true)."""
+        self.unnamed = bool(_UNNAMED) and os.path.isdir("/proc/self/fd")
+        """Whether files are created unnamed (``O_TMPFILE``) and linked into place; turned off by the first
+        refusal that says the system cannot (then: named temporary files, renamed)."""
         self._measured = 0
         self._spent = 0.0
-        self._batch: list[Request] = []
+        self._pending: dict[asyncio.AbstractEventLoop, list[Request]] = {}  # this turn's commits, by loop
         self._jobs: queue.SimpleQueue[list[Request]] = queue.SimpleQueue()
         self._lock = threading.Lock()  # over the three counts below
         self._started = 0  # writer threads alive
         self._waiting = 0  # of them, waiting for a batch
         self._queued = 0  # batches handed over and not taken yet
 
-    def commit(self, final: str, folder: str, data: bytes) -> Request | None:
-        """Publish ``data`` under ``final`` (in ``folder``): at once, returning ``None``, or queued for a writer
-        thread, returning the request to :meth:`Request.wait` for. Raises (or the request ends with) the OSError of
-        the file system."""
+    async def put(self, final: str, folder: str, data: bytes) -> None:
+        """Publish ``data`` under ``final`` (in ``folder``): whole, atomically. Raises the file system's OSError."""
         if self.threaded:
             loop = asyncio.get_running_loop()
-            request = Request(final, folder, data, loop)
-            if not self._batch:
-                loop.call_soon(self._hand_over)  # once this turn of the loop is over: its commits go as one batch
-            self._batch.append(request)
-            return request
-        self._folders.prepare(folder)
-        started = time.perf_counter()
-        self.publish(final, folder, data)
-        self._measure(time.perf_counter() - started)
-        return None
+            request = Request(final, folder, data, loop.create_future())
+            batch = self._pending.get(loop)
+            if batch is None:
+                self._pending[loop] = batch = []
+                loop.call_soon(self._hand_over, loop)  # once this turn of the loop is over: its commits, together
+            batch.append(request)
+            await request.future
+        elif self._fsync:  # no writer threads, and a flush to the disk must not stall the loop
+            await asyncio.to_thread(self._prepare_and_publish, final, folder, data)
+        else:
+            self._folders.prepare(folder)
+            started = time.perf_counter()
+            self.publish(final, folder, data)
+            self._measure(time.perf_counter() - started)
 
     def _measure(self, seconds: float) -> None:
         self._spent += min(seconds, self._clip)
@@ -143,20 +152,30 @@ class Committer:
 
     # -- the writer threads ----------------------------------------------------------------------------------------
 
-    def _hand_over(self) -> None:
-        batch, self._batch = self._batch, []
-        self._jobs.put(batch)
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        if not batch:
+            return
+        # Split among the threads when it is large enough to be worth it (a file system that creates files slowly
+        # still creates several at once, from several threads): one hand-over per part, not per file.
+        parts = max(1, min(self._most, len(batch) // _PART))
+        size = -(-len(batch) // parts)
+        handed = 0
+        for first in range(0, len(batch), size):
+            self._jobs.put(batch[first : first + size])
+            handed += 1
         with self._lock:
-            self._queued += 1
-            if self._queued <= self._waiting or self._started >= self._most:
-                return  # a thread waits for it, or the first one free takes it (and any others queued)
-            self._started += 1
-            number = self._started
-        threading.Thread(target=self._work, name=f"binance-archive-commit-{number}", daemon=True).start()
+            self._queued += handed
+            more = min(self._most - self._started, self._queued - self._waiting)
+            self._started += max(0, more)
+            first_number = self._started - more + 1
+        for number in range(first_number, first_number + more):
+            threading.Thread(target=self._work, name=f"binance-archive-commit-{number}", daemon=True).start()
 
     def _work(self) -> None:
         # A daemon thread, ended by a few idle seconds: a process that ends meanwhile is not held up by it, and a
-        # commit it cuts short leaves no partial file under a final name (the next run sweeps a named temporary one).
+        # commit it cuts short leaves no partial file under a final name (an unnamed file vanishes with the
+        # process; the next run sweeps a named temporary one).
         while True:
             with self._lock:
                 self._waiting += 1
@@ -175,11 +194,10 @@ class Committer:
             done: list[tuple[Request, BaseException | None]] = []
             while True:  # the batches queued meanwhile are answered in the same call back to the loop
                 for request in batch:
-                    if request.abandoned:
+                    if not request.wanted():
                         continue
                     try:
-                        self._folders.prepare(request.folder)
-                        self.publish(request.final, request.folder, request.data)
+                        self._prepare_and_publish(request.final, request.folder, request.data)
                         done.append((request, None))
                     except BaseException as exc:  # handed to the file's own commit, on the loop
                         done.append((request, exc))
@@ -193,18 +211,19 @@ class Committer:
 
     # -- one file --------------------------------------------------------------------------------------------------
 
+    def _prepare_and_publish(self, final: str, folder: str, data: bytes) -> None:
+        self._folders.prepare(folder)
+        self.publish(final, folder, data)
+
     def publish(self, final: str, folder: str, data: bytes) -> None:
         """Create, write (and flush, with fsync) and publish one file; its folder is prepared. Raises OSError."""
         if self.unnamed:
             try:
-                fd = os.open(folder, os.O_WRONLY | _UNNAMED | getattr(os, "O_CLOEXEC", 0), 0o666)
-            except FileNotFoundError:  # the folder was removed meanwhile
-                os.makedirs(folder, exist_ok=True)
-                fd = os.open(folder, os.O_WRONLY | _UNNAMED | getattr(os, "O_CLOEXEC", 0), 0o666)
+                fd = _open_unnamed(folder)
             except OSError as exc:
-                if exc.errno in _FULL:
+                if exc.errno not in _UNSUPPORTED:
                     raise
-                self._no_unnamed(folder, exc)  # EOPNOTSUPP, EISDIR: not on this file system or kernel
+                self._no_unnamed(folder, exc)  # not on this file system, or not by this kernel
             else:
                 try:
                     _write(fd, data, self._fsync)
@@ -221,29 +240,26 @@ class Committer:
                 os.close(fd)
             os.replace(temp, final)  # atomic: readers see the old file or the whole new one
         except BaseException:
-            try:
+            with suppress(OSError):
                 os.unlink(temp)
-            except OSError:
-                pass
             raise
         finally:
             release(temp)
 
     def _link(self, fd: int, final: str) -> bool:
-        """Give the unnamed file ``fd`` the name ``final`` (replacing a file there); False when it cannot be linked
-        here (the caller writes it the named way)."""
+        """Give the unnamed file ``fd`` the name ``final`` (replacing a file there, atomically); False when it cannot
+        be linked (the caller writes it the named way, which says what is wrong if anything is)."""
         source = f"/proc/self/fd/{fd}"
-        # linkat(2) with AT_SYMLINK_FOLLOW, which os.link asks for only when given a folder descriptor; for an
-        # absolute source path that descriptor is not used (linkat(2)), so the file's own serves.
+        # linkat(2) with AT_SYMLINK_FOLLOW (as unprivileged processes may link an O_TMPFILE file), which os.link
+        # asks for only when given a folder descriptor; for an absolute source path that descriptor is not used.
         try:
             os.link(source, final, src_dir_fd=fd)
             return True
         except FileExistsError:  # replacing a stored file: linked beside it, then renamed over it
             pass
         except OSError as exc:
-            if exc.errno in _FULL:
-                raise
-            self._no_unnamed(final, exc)  # no /proc, say
+            if exc.errno in _UNSUPPORTED:
+                self._no_unnamed(final, exc)
             return False
         temp = temp_path(final)
         try:
@@ -251,15 +267,26 @@ class Committer:
             try:
                 os.replace(temp, final)
             except BaseException:
-                os.unlink(temp)
+                with suppress(OSError):
+                    os.unlink(temp)
                 raise
         finally:
             release(temp)
         return True
 
     def _no_unnamed(self, where: str, exc: OSError) -> None:
-        log.debug("unnamed files cannot be published at %s (%s): temporary files are renamed instead", where, exc)
+        if self.unnamed:
+            log.debug("unnamed files cannot be made at %s (%s): temporary files are renamed instead", where, exc)
         self.unnamed = False
+
+
+def _open_unnamed(folder: str) -> int:
+    flags = os.O_WRONLY | _UNNAMED | getattr(os, "O_CLOEXEC", 0)
+    try:
+        return os.open(folder, flags, 0o666)
+    except FileNotFoundError:  # the folder was removed meanwhile
+        os.makedirs(folder, exist_ok=True)
+        return os.open(folder, flags, 0o666)
 
 
 def _write(fd: int, data: bytes, fsync: bool) -> None:
@@ -274,12 +301,10 @@ def _answer(done: list[tuple[Request, BaseException | None]]) -> None:
     """Hand the outcomes to their loops: one call back per loop (one in practice)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Request, BaseException | None]]] = {}
     for item in done:
-        by_loop.setdefault(item[0].loop, []).append(item)
+        by_loop.setdefault(item[0].future.get_loop(), []).append(item)
     for loop, items in by_loop.items():
-        try:
+        with suppress(RuntimeError):  # the loop is closed: nobody waits for these any more
             loop.call_soon_threadsafe(_settle, items)
-        except RuntimeError:  # the loop is closed: nobody waits for these any more
-            pass
 
 
 def _settle(items: list[tuple[Request, BaseException | None]]) -> None:

@@ -21,7 +21,7 @@ from binance_archive.common.staging import is_temporary, release, temp_path, tem
 from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
 from binance_archive.hookspecs import hookimpl
-from binance_archive.storages.commits import Committer, Folders, Request
+from binance_archive.storages.commits import Committer, Folders
 
 __all__ = ["LocalStorage"]
 
@@ -52,6 +52,11 @@ _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def _explain(exc: OSError, path: str | Path, action: str = "write") -> StorageError:
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := _file_in_the_way(os.fspath(path))):
+        # A folder of the mirror replaced by a file: "Not a directory" / "File exists" would not say which.
+        return StorageError(
+            f"cannot {action} {path}: {blocker} is a file where a folder should be; move it away and run again"
+        )
     reason = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -62,6 +67,16 @@ def _explain(exc: OSError, path: str | Path, action: str = "write") -> StorageEr
     # No room (or no writes at all) is not a fault of one file: the engine stops starting new ones.
     kind = StorageFullError if exc.errno in _FULL else StorageError
     return kind(f"cannot {action} {path}: {reason}")
+
+
+def _file_in_the_way(path: str) -> str | None:
+    """The nearest folder above ``path`` that exists as something else than a folder, if any."""
+    folder = os.path.dirname(path)
+    while folder and folder != os.path.dirname(folder):
+        if os.path.lexists(folder):
+            return None if os.path.isdir(folder) else folder
+        folder = os.path.dirname(folder)
+    return None
 
 
 class _LocalWriter(Writer):
@@ -80,7 +95,6 @@ class _LocalWriter(Writer):
         self._done = False
         self._folders = folders
         self._committer = committer
-        self._request: Request | None = None
         # A cancelled ``await asyncio.to_thread(...)`` leaves its thread running. ``abort`` must then neither
         # close the descriptor under it (the number could be reused by another file and written into) nor
         # leave the temporary file behind: whoever holds the lock last cleans up (see _in_thread).
@@ -157,9 +171,7 @@ class _LocalWriter(Writer):
             # A small file that never spilled: published whole by the storage's committer, on the event loop while
             # that is cheap, in a batch on a writer thread once commits are measured slow (storages/commits.py).
             try:
-                self._request = self._committer.commit(self._final, self._folder, data)
-                if self._request is not None:
-                    await self._request.wait()
+                await self._committer.put(self._final, self._folder, data)
             except OSError as exc:
                 raise _explain(exc, self._final) from exc
         else:
@@ -205,8 +217,6 @@ class _LocalWriter(Writer):
         if not self._done:
             self._done = True
             self._chunks, self._buffered = [], 0
-            if self._request is not None:  # queued for a writer thread: skipped there unless already under way
-                self._request.abandoned = True
             # Synchronous on purpose: abort runs on cancellation too, where awaiting a thread could be cut
             # short. The flag is set before trying the lock, so a thread holding it sees the flag and cleans up.
             self._abandoned = True
@@ -253,9 +263,7 @@ class LocalStorage(Storage):
         self.slow_commit = non_negative(slow_commit, "slow_commit", "seconds")
         self._root = os.path.join(os.fspath(self.root), "")  # with its trailing separator, for _path
         self._folders = Folders()
-        self._committer = Committer(
-            self._folders, fsync=self.fsync, threads=self.commit_threads, slow=self.slow_commit
-        )
+        self._committer = Committer(self._folders, fsync=self.fsync, threads=self.commit_threads, slow=self.slow_commit)
 
     @property
     def location(self) -> str:
@@ -307,17 +315,16 @@ class LocalStorage(Storage):
         return _LocalWriter(self._path(key), fsync=self.fsync, folders=self._folders, committer=self._committer)
 
     @property
-    def commits_in_threads(self) -> bool:
-        """Whether small files' commits go to the writer threads (measured slow, or ``slow_commit=0``, or fsync)."""
-        return self._committer.threaded
+    def committer(self) -> Committer:
+        """What publishes small files (``threaded``: whether their commits go to the writer threads now; ``unnamed``:
+        whether files are created unnamed and linked into place), for tuning and tests."""
+        return self._committer
 
     async def put_bytes(self, key: str, data: bytes) -> None:
         # The engine's sidecar write, once per file: a small file published whole by the committer.
         final = self._path(key)
         try:
-            request = self._committer.commit(final, os.path.dirname(final), data)
-            if request is not None:
-                await request.wait()
+            await self._committer.put(final, os.path.dirname(final), data)
         except OSError as exc:
             raise _explain(exc, final) from exc
 
