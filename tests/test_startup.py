@@ -27,7 +27,7 @@ NEVER_FOR_A_DOWNLOAD = (
     "obstore",
 )
 # Not for --help either: no event loop, no sockets.
-NEVER_FOR_HELP = (*NEVER_FOR_A_DOWNLOAD, "asyncio", "ssl", "socket", "binance_archive.runner", "subprocess")
+NEVER_FOR_HELP = (*NEVER_FOR_A_DOWNLOAD, "asyncio", "ssl", "socket", "subprocess")
 
 
 def _modules_after(code: str) -> set[str]:
@@ -37,12 +37,15 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_the_command_imports_no_event_loop_and_no_optional_parts_to_start() -> None:
-    """``binance-archive --help`` (and ``plan``, ``catalog``) import what parsing needs: no asyncio, no sockets,
+    """``binance-archive download --help`` (and ``plan``, ``catalog``) import what parsing needs: no asyncio, no sockets,
     not the modules of ``--processes``, configuration files or suggestions."""
     loaded = _modules_after(
-        "import json, sys\n"
-        "from binance_archive.cli.parser import build_parser\n"
-        "build_parser()\n"
+        "import contextlib, io, json, sys\n"
+        "from binance_archive.cli import console_main\n"
+        "sys.argv = ['binance-archive', 'download', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+        "    console_main()\n"
+        "assert '--storage-option' in out.getvalue()\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     assert not loaded & set(NEVER_FOR_HELP), sorted(loaded & set(NEVER_FOR_HELP))
