@@ -49,10 +49,10 @@ def main() -> None:
     build = [sys.executable, "-m", "binance_archive.testing", "build", "--root", str(work / "up"), "--market", "spot",
              "--data-type", "klines", "--symbol", "BTCUSDT", "--interval", "1d", "--start", "2024-01-01",
              "--end", "2024-01-31", "--period", "monthly"]  # fmt: skip
-    subprocess.run(build, env=first, check=True, capture_output=True)
+    subprocess.run(build, env=first, check=True, capture_output=True, cwd=work)
     server = subprocess.Popen(
         [sys.executable, "-m", "binance_archive.testing", "serve", "--root", str(work / "up")],
-        env=first, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env=first, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=work,
     )  # fmt: skip
     try:
         assert server.stdout is not None
@@ -74,7 +74,9 @@ def main() -> None:
                         command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m",
                                    "binance_archive", *argv, *extra]  # fmt: skip
                         started = time.perf_counter()
-                        done = subprocess.run(command, env=env, capture_output=True, text=True)
+                        done = subprocess.run(
+                            command, env=env, capture_output=True, text=True, cwd=work
+                        )  # not this checkout's
                         seconds = time.perf_counter() - started
                         if done.returncode != 0:
                             raise SystemExit(f"{name} {case}: {done.stderr[-1500:]}")
