@@ -18,8 +18,9 @@ next), medians reported with the ratio of each contender to the first:
   0 ms per request into one folder on the disk emptied just before each run: the storage as it was (every commit on
   the loop: ``commit_threads=0``) against the default.
 
-Results: ``benchmarks/results/commits.json`` (every run) and ``commits.md`` (the medians). It needs the harness's
-small dataset (``benchmarks/datasets.py``; generated into ``~/.cache/binance-archive-bench`` when missing).
+The package run is the one ``PYTHONPATH`` names (else the installed one). Results:
+``benchmarks/results/commits.json`` (every run) and ``commits.md`` (the medians). It needs the harness's small
+dataset (``benchmarks/datasets.py``; generated into ``~/.cache/binance-archive-bench`` when missing).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def child_bare(dest: str, files: int, options: dict[str, Any]) -> dict[str, Any]
     return {"seconds": seconds, "threaded": storage.committer.threaded, "unnamed": storage.committer.unnamed}
 
 
-def child_engine(dest: str, base_url: str, spec: str, options: dict[str, Any]) -> dict[str, Any]:
+def child_engine(dest: str, base_url: str, listing_url: str, spec: str, options: dict[str, Any]) -> dict[str, Any]:
     import datetime as dt
 
     from binance_archive import Archive, Selection
@@ -109,7 +110,7 @@ def child_engine(dest: str, base_url: str, spec: str, options: dict[str, Any]) -
     tune_for_one_job()  # as the command line does
     selections = [Selection(**item) for item in json.loads(Path(spec).read_text())]
     storage_options, named = _storage_options(options)
-    archive = Archive(dest, base_url=base_url, listing_url=base_url, storage_options=storage_options)
+    archive = Archive(dest, base_url=base_url, listing_url=listing_url, storage_options=storage_options)
     if named:
         archive.storage.committer.unnamed = False  # type: ignore[attr-defined]
     started = time.perf_counter()
@@ -191,7 +192,7 @@ def engine(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
     )  # fmt: skip
     try:
         assert server.stdout is not None
-        base_url = server.stdout.readline().split()[0]
+        base_url, listing_url = server.stdout.readline().split()
         log(f"fake archive at {base_url}, {len(dataset.files())} files")
         counter = [0]
         for where in args.engine_where.split(","):
@@ -200,7 +201,7 @@ def engine(args: argparse.Namespace, runs: list[dict[str, Any]]) -> None:
                     dest = destination(where, args, counter)
                     os.sync()
                     time.sleep(args.pause)
-                    result = run_child(["engine", str(dest), base_url, str(spec), ENGINE[name]])
+                    result = run_child(["engine", str(dest), base_url, listing_url, str(spec), ENGINE[name]])
                     settle(dest, where)
                     ok = result["downloaded"] == len(dataset.files()) and not result["failed"]
                     log(f"engine {where:7} {name:8} rep {rep:2}: {result['seconds']:.3f} s, {result['downloaded']} "
