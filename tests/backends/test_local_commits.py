@@ -292,3 +292,28 @@ def test_commit_options_reach_the_storage_from_the_command_line(tmp_path: Path) 
     )  # fmt: skip
     assert bad.returncode == 2, bad.stderr
     assert "commit_threads must be a whole number from 0 to 64, not 100" in bad.stderr
+
+
+@pytest.mark.parametrize("threads", [2, 0])
+async def test_fsync_commits_never_run_on_the_loop(
+    tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``fsync`` a commit waits for the disk: on the writer threads from the start, or with
+    ``commit_threads=0`` each in a thread of its own, never on the event loop; every file lands whole."""
+    storage = LocalStorage(tmp_path / "mirror", fsync=True, commit_threads=threads)
+    assert storage.committer.threaded is (threads > 0)
+    loop_thread = threading.get_ident()
+    seen: set[int] = set()
+    real_fsync = os.fsync
+
+    def watching_fsync(fd: int) -> None:  # the real call, noting the thread it runs on
+        seen.add(threading.get_ident())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watching_fsync)
+    async with storage:
+        await asyncio.gather(*(_write(storage, _key(i), _data(i)) for i in range(20)))
+    assert seen and loop_thread not in seen
+    for i in range(20):
+        assert (tmp_path / "mirror" / _key(i)).read_bytes() == _data(i)
+    assert _temporary(tmp_path / "mirror") == []
