@@ -31,11 +31,11 @@ from contextlib import suppress
 
 from binance_archive.common.staging import release, sweep, temp_path
 
-__all__ = ["CREATE", "Committer", "Folders", "Request"]
+__all__ = ["Committer", "Folders", "Request"]
 
 log = logging.getLogger(__name__)
 
-CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _UNNAMED = getattr(os, "O_TMPFILE", 0)
 # What O_TMPFILE or linking through /proc answers where the system cannot: the named way is used from then on.
 _UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS, errno.EXDEV})
@@ -62,10 +62,10 @@ class Folders:
         """Create ``temp`` (exclusively), making its folder again if someone removed it meanwhile."""
         self.prepare(folder)
         try:
-            return os.open(temp, CREATE, 0o666)
+            return os.open(temp, _CREATE, 0o666)
         except FileNotFoundError:
             os.makedirs(folder, exist_ok=True)
-            return os.open(temp, CREATE, 0o666)
+            return os.open(temp, _CREATE, 0o666)
 
 
 class Request:
