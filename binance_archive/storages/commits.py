@@ -171,7 +171,34 @@ class Committer:
             self._started += max(0, more)
             first_number = self._started - more + 1
         for number in range(first_number, first_number + more):
-            threading.Thread(target=self._work, name=f"binance-archive-commit-{number}", daemon=True).start()
+            try:
+                threading.Thread(target=self._work, name=f"binance-archive-commit-{number}", daemon=True).start()
+            except RuntimeError as exc:  # "can't start new thread": a limit of threads or processes reached
+                self._no_more_threads(exc, first_number + more - number)
+                return
+
+    def _no_more_threads(self, exc: RuntimeError, not_started: int) -> None:
+        """Go on with the threads that run, or, with none, do the commits on the loop from now on (those queued
+        included): never leave a commit waiting for a thread that will not come."""
+        with self._lock:
+            self._started -= not_started
+            self._most = self._started
+            alone = self._started == 0
+        log.warning("cannot start a writer thread (%s): %s", exc, "commits stay on the event loop" if alone else
+                    f"commits go to the {self._most} writer threads running")  # fmt: skip
+        if not alone:
+            return
+        self.threaded = False
+        while True:
+            try:
+                batch = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                self._queued -= 1
+            done: list[tuple[Request, BaseException | None]] = []
+            self._do(batch, done)
+            _settle(done)
 
     def _work(self) -> None:
         # A daemon thread, ended by a few idle seconds: a process that ends meanwhile is not held up by it, and a
@@ -194,14 +221,7 @@ class Committer:
                 self._queued -= 1
             done: list[tuple[Request, BaseException | None]] = []
             while True:  # the batches queued meanwhile are answered in the same call back to the loop
-                for request in batch:
-                    if not request.wanted():
-                        continue
-                    try:
-                        self._prepare_and_publish(request.final, request.folder, request.data)
-                        done.append((request, None))
-                    except BaseException as exc:  # handed to the file's own commit, on the loop
-                        done.append((request, exc))
+                self._do(batch, done)
                 try:
                     batch = self._jobs.get_nowait()
                 except queue.Empty:
@@ -209,6 +229,16 @@ class Committer:
                 with self._lock:
                     self._queued -= 1
             _answer(done)
+
+    def _do(self, batch: list[Request], done: list[tuple[Request, BaseException | None]]) -> None:
+        for request in batch:
+            if not request.wanted():
+                continue
+            try:
+                self._prepare_and_publish(request.final, request.folder, request.data)
+                done.append((request, None))
+            except BaseException as exc:  # handed to the file's own commit, on the loop
+                done.append((request, exc))
 
     # -- one file --------------------------------------------------------------------------------------------------
 

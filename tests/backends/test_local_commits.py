@@ -317,3 +317,36 @@ async def test_fsync_commits_never_run_on_the_loop(
     for i in range(20):
         assert (tmp_path / "mirror" / _key(i)).read_bytes() == _data(i)
     assert _temporary(tmp_path / "mirror") == []
+
+
+def test_no_thread_to_be_had_keeps_commits_on_the_loop(tmp_path: Path) -> None:
+    """Where no thread can be started (a process or thread limit; here a stack size the system cannot give), the
+    commits queued for the writer threads are done on the loop, and the next ones stay there: a warning, never a
+    commit waiting for a thread that will not come."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, logging, sys, threading
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        threading.stack_size(2**44)  # 16 TiB a thread: more than the system gives, so no thread starts
+        from binance_archive.storages.local import LocalStorage
+
+        async def main():
+            storage = LocalStorage({str(tmp_path / "mirror")!r}, slow_commit=0)
+            async with storage:
+                await asyncio.gather(*(storage.put_bytes(f"data/a/{{i}}.zip", b"x%d" % i) for i in range(50)))
+                await storage.put_bytes("data/a/last.zip", b"last")
+            print("threaded", storage.committer.threaded)
+
+        asyncio.run(asyncio.wait_for(main(), 60))  # a bound, not a measurement: it takes milliseconds
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "threaded False"
+    assert (
+        "WARNING cannot start a writer thread (can't start new thread): commits stay on the event loop" in done.stderr
+    )
+    assert sorted(p.name for p in (tmp_path / "mirror/data/a").iterdir()) == sorted(
+        [*(f"{i}.zip" for i in range(50)), "last.zip"]
+    )
+    assert (tmp_path / "mirror/data/a/7.zip").read_bytes() == b"x7"
