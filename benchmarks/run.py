@@ -33,11 +33,37 @@ sys.path.insert(0, str(HERE))
 
 import datasets  # noqa: E402
 import server as servers  # noqa: E402
+from contenders import CONTENDERS, WORKER, command, python_env  # noqa: E402
 
-CONTENDERS = ("http", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "sequential")
-REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
-WORKER = HERE / "worker.py"
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Workload:
+    """What one workload downloads, over which scheme, and where to.
+
+    ``where`` is ``fresh`` (a new folder per run under ``--dest``, a tmpfs by default), ``disk`` (a new folder per
+    run under ``--disk-dest``, this machine's own disk) or ``emptied`` (one folder under ``--disk-dest``, the
+    previous run's files deleted just before each run: where ext4 is slow to create files, see
+    docs/performance.md).
+    """
+
+    def __init__(self, dataset: str, scheme: str, where: str) -> None:
+        self.dataset = dataset
+        self.scheme = scheme
+        self.where = where
+
+
+WORKLOADS = {
+    "small": Workload("small", "http", "fresh"),
+    "https": Workload("small", "https", "fresh"),
+    "https-h1": Workload("small", "https1", "fresh"),
+    "disk": Workload("small", "http", "disk"),
+    "slow-disk": Workload("small", "http", "emptied"),
+    "large": Workload("large", "http", "fresh"),
+    "scale": Workload("scale", "http", "fresh"),
+    "plan": Workload("plan", "", ""),
+}
+DEFAULT_WORKLOADS = ("small", "https", "disk", "slow-disk", "large", "scale", "plan")
 
 
 def log(message: str) -> None:
@@ -68,14 +94,12 @@ def s5cmd_binary() -> str:
     return found
 
 
-def python_env() -> dict[str, str]:
-    """The workers' environment: bytecode cached (as for an installed package), outside the source tree."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(
-        Path(os.environ.get("BENCH_CACHE", "~/.cache/binance-archive-bench")).expanduser() / "pycache"
-    )
-    return env
+def curl_version() -> str | None:
+    """curl's version line, or None when it is not installed (the curl contender is then left out)."""
+    if not shutil.which("curl"):
+        return None
+    done = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.splitlines()[0] if done.returncode == 0 and done.stdout else None
 
 
 def wait_for_quiet(max_wait: float, threshold: float = 0.3) -> float:
@@ -163,63 +187,18 @@ class Harness:
         self.work = Path(tempfile.mkdtemp(prefix="run-", dir=dest_root))
         self.dest_fs = filesystem_of(self.work)
         self.create_us = create_cost(self.work)
+        self.disk_work: Path | None = None
+        if any(WORKLOADS[w].where in ("disk", "emptied") for w in args.workloads):
+            disk_root = Path(args.disk_dest).expanduser()
+            disk_root.mkdir(parents=True, exist_ok=True)
+            self.disk_work = Path(tempfile.mkdtemp(prefix="run-", dir=disk_root))
+            self.disk_create_us = create_cost(self.disk_work)
         self.s5cmd = s5cmd_binary()
         self.runs: list[dict[str, Any]] = []
         self.trash: list[Path] = []
         self.server: Any = None
 
     # -- one run ------------------------------------------------------------------------------------------
-
-    def argv_for(
-        self, contender: str, base_url: str, dest: Path, spec: Path, keys: Path, cmds: Path
-    ) -> tuple[list[str], dict[str, str] | None]:
-        py = [sys.executable, str(WORKER)]
-        env = python_env()
-        if contender in ("http", "http-aiohttp"):
-            # The default client (pyreqwest, installed by the [fast] extra), and aiohttp for comparison.
-            client = ["--option", "client=aiohttp"] if contender == "http-aiohttp" else []
-            return [
-                *py,
-                "archive",
-                "--transport",
-                "http",
-                "--base-url",
-                base_url,
-                "--dest",
-                str(dest),
-                "--spec",
-                str(spec),
-                *client,
-            ], env
-        if contender == "http-2p":
-            # The command itself, as a user runs it on two cores: two processes, one shard of the plan each.
-            config = spec.with_name("config.json")
-            config.write_text(json.dumps({"selection": json.loads(spec.read_text())}))
-            return [
-                sys.executable, "-m", "binance_archive", "download", "--config", str(config), "--to", str(dest),
-                "--base-url", base_url, "--today", "2026-01-01", "--processes", "2", "--quiet",
-            ], env  # fmt: skip
-        if contender == "s5cmd-transport":
-            return [
-                *py,
-                "archive",
-                "--transport",
-                "s5cmd",
-                "--base-url",
-                f"{base_url}/{datasets.BUCKET}",
-                "--dest",
-                str(dest),
-                "--spec",
-                str(spec),
-                "--option",
-                f"region={REGION}",
-            ], env
-        if contender == "s5cmd":
-            env = dict(os.environ, AWS_REGION=REGION)
-            return [self.s5cmd, "--endpoint-url", base_url, "--no-sign-request", "run", str(cmds)], env
-        if contender == "sequential":
-            return [*py, "sequential", "--base-url", base_url, "--dest", str(dest), "--keys", str(keys)], env
-        raise ValueError(contender)
 
     def run_one(
         self,
@@ -235,18 +214,30 @@ class Harness:
         dest: Path | None = None,
         warmup: bool = False,
     ) -> dict[str, Any]:
+        spec = WORKLOADS[workload] if workload in WORKLOADS else WORKLOADS["scale"]
         tag = f"{workload}-{int(latency * 1000)}ms-{contender}-{'warmup' if warmup else rep}"
-        folder = self.work / tag
+        root = self.work if spec.where == "fresh" else self.disk_work
+        assert root is not None
+        folder = root / tag
         folder.mkdir(parents=True)
+        if spec.where == "emptied" and dest is None:
+            # One folder for every run of the workload, the previous run's files deleted just before this one:
+            # ext4 then skips the recently deleted inodes as it allocates, and creating a file costs up to ~1 ms.
+            dest = root / f"{workload}-dest"
+            shutil.rmtree(dest, ignore_errors=True)
         dest = dest or folder / "dest"
-        spec, keys, cmds = folder / "spec.json", folder / "keys.txt", folder / "cmds.txt"
-        spec.write_text(json.dumps(dataset.spec()))
-        all_keys = [k for f in files for k in (f.key, f.checksum_key)]
-        if contender == "sequential":
-            keys.write_text("\n".join(all_keys) + "\n")
-        if contender == "s5cmd":
-            cmds.write_text("".join(f"cp s3://{datasets.BUCKET}/{k} {dest}/{k}\n" for k in all_keys))
-        argv, env = self.argv_for(contender, self.server.base_url(latency), dest, spec, keys, cmds)
+        keys = [k for f in files for k in (f.key, f.checksum_key)]
+        ca_file = self.server.ca_file if spec.scheme.startswith("https") else None
+        argv, env = command(
+            contender,
+            base_url=self.server.base_url(latency, spec.scheme),
+            dest=dest,
+            folder=folder,
+            keys=keys,
+            spec=dataset.spec(),
+            ca_file=ca_file,
+            s5cmd=self.s5cmd,
+        )
         os.sync()  # the previous run's writes are not flushed on this one's time
         quiet = wait_for_quiet(self.args.quiet_wait)
         mark = self.server.mark()
@@ -255,7 +246,7 @@ class Harness:
             from binance_archive.transports.http import HttpTransport
 
             result["worker"] = {"concurrency": HttpTransport.default_concurrency}
-        requests = self.server.requests_since(mark, latency)
+        requests = self.server.requests_since(mark, latency, spec.scheme)
         zips, sidecars, nbytes = scan(dest) if dest.exists() else (0, 0, 0)
         record: dict[str, Any] = {
             "workload": workload,
@@ -263,6 +254,8 @@ class Harness:
             "contender": contender,
             "rep": rep,
             "files": len(files),
+            "scheme": spec.scheme.rstrip("1"),
+            "where": spec.where,
             **result,
             "requests": requests,
             "dest": {"zips": zips, "sidecars": sidecars, "bytes": nbytes},
@@ -297,8 +290,10 @@ class Harness:
             f"{requests['total'] / max(1, len(files)):.2f} req/file, server cpu {requests['server_cpu_s']:.2f} s, "
             f"background cpu {record['background_cpu_s']:.2f} s, steal {record['steal_share']:.0%}"
         )
-        if not keep:
-            if len(files) > 100 and self.dest_fs != "tmpfs":
+        if spec.where == "emptied":
+            shutil.rmtree(folder, ignore_errors=True)  # the lists and logs; the files go just before the next run
+        elif not keep:
+            if len(files) > 100 and filesystem_of(root) != "tmpfs":
                 # Deleted later: ext4 skips recently deleted inodes when it allocates new ones, so deleting
                 # thousands of files here would slow the next run's file creation (seen as system time).
                 self.trash.append(folder)
@@ -317,8 +312,11 @@ class Harness:
 
         def share(contender: str, latency: float) -> tuple[list[Any], int]:
             """The files a contender downloads at a latency, and their bytes with the sidecars."""
-            if contender == "sequential" and latency > 0 and len(files) > self.args.sequential_files:
-                subset = files[: self.args.sequential_files]  # 2 round trips a file: minutes otherwise
+            # 2 round trips a file, one after the other: minutes otherwise (10 s a run at 50 and at 200 ms).
+            count = self.args.sequential_files
+            count = count if latency <= 0.05 else max(10, round(count * 0.05 / latency))
+            if contender == "sequential" and latency > 0 and len(files) > count:
+                subset = files[:count]
                 return subset, sum(
                     (root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in subset
                 )
@@ -391,7 +389,7 @@ class Harness:
     def main(self) -> dict[str, Any]:
         a = self.args
         started = dt.datetime.now(dt.UTC)
-        wanted = set(a.workloads)
+        wanted = {WORKLOADS[w].dataset for w in a.workloads}
         data = {}
         plan_of = {
             "small": datasets.small(a.small_files),
@@ -419,9 +417,17 @@ class Harness:
             log(f"server: using {self.server.describe()}")
         try:
             contenders = [c for c in CONTENDERS if c in a.contenders]
-            for name in ("small", "large"):
-                if name in data:
-                    self.transfer(name, *data[name], contenders)
+            if "curl" in contenders and not curl_version():
+                log("curl is not installed (apt-get install curl): the curl contender is left out")
+                contenders.remove("curl")
+            for name in a.workloads:
+                workload = WORKLOADS[name]
+                if workload.dataset not in ("small", "large"):
+                    continue
+                if workload.scheme != "http" and not getattr(self.server, "tls", False):
+                    log(f"{name}: left out: HTTPS needs nginx (the fake server serves plain HTTP only)")
+                    continue
+                self.transfer(name, *data[workload.dataset], contenders)
             if "scale" in data:
                 self.scale(*data["scale"])
         finally:
@@ -433,12 +439,21 @@ class Harness:
         if "plan" in wanted:
             self.planning()
         shutil.rmtree(self.work, ignore_errors=True)
+        disk = None
+        if self.disk_work is not None:
+            disk = {
+                "folder": str(self.disk_work.parent),
+                "filesystem": filesystem_of(self.disk_work),
+                "create_us": self.disk_create_us,
+            }
+            shutil.rmtree(self.disk_work, ignore_errors=True)
         return {
             "command": a.command,
             "started": started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "destinations": {"folder": str(self.work.parent), "filesystem": self.dest_fs, "create_us": self.create_us},
+            "disk_destinations": disk,
             "server": self.server.describe() if self.server else None,
             "server_kind": self.server.kind if self.server else None,
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(a).items() if k != "command"},
@@ -524,6 +539,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "s5cmd": s5,
+        "curl": curl_version(),
         "aiohttp": aiohttp.__version__,
         "binance_archive": binance_archive.__version__,
         "load_at_start": os.getloadavg(),
@@ -553,7 +569,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the JSON to write (Markdown and PNG go beside it); "
         "default benchmarks/results/full.json, or quick.json with --quick",
     )
-    parser.add_argument("--runs", type=int, help="repetitions of every download (default 3; 1 with --quick)")
+    parser.add_argument("--runs", type=int, help="repetitions of every download (default 5; 1 with --quick)")
     parser.add_argument(
         "--large-runs",
         type=int,
@@ -567,14 +583,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run every contender once, not counted, before each workload (default: on, off with --quick)",
     )
     parser.add_argument(
-        "--workloads", default="small,large,scale,plan", help="comma-separated subset of small,large,scale,plan"
+        "--workloads",
+        default=",".join(DEFAULT_WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (default {','.join(DEFAULT_WORKLOADS)}; https-h1, "
+        "the HTTPS workload with HTTP/1.1 only, is left out unless named)",
     )
     parser.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
         help="comma-separated subset of " + ",".join(CONTENDERS),
     )
-    parser.add_argument("--latencies", default="0,50", help="injected latency per request, ms (default 0,50)")
+    parser.add_argument("--latencies", default="0,50,200", help="injected latency per request, ms (default 0,50,200)")
     parser.add_argument(
         "--cache",
         default="~/.cache/binance-archive-bench",
@@ -591,6 +610,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the downloads go (default: /dev/shm/binance-archive-bench when it is a tmpfs with room, else "
         "--cache; see docs/performance.md for why)",
     )
+    parser.add_argument(
+        "--disk-dest",
+        help="where the disk and slow-disk workloads download to: a folder on this machine's own disk, not a "
+        "tmpfs (default: disk/ under --cache)",
+    )
     parser.add_argument("--fake-server", action="store_true", help="use the project's fake server, not nginx")
     parser.add_argument(
         "--docs",
@@ -604,7 +628,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "" if argv is None and len(sys.argv) == 1 else " " + shlex.join(sys.argv[1:] if argv is None else argv)
     )
     q = args.quick
-    args.runs = args.runs or (1 if q else 3)
+    args.runs = args.runs or (1 if q else 5)
     args.large_runs = args.large_runs or (args.runs if q else max(7, args.runs))
     args.warmup = (not q) if args.warmup is None else args.warmup
     args.plan_runs = 1 if q else 3
@@ -613,13 +637,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.scale_files = 10_000 if q else 100_000
     args.plan_symbols = 274 if q else 2740
     args.sequential_files = 50 if q else 100
-    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
-    args.latencies = [float(x) / 1000 for x in args.latencies.split(",")]
+    args.workloads = _names(parser, args.workloads, WORKLOADS, "--workloads")
+    args.contenders = _names(parser, args.contenders, CONTENDERS, "--contenders")
+    try:
+        args.latencies = [float(x) / 1000 for x in args.latencies.split(",")]
+    except ValueError:
+        parser.error(f"--latencies takes milliseconds separated by commas (e.g. 0,50,200), not {args.latencies!r}")
+    if any(x < 0 for x in args.latencies):
+        parser.error("--latencies cannot be negative")
+    args.disk_dest = Path(args.disk_dest or Path(args.cache) / "disk").expanduser()
+    if any(WORKLOADS[w].where in ("disk", "emptied") for w in args.workloads):
+        probe = args.disk_dest
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if filesystem_of(probe) == "tmpfs":
+            parser.error(
+                f"--disk-dest {args.disk_dest} is on a tmpfs; the disk and slow-disk workloads measure this "
+                "machine's own disk: give a folder on it, or leave those workloads out of --workloads"
+            )
     if args.docs is None:
-        args.docs = not q and args.out is None and set(args.workloads) == {"small", "large", "scale", "plan"}
+        args.docs = not q and args.out is None and tuple(args.workloads) == DEFAULT_WORKLOADS
     args.out = Path(args.out) if args.out else HERE / "results" / ("quick.json" if q else "full.json")
     return args
+
+
+def _names(parser: argparse.ArgumentParser, text: str, valid: Any, option: str) -> list[str]:
+    """The comma-separated names of ``text``, each one of ``valid``; refused (naming the valid ones) otherwise."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in valid]
+    if unknown or not names:
+        what = ", ".join(map(repr, unknown)) or "an empty list"
+        parser.error(f"{option}: unknown {what}; choose from {','.join(valid)}")
+    return names
 
 
 def main() -> None:

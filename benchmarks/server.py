@@ -1,11 +1,14 @@
 """The archive's stand-in for the benchmarks: nginx (Debian's nginx-light + lua for a per-request delay), or,
 when nginx cannot be had, the project's own :class:`~binance_archive.testing.FakeArchiveServer`.
 
-Both serve one tree whose first level is the bucket (``TREE/BUCKET/data/...``) on two ports, one without and
-one with the injected latency, path-style, so every object is reachable as ``http://127.0.0.1:PORT/data/KEY``
-(the HTTP transport, the sequential client) and as ``s3://BUCKET/data/KEY`` through
-``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). Each counts the requests it answered, by method, and the
-CPU time it spent, so every run can report requests per file and what the server cost.
+Both serve one tree whose first level is the bucket (``TREE/BUCKET/data/...``) on one port per latency (none, or
+the injected one), path-style, so every object is reachable as ``http://127.0.0.1:PORT/data/KEY`` (the HTTP
+transport, curl, the sequential client) and as ``s3://BUCKET/data/KEY`` through
+``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). nginx also serves HTTPS, two more ports per latency, with a
+certificate for 127.0.0.1 signed by a CA made for the run (:func:`make_certificates`; every client is told to
+trust the CA): scheme ``https`` offers HTTP/2 by ALPN beside HTTP/1.1, ``https1`` HTTP/1.1 only. Each counts
+the requests it answered, by method, status and protocol, and the CPU time it spent, so every run can report
+requests per file and what the server cost.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 MODULE_DIRS = ("/usr/lib/nginx/modules", "/usr/share/nginx/modules")
 LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
 APT_PACKAGES = ("nginx-light", "libnginx-mod-http-lua")
+SCHEMES = ("http", "https", "https1")
+"""Plain HTTP; HTTPS offering HTTP/2 and HTTP/1.1 by ALPN; HTTPS offering HTTP/1.1 only (to compare the two)."""
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -71,6 +76,33 @@ def find_or_install_nginx(log: Any) -> tuple[str, list[str]] | None:
     return found
 
 
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A CA and a certificate for 127.0.0.1 it signed (EC P-256, valid two days), made with the openssl command.
+
+    A leaf signed by a CA rather than one self-signed certificate: rustls (pyreqwest) refuses a CA certificate
+    presented as the server's own. Returns the paths of ``ca`` (what clients trust), ``cert`` and ``key``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.pem" for name in ("ca", "ca-key", "cert", "key", "csr")}
+    ext = folder / "leaf.ext"
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for argv in (
+        ["req", "-x509", *curve, "-keyout", paths["ca-key"], "-out", paths["ca"], "-days", "2",
+         "-subj", "/CN=binance-archive benchmark CA"],
+        ["req", "-new", *curve, "-keyout", paths["key"], "-out", paths["csr"], "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", paths["csr"], "-CA", paths["ca"], "-CAkey", paths["ca-key"], "-CAcreateserial",
+         "-out", paths["cert"], "-days", "2", "-extfile", ext],
+    ):  # fmt: skip
+        done = subprocess.run(["openssl", *map(str, argv)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"openssl {argv[0]} failed: {done.stderr.strip()[-400:]}")
+    return {"ca": paths["ca"], "cert": paths["cert"], "key": paths["key"]}
+
+
 def _version(binary: str) -> str:
     done = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)
     return (done.stderr or done.stdout).strip().removeprefix("nginx version: ")
@@ -85,9 +117,10 @@ class Mark:
 
 
 class NginxServer:
-    """nginx as a child process: one server block per latency, each with its own access log."""
+    """nginx as a child process: one server block per latency and scheme, each with its own access log."""
 
     kind = "nginx"
+    tls = True
 
     def __init__(self, tree: Path, bucket: str, latencies: list[float], binary: str, modules: list[str]) -> None:
         self.tree = tree
@@ -97,14 +130,24 @@ class NginxServer:
         self.modules = modules
         self.version = _version(binary)
         self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        self.ports = {lat: free_port() for lat in latencies}
+        self.ports = {(lat, scheme): free_port() for lat in latencies for scheme in SCHEMES}
+        self.certificates: dict[str, Path] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def describe(self) -> str:
-        return f"nginx {self.version} (Debian nginx-light, lua ngx.sleep for the delay), 2 workers, sendfile"
+        return (
+            f"nginx {self.version} (Debian nginx-light, lua ngx.sleep for the delay), 2 workers, sendfile; HTTPS "
+            "with TLS 1.3 (a P-256 certificate for 127.0.0.1 signed by a CA made for the run), HTTP/2 offered by ALPN"
+        )
 
-    def _log(self, latency: float) -> Path:
-        return self.dir / f"access-{int(latency * 1000)}ms.log"
+    @property
+    def ca_file(self) -> Path:
+        """The CA every HTTPS client is told to trust."""
+        return self.certificates["ca"]
+
+    def _log(self, latency: float, scheme: str = "http") -> Path:
+        suffix = {"http": "", "https": "-tls", "https1": "-tls-h1"}[scheme]
+        return self.dir / f"access-{int(latency * 1000)}ms{suffix}.log"
 
     def config(self) -> str:
         root = self.tree
@@ -114,12 +157,25 @@ class NginxServer:
             for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
         servers = []
-        for latency, port in self.ports.items():
+        for (latency, scheme), port in self.ports.items():
             delay = f"        access_by_lua_block {{ ngx.sleep({latency}) }}\n" if latency > 0 else ""
+            # nginx 1.22 takes http2 on the listen line (1.25 moved it to "http2 on;"); ALPN then offers h2 and
+            # http/1.1 and each client picks. Session tickets and a session cache, as a CDN's front would have.
+            http2 = " http2" if scheme == "https" else ""  # https1: the same TLS, ALPN offering HTTP/1.1 only
+            tls = (
+                f"        listen 127.0.0.1:{port} ssl{http2} backlog=4096;\n"
+                f"        ssl_certificate {self.certificates.get('cert')};\n"
+                f"        ssl_certificate_key {self.certificates.get('key')};\n"
+                "        ssl_protocols TLSv1.2 TLSv1.3;\n"
+                "        ssl_session_cache shared:bench:10m;\n"
+                "        http2_max_concurrent_streams 256;\n"
+                if scheme != "http"
+                else f"        listen 127.0.0.1:{port} backlog=4096;\n"
+            )
             servers.append(
                 f"    server {{\n"
-                f"        listen 127.0.0.1:{port} backlog=4096;\n"
-                f"        access_log {self._log(latency)} bench;\n"
+                f"{tls}"
+                f"        access_log {self._log(latency, scheme)} bench;\n"
                 f"{delay}"
                 f"        root {root};\n"
                 f"        location /data/ {{ alias {root}/{self.bucket}/data/; }}\n"
@@ -131,7 +187,7 @@ class NginxServer:
             f"pid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log warn;\n"
             "events { worker_connections 8192; }\n"
             "http {\n"
-            "    log_format bench '$request_method $status $body_bytes_sent $request_uri';\n"
+            "    log_format bench '$request_method $status $body_bytes_sent $server_protocol $request_uri';\n"
             "    types { application/zip zip; text/plain CHECKSUM; }\n"
             "    default_type application/octet-stream;\n"
             "    sendfile on; tcp_nopush on; tcp_nodelay on;\n"
@@ -143,10 +199,11 @@ class NginxServer:
         )
 
     def start(self) -> None:
+        self.certificates = make_certificates(self.dir / "tls")
         conf = self.dir / "nginx.conf"
         conf.write_text(self.config())
-        for latency in self.latencies:
-            self._log(latency).touch()
+        for latency, scheme in self.ports:
+            self._log(latency, scheme).touch()
         argv = [
             self.binary,
             "-c",
@@ -183,8 +240,8 @@ class NginxServer:
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def base_url(self, latency: float) -> str:
-        return f"http://127.0.0.1:{self.ports[latency]}"
+    def base_url(self, latency: float, scheme: str = "http") -> str:
+        return f"{scheme.rstrip('1')}://127.0.0.1:{self.ports[(latency, scheme)]}"
 
     def _pids(self) -> list[int]:
         assert self.proc is not None
@@ -207,24 +264,28 @@ class NginxServer:
         return total / _TICKS
 
     def mark(self) -> Mark:
-        return Mark({lat: self._log(lat).stat().st_size for lat in self.latencies}, self.cpu_seconds())
+        return Mark({port: self._log(*port).stat().st_size for port in self.ports}, self.cpu_seconds())
 
-    def requests_since(self, mark: Mark, latency: float) -> dict[str, Any]:
-        """Requests answered since ``mark`` on the ``latency`` port: by method and by status (from the log)."""
+    def requests_since(self, mark: Mark, latency: float, scheme: str = "http") -> dict[str, Any]:
+        """Requests answered since ``mark`` on the ``latency`` port of ``scheme``: by method, status and protocol
+        (``HTTP/1.1``, ``HTTP/2.0``), from the log."""
         by_method: collections.Counter[str] = collections.Counter()
         by_status: collections.Counter[str] = collections.Counter()
+        by_protocol: collections.Counter[str] = collections.Counter()
         sent = 0
-        with open(self._log(latency), "rb") as handle:
-            handle.seek(mark.offsets[latency])
+        with open(self._log(latency, scheme), "rb") as handle:
+            handle.seek(mark.offsets[(latency, scheme)])
             for line in handle:
-                method, status, nbytes, _ = line.decode("utf-8", "replace").split(" ", 3)
+                method, status, nbytes, protocol, _ = line.decode("utf-8", "replace").split(" ", 4)
                 by_method[method] += 1
                 by_status[status] += 1
+                by_protocol[protocol] += 1
                 sent += int(nbytes) if nbytes.isdigit() else 0
         return {
             "total": sum(by_method.values()),
             "by_method": dict(by_method),
             "by_status": dict(by_status),
+            "by_protocol": dict(by_protocol),
             "bytes_sent": sent,
             "server_cpu_s": self.cpu_seconds() - mark.cpu,
         }
@@ -240,6 +301,7 @@ class FakeServer:
     """The fallback: the project's FakeArchiveServer, one per latency, in a thread of this process."""
 
     kind = "fake"
+    tls = False  # HTTPS workloads are left out with this server
 
     def __init__(self, tree: Path, bucket: str, latencies: list[float]) -> None:
         self.tree = tree
@@ -277,7 +339,8 @@ class FakeServer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
-    def base_url(self, latency: float) -> str:
+    def base_url(self, latency: float, scheme: str = "http") -> str:
+        assert scheme == "http", "the fake server serves plain HTTP only"
         return str(self.servers[latency].base_url)
 
     def cpu_seconds(self) -> float:
@@ -288,7 +351,7 @@ class FakeServer:
             server.stats.reset()
         return Mark({}, self.cpu_seconds())
 
-    def requests_since(self, mark: Mark, latency: float) -> dict[str, Any]:
+    def requests_since(self, mark: Mark, latency: float, scheme: str = "http") -> dict[str, Any]:
         stats = self.servers[latency].stats
         return {
             "total": stats.requests,

@@ -50,6 +50,8 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         "engine_seconds": report.duration,
         "import_seconds": imported - STARTED,
         "concurrency": archive.concurrency,
+        # The level an adaptive run settled on, where the report carries it (issue #21); None before that.
+        "settled_concurrency": getattr(report, "concurrency", None),
         "loop": loop_name(),
         "client": getattr(archive.transport, "client", None),
         "failures": [f"{o.key}: {o.error}" for o in report.failures[:3]],

@@ -16,6 +16,7 @@ from binance_archive.common.urls import redact
 from binance_archive.transports.http import errors
 from binance_archive.transports.http.body import BodySettings, HttpBody
 from binance_archive.transports.http.client import Request, read_whole
+from binance_archive.transports.http.tls import ssl_context
 
 __all__ = ["AiohttpClient"]
 
@@ -25,7 +26,11 @@ class AiohttpClient:
 
     def __init__(self, *, limit: int, settings: BodySettings) -> None:
         self._settings = settings
-        connector = aiohttp.TCPConnector(limit=limit, ssl=settings.verify_ssl, enable_cleanup_closed=True)
+        # aiohttp's own default context unless certificates of the ca_bundle option are to be trusted beside it.
+        tls: Any = settings.verify_ssl
+        if settings.verify_ssl and settings.ca_pem:
+            tls = ssl_context(True, settings.ca_pem)
+        connector = aiohttp.TCPConnector(limit=limit, ssl=tls, enable_cleanup_closed=True)
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(

@@ -15,7 +15,8 @@ beside the transfer of that many bytes. Both clients use it.
 This GET behaves as the clients' do: the same User-Agent, credentials in the URL sent as Basic auth (to that
 origin only, not to another host redirected to), up to 10 redirects followed, no proxy from the environment,
 no decompression, certificates verified against the default trust store (``SSL_CERT_FILE`` and
-``SSL_CERT_DIR`` honoured) unless ``verify_ssl`` is off, the same timeouts, speed guard and errors.
+``SSL_CERT_DIR`` honoured) and the ``ca_bundle`` option's certificates unless ``verify_ssl`` is off, the same
+timeouts, speed guard and errors.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 from binance_archive.common.urls import redact
 from binance_archive.errors import RetryableError, TransportError
 from binance_archive.transports.http.errors import broke_off, connection_failed, status_error, timed_out, tls_error
+from binance_archive.transports.http.tls import ssl_context
 
 if TYPE_CHECKING:
     from binance_archive.transports.http.body import BodySettings, SpeedGuard
@@ -42,14 +44,6 @@ __all__ = ["BlockingGet"]
 _READ_SIZE = 1024 * 1024  # over loopback a 200 MB body came in ~230 reads of this size
 _MAX_REDIRECTS = 10  # as the clients
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
-def _tls_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()  # the default trust store, with SSL_CERT_FILE / SSL_CERT_DIR
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class BlockingGet:
@@ -164,7 +158,7 @@ class BlockingGet:
         connection: http.client.HTTPConnection
         if parts.scheme == "https":
             connection = http.client.HTTPSConnection(
-                host, port, timeout=settings.connect_timeout, context=_tls_context(settings.verify_ssl)
+                host, port, timeout=settings.connect_timeout, context=ssl_context(settings.verify_ssl, settings.ca_pem)
             )
         else:
             connection = http.client.HTTPConnection(host, port, timeout=settings.connect_timeout)

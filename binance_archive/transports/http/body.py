@@ -24,7 +24,15 @@ class BodySettings:
     """How the transport reads a file's body, with any client: the speed guard's limits, and when and how a large
     body is fetched again on a blocking connection in the engine's worker thread (see :mod:`.blocking`)."""
 
-    __slots__ = ("connect_timeout", "large_body_bytes", "min_speed", "read_timeout", "user_agent", "verify_ssl")
+    __slots__ = (
+        "ca_pem",
+        "connect_timeout",
+        "large_body_bytes",
+        "min_speed",
+        "read_timeout",
+        "user_agent",
+        "verify_ssl",
+    )
 
     def __init__(
         self,
@@ -35,6 +43,7 @@ class BodySettings:
         large_body_bytes: int,
         verify_ssl: bool,
         user_agent: str,
+        ca_pem: str | None = None,
     ) -> None:
         self.min_speed = min_speed
         self.read_timeout = read_timeout  # also the speed guard's window
@@ -42,6 +51,7 @@ class BodySettings:
         self.large_body_bytes = large_body_bytes
         self.verify_ssl = verify_ssl
         self.user_agent = user_agent
+        self.ca_pem = ca_pem  # the ca_bundle option's certificates (PEM), trusted beside the default store
 
     def guard(self, url: str) -> SpeedGuard:
         return SpeedGuard(url, min_speed=self.min_speed, window=self.read_timeout)

@@ -50,8 +50,9 @@ def request_failed(url: str, reason: str) -> TransportError:
 def tls_error(where: str, reason: str) -> TransportError:
     """A certificate that failed verification: not retried (``where`` is redacted already)."""
     return TransportError(
-        f"TLS failed for {where}: {reason}; the server's certificate must be valid for its host "
-        "(pass verify_ssl=False only for a test server you trust)"
+        f"TLS failed for {where}: {reason}; the server's certificate must be valid for its host and signed by a "
+        "trusted CA (trust a private CA with the ca_bundle option; pass verify_ssl=False only for a test server "
+        "you trust)"
     )
 
 

@@ -48,6 +48,8 @@ class ReqwestClient:
         )
         if not settings.verify_ssl:
             builder = builder.danger_accept_invalid_certs(True)
+        elif settings.ca_pem:
+            builder = builder.add_root_certificate_pem(settings.ca_pem.encode("ascii"))  # every one of a bundle
         self._client = builder.build()
 
     def file(self, url: str, settings: BodySettings) -> _Request:

@@ -23,6 +23,7 @@ from binance_archive.hookspecs import hookimpl
 from binance_archive.transports.http.body import BodySettings, HttpBody
 from binance_archive.transports.http.client import Client
 from binance_archive.transports.http.listing import MAX_LISTING_BYTES, listing_pages
+from binance_archive.transports.http.tls import load_ca_bundle
 
 __all__ = ["BASE_URL_ENV", "DEFAULT_BASE_URL", "DEFAULT_LISTING_URL", "LISTING_URL_ENV", "HttpTransport"]
 
@@ -68,6 +69,9 @@ class HttpTransport(Transport):
         limit: most connections open at once (default: twice the files the engine keeps in flight, for their
             zips and sidecars, when an Archive builds the transport; else 128).
         verify_ssl: check TLS certificates (on by default; turn off only for a test server).
+        ca_bundle: the path of a PEM file of CA certificates to trust in addition to the default trust store (a
+            server with a self-signed or private CA's certificate, a TLS-inspecting proxy), for every client alike.
+            The default trust store honours ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` too.
         user_agent: the User-Agent header.
         client: the HTTP client library: ``auto`` (the default: pyreqwest when it is installed, else aiohttp),
             ``aiohttp``, or ``pyreqwest`` (Rust's reqwest on a thread of its own: about half the event loop's CPU
@@ -94,6 +98,7 @@ class HttpTransport(Transport):
         min_speed: float = 1024.0,
         limit: int | None = None,
         verify_ssl: bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
         user_agent: str | None = None,
         client: str = "auto",
         large_body_bytes: int = 8 * 1024 * 1024,
@@ -127,6 +132,7 @@ class HttpTransport(Transport):
             ),
             verify_ssl=flag(verify_ssl, "verify_ssl"),
             user_agent=user_agent or f"binance-archive/{__version__}",
+            ca_pem=load_ca_bundle(ca_bundle, verify_ssl=verify_ssl),
         )
         self._client: Client | None = None
         self._opened = False

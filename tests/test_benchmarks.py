@@ -1,0 +1,143 @@
+"""The benchmark harness's own logic (benchmarks/): the contenders' command lines, its options, and the report's
+ratios, latency bounds and targets, on runs made up here. The harness's measurements themselves are not tests
+(docs/performance.md); this checks that what it reports is computed as benchmarks/README.md says."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _bench(name: str) -> Any:
+    """A module of benchmarks/ (which imports its siblings by their bare names)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _run(contender: str, wall: float, *, latency: int = 200, files: int = 2000, **extra: Any) -> dict[str, Any]:
+    return {
+        "workload": "small",
+        "latency_ms": latency,
+        "contender": contender,
+        "rep": 0,
+        "files": files,
+        "wall_s": wall,
+        "cpu_s": 1.0,
+        "maxrss_mb": 50.0,
+        "requests": {"total": 2 * files, "by_method": {"GET": 2 * files}, "server_cpu_s": 0.1, **extra.pop("req", {})},
+        "dest": {"zips": files, "sidecars": files, "bytes": files * 75_000},
+        **extra,
+    }
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    report = _bench("report")
+    return report.summarize({"runs": runs, "machine": {}})
+
+
+def _row(summary: dict[str, Any], contender: str) -> dict[str, Any]:
+    return next(r for r in summary["rows"] if r["contender"] == contender)
+
+
+def test_curl_is_a_contender_with_its_own_ratio_and_latency_bound() -> None:
+    runs = [
+        _run("http", 5.0, worker={"concurrency": 80, "engine_seconds": 4.9}),
+        _run("s5cmd", 8.0),
+        _run("curl", 4.0, req={"by_protocol": {"HTTP/2.0": 4000}}),
+    ]
+    summary = _summary(runs)
+    ours, curl = _row(summary, "http"), _row(summary, "curl")
+    assert ours["x_curl_files_per_s"] == pytest.approx(4.0 / 5.0)
+    assert ours["x_s5cmd_files_per_s"] == pytest.approx(8.0 / 5.0)
+    # curl: 256 transfers at once, a zip and a sidecar a file, one GET each.
+    assert curl["latency_bound_files_per_s"] == pytest.approx(256 / 2 / 0.2)
+    assert curl["protocols"] == {"HTTP/2.0": 1.0}
+    # Ours: files x latency / files in flight.
+    assert ours["latency_bound_s"] == pytest.approx(2000 * 0.2 / 80)
+    assert ours["fraction_of_bound"] == pytest.approx(5.0 / 5.0)
+    names = {t["target"]: t for t in summary["targets"]}
+    against_curl = names["small files, 200 ms: HTTP transport files/s vs plain curl --parallel"]
+    assert (against_curl["goal"], against_curl["met"]) == (1.5, False)
+    assert names["small files, 200 ms, tmpfs: HTTP transport files/s vs plain s5cmd"]["goal"] == 3.0
+
+
+def test_the_latency_bound_is_taken_at_the_level_the_run_settled_on_when_the_report_carries_one() -> None:
+    runs = [
+        _run("http", 2.0, worker={"concurrency": 256, "settled_concurrency": 200}),
+        _run("http", 2.2, rep=1, worker={"concurrency": 256, "settled_concurrency": 220}),
+        _run("http", 2.4, rep=2, worker={"concurrency": 256, "settled_concurrency": 240}),
+    ]
+    row = _row(_summary(runs), "http")
+    assert row["in_flight"] == 220  # the median of the runs' settled levels, not the ceiling of 256
+    assert row["latency_bound_s"] == pytest.approx(2000 * 0.2 / 220)
+    report = _bench("report")
+    assert "at 220 settled" in report._bound_text(row)
+
+
+def test_the_curl_contender_reads_every_zip_and_sidecar_from_one_list_and_trusts_the_runs_ca(tmp_path: Path) -> None:
+    contenders = _bench("contenders")
+    keys = ["data/spot/a.zip", "data/spot/a.zip.CHECKSUM"]
+    ca = tmp_path / "ca.pem"
+    argv, _ = contenders.command(
+        "curl",
+        base_url="https://127.0.0.1:1",
+        dest=tmp_path / "dest",
+        folder=tmp_path,
+        keys=keys,
+        spec=[],
+        ca_file=ca,
+        s5cmd="s5cmd",
+    )
+    assert argv[:4] == ["curl", "--parallel", "--parallel-max", "256"]
+    assert "--create-dirs" in argv and argv[argv.index("--cacert") + 1] == str(ca)
+    listing = (tmp_path / "curl.txt").read_text().splitlines()
+    assert listing == [
+        'url = "https://127.0.0.1:1/data/spot/a.zip"',
+        f'output = "{tmp_path / "dest"}/data/spot/a.zip"',
+        'url = "https://127.0.0.1:1/data/spot/a.zip.CHECKSUM"',
+        f'output = "{tmp_path / "dest"}/data/spot/a.zip.CHECKSUM"',
+    ]
+    # Over HTTPS ours trusts the CA through the ca_bundle option; s5cmd through AWS_CA_BUNDLE (it ignores
+    # SSL_CERT_FILE).
+    ours, _ = contenders.command(
+        "http", base_url="https://h", dest=tmp_path, folder=tmp_path, keys=keys, spec=[], ca_file=ca, s5cmd="s5cmd"
+    )
+    assert f"ca_bundle={ca}" in ours
+    _, env = contenders.command(
+        "s5cmd", base_url="https://h", dest=tmp_path, folder=tmp_path, keys=keys, spec=[], ca_file=ca, s5cmd="s5cmd"
+    )
+    assert env["AWS_CA_BUNDLE"] == str(ca)
+
+
+def test_the_harness_refuses_an_unknown_workload_naming_the_valid_ones(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_CACHE", "")  # parse_args sets it: restored after the test
+    run = _bench("run")
+    with pytest.raises(SystemExit):
+        run.parse_args(["--workloads", "small,tiny"])
+    err = capsys.readouterr().err
+    assert "'tiny'" in err and "small,https,https-h1,disk,slow-disk" in err
+    args = run.parse_args(["--quick", "--workloads", "small"])
+    assert args.latencies == [0.0, 0.05, 0.2]
+
+
+def test_the_disk_workloads_refuse_a_tmpfs_destination(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BENCH_CACHE", "")
+    run = _bench("run")
+    if run.filesystem_of(Path("/dev/shm")) != "tmpfs":
+        pytest.fail("this test needs /dev/shm to be a tmpfs, as on Linux")
+    with pytest.raises(SystemExit):
+        run.parse_args(["--workloads", "slow-disk", "--disk-dest", "/dev/shm/bench-disk"])
+    assert "--disk-dest /dev/shm/bench-disk is on a tmpfs" in capsys.readouterr().err
