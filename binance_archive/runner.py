@@ -17,7 +17,6 @@ take longer than its grace period (a thread stuck in a system call, say), the pr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -25,9 +24,12 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from binance_archive.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "INTERRUPTED_STATUS",
@@ -84,6 +86,8 @@ def run(coroutine: Coroutine[Any, Any, _T]) -> _T:
     except ConfigurationError:
         coroutine.close()  # never awaited: closed, so Python does not warn about it
         raise
+    import asyncio  # here: the command imports this module to handle Ctrl-C, and --help needs no event loop
+
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if name == "uvloop":
         import uvloop
@@ -179,6 +183,7 @@ class _Interrupts:
         if self.requested:
             coroutine.close()
             raise KeyboardInterrupt
+        import asyncio
 
         async def main() -> _T:
             self._task = asyncio.current_task()

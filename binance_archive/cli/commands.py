@@ -9,8 +9,8 @@ import json
 import re
 import shlex
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import attrs
 
@@ -31,11 +31,9 @@ from binance_archive.cli.output import (
     write_all,
     write_summary,
 )
-from binance_archive.cli.processes import check_processes, run_processes
 from binance_archive.config import collection_result
 from binance_archive.core import Catalog, Selection, narrow, parse_shard, plan, utc_today, validate_selection
 from binance_archive.errors import ConfigurationError
-from binance_archive.runner import run as run_loop
 
 if TYPE_CHECKING:
     from binance_archive.archive import Archive
@@ -61,6 +59,17 @@ __all__ = [
 
 Command = Callable[[argparse.Namespace, TextIO], int]
 """A command: the parsed options and the output stream in, the exit status out."""
+
+
+_T = TypeVar("_T")
+
+
+def run_loop(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """:func:`binance_archive.runner.run`, imported when a command first runs a coroutine: ``--help``, ``plan`` and
+    ``catalog`` need no event loop (asyncio and ssl are ~20 ms of a start-up)."""
+    from binance_archive.runner import run
+
+    return run(coroutine)
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
@@ -109,7 +118,11 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     from binance_archive.progress import TerminalProgress
 
     config = config_of(args)
-    processes = check_processes(args.processes)
+    processes = args.processes
+    if processes != 1:  # --processes N: its module (pickle, subprocess, signals...) is imported only then
+        from binance_archive.cli.processes import check_processes
+
+        processes = check_processes(processes)
     # Only a --json report lists every file (the collection workflow's result too, in its metadata); the summary
     # needs the counts and the problems. Keeping an outcome for every file costs ~1 KB each (~90 MB for a mirror
     # of 100,000 files, gigabytes for the whole archive).
@@ -129,6 +142,8 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
             archive = config.archive()  # backends and options checked here, before anything is submitted
             report = _on_dask(config, args.dask, args.shards, detail, bar)
         elif processes > 1:
+            from binance_archive.cli.processes import run_processes
+
             archive = config.archive()  # backends and options checked before any process starts
             merged, status = run_processes(
                 config, processes=processes, concurrency=archive.concurrency, max_concurrency=archive.max_concurrency,

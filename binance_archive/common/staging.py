@@ -13,10 +13,10 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import threading
 import zlib
 from contextlib import suppress
+from functools import cache
 
 __all__ = [
     "TEMP_PREFIX",
@@ -33,7 +33,16 @@ __all__ = [
 TEMP_PREFIX = ".binance-archive-"
 """Temporary files start with this and end in ``.part``; they are never listed as stored objects."""
 
-_HOST = f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+@cache
+def _host() -> str:
+    """This host's mark in temporary names (a hash of its name): computed on first use, since ``socket`` is not
+    otherwise needed by a command that writes nothing (``--help``, ``plan``)."""
+    import socket
+
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
 _SEQUENCE = itertools.count(1)
 _LIVE: set[str] = set()  # temporary names this process is writing now (a re-used PID must not sweep them)
 _LIVE_LOCK = threading.Lock()
@@ -52,7 +61,7 @@ def temporary_glob() -> str:
 def temp_path(final: str) -> str:
     """A new temporary path beside ``final``, owned by this process until :func:`release` is called."""
     folder, name = os.path.split(final)
-    path = os.path.join(folder, f"{TEMP_PREFIX}{name}.{_HOST}.{os.getpid()}.{next(_SEQUENCE)}.part")
+    path = os.path.join(folder, f"{TEMP_PREFIX}{name}.{_host()}.{os.getpid()}.{next(_SEQUENCE)}.part")
     with _LIVE_LOCK:
         _LIVE.add(path)
     return path
@@ -87,7 +96,7 @@ def discard_live() -> None:
 def _is_stale(path: str, name: str) -> bool:
     """Whether the temporary file ``name`` was left by a process of this host that no longer runs."""
     parts = name.rsplit(".", 4)
-    if len(parts) != 5 or parts[4] != "part" or parts[1] != _HOST or not parts[2].isdigit():
+    if len(parts) != 5 or parts[4] != "part" or parts[1] != _host() or not parts[2].isdigit():
         return False
     pid = int(parts[2])
     if pid == os.getpid():  # ours, or a dead process's whose PID we re-use (PID 1 in a container)

@@ -25,11 +25,12 @@ def redact(url: str) -> str:
 
 def as_typed(url: str) -> str:
     """``url`` as the user typed it (control characters and all, for a message) less its secrets: no
-    ``user:password@`` and no query string. (``urlsplit`` would silently drop tabs and newlines.)"""
-    text = url.partition("?")[0]
+    ``user:password@`` and no query string, which is marked ``?…`` (so that a URL of nothing but a query is not
+    shown as empty). (``urlsplit`` would silently drop tabs and newlines.)"""
+    text, query, _ = url.partition("?")
     scheme, sep, rest = text.partition("://") if "://" in text else ("", "", text)
     host, slash, path = rest.partition("/")
-    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}{'?…' if query else ''}"
 
 
 def check_http_url(url: object, what: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tomllib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -129,6 +128,8 @@ def load_config(path: str | os.PathLike[str], *, intervals: Sequence[str] | None
         if text_path.endswith(".json") or raw.lstrip().startswith(b"{"):
             data = json.loads(raw)
         else:
+            import tomllib  # here: only a TOML file needs it, not every start of the command
+
             data = tomllib.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"{text_path} is not valid TOML or JSON: {exc}") from None

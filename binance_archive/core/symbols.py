@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import unicodedata
 from collections.abc import Iterable
@@ -72,6 +71,8 @@ def closest_symbols(symbol: str, known: Iterable[str], *, limit: int = 3) -> lis
     by containment, shortest first (``BTC`` -> ``BTCBVOLUSDT``, the options' volatility index), since similarity
     alone rates a short part of a long name too low to suggest.
     """
+    import difflib  # here: suggestions are made only for a symbol that is refused
+
     names = sorted(set(known))
     wanted = symbol.upper()
     found = difflib.get_close_matches(wanted, names, n=limit, cutoff=0.6)

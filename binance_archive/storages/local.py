@@ -16,10 +16,12 @@ from typing import Any, ClassVar
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
 from binance_archive.common.files import read_small
 from binance_archive.common.folders import probe_writes, refuse_a_file
-from binance_archive.common.staging import is_temporary, release, sweep, temp_path, temporary_glob
+from binance_archive.common.options import non_negative, whole_number
+from binance_archive.common.staging import is_temporary, release, temp_path, temporary_glob
 from binance_archive.core.files import CHECKSUM_SUFFIX
 from binance_archive.errors import ConfigurationError, StorageError, StorageFullError
 from binance_archive.hookspecs import hookimpl
+from binance_archive.storages.commits import Committer, Folders
 
 __all__ = ["LocalStorage"]
 
@@ -46,11 +48,15 @@ def __getattr__(name: str) -> Any:
 # ones spill to their temporary file as they stream, so memory stays bounded whatever the file size.
 _SPILL_AT = 1024 * 1024
 _MAX_IOV = 512  # chunks per writev(2): IOV_MAX is 1024 on Linux and macOS
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def _explain(exc: OSError, path: str | Path, action: str = "write") -> StorageError:
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and (blocker := _file_in_the_way(os.fspath(path))):
+        # A folder of the mirror replaced by a file: "Not a directory" / "File exists" would not say which.
+        return StorageError(
+            f"cannot {action} {path}: {blocker} is a file where a folder should be; move it away and run again"
+        )
     reason = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -63,36 +69,24 @@ def _explain(exc: OSError, path: str | Path, action: str = "write") -> StorageEr
     return kind(f"cannot {action} {path}: {reason}")
 
 
-class _Folders:
-    """The folders a storage has made ready for writing this run: created, and swept of a killed process's
-    temporary files. One ``makedirs`` and one directory scan per folder, not one per file."""
-
-    def __init__(self) -> None:
-        self._ready: set[str] = set()
-
-    def prepare(self, folder: str) -> None:
-        if folder not in self._ready:
-            os.makedirs(folder, exist_ok=True)
-            sweep(folder)
-            self._ready.add(folder)
-
-    def create(self, temp: str, folder: str) -> int:
-        """Create ``temp`` (exclusively), making its folder again if someone removed it meanwhile."""
-        self.prepare(folder)
-        try:
-            return os.open(temp, _CREATE, 0o666)
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            return os.open(temp, _CREATE, 0o666)
+def _file_in_the_way(path: str) -> str | None:
+    """The nearest folder above ``path`` that exists as something else than a folder, if any."""
+    folder = os.path.dirname(path)
+    while folder and folder != os.path.dirname(folder):
+        if os.path.lexists(folder):
+            return None if os.path.isdir(folder) else folder
+        folder = os.path.dirname(folder)
+    return None
 
 
 class _LocalWriter(Writer):
-    """Bytes into a temporary file beside the final one, renamed over it on commit (atomic on POSIX)."""
+    """A small file is buffered and published whole on commit by the storage's :class:`Committer`; a larger one
+    spills into a temporary file beside the final one, renamed over it on commit (atomic on POSIX)."""
 
-    def __init__(self, final: str, *, fsync: bool, folders: _Folders) -> None:
+    def __init__(self, final: str, *, fsync: bool, folders: Folders, committer: Committer) -> None:
         self._final = final
         self._folder = os.path.dirname(final)
-        self._temp = temp_path(final)
+        self._temp = ""  # named when the file spills to it (a small file is published by the committer)
         # Chunks of a file that has not spilled yet, joined once when written (no copy per chunk).
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -100,16 +94,12 @@ class _LocalWriter(Writer):
         self._fsync = fsync
         self._done = False
         self._folders = folders
+        self._committer = committer
         # A cancelled ``await asyncio.to_thread(...)`` leaves its thread running. ``abort`` must then neither
         # close the descriptor under it (the number could be reused by another file and written into) nor
         # leave the temporary file behind: whoever holds the lock last cleans up (see _in_thread).
         self._lock = threading.Lock()
         self._abandoned = False
-
-    def preload(self, data: bytes) -> None:
-        """Buffer ``data`` without awaiting (a small file written whole, such as a sidecar)."""
-        self._chunks.append(data)
-        self._buffered += len(data)
 
     def _take(self) -> bytes:
         chunks, self._chunks, self._buffered = self._chunks, [], 0
@@ -137,7 +127,7 @@ class _LocalWriter(Writer):
 
     def _write_through(self, chunk: bytes | memoryview) -> None:
         if self._fd < 0:
-            self._open_and_write(self._take())  # with whatever preload() buffered
+            self._open_and_write(self._take())  # with whatever write() buffered
         self._write(chunk)
 
     def _in_thread(self, work: Callable[[Any], None], data: Any) -> None:
@@ -149,6 +139,7 @@ class _LocalWriter(Writer):
             self._discard_if_free()
 
     def _open_and_write(self, data: bytes) -> None:
+        self._temp = temp_path(self._final)
         try:
             self._fd = self._folders.create(self._temp, self._folder)
         except OSError as exc:
@@ -176,20 +167,20 @@ class _LocalWriter(Writer):
 
     async def commit(self) -> None:
         data = self._take()
-        if self._fd < 0 and not self._fsync:
-            # A small file that never spilled: a handful of system calls of microseconds each, cheaper on the
-            # event loop than a hop to a thread and back (the GIL hand-over alone costs more).
-            with self._lock:
-                self._finish(data)
+        if self._fd < 0:
+            # A small file that never spilled: published whole by the storage's committer, on the event loop while
+            # that is cheap, in a batch on a writer thread once commits are measured slow (storages/commits.py).
+            try:
+                await self._committer.put(self._final, self._folder, data)
+            except OSError as exc:
+                raise _explain(exc, self._final) from exc
         else:
             await asyncio.to_thread(self._in_thread, self._finish, data)
         self._done = True
 
     def _finish(self, data: bytes) -> None:
         try:
-            if self._fd < 0:
-                self._open_and_write(data)
-            elif data:
+            if data:
                 self._write(data)
             if self._fsync:
                 os.fsync(self._fd)
@@ -210,9 +201,10 @@ class _LocalWriter(Writer):
             fd, self._fd = self._fd, -1
             with suppress(OSError):
                 os.close(fd)
-        with suppress(OSError):
-            os.unlink(self._temp)
-        release(self._temp)
+        if self._temp:
+            with suppress(OSError):
+                os.unlink(self._temp)
+            release(self._temp)
 
     def _discard_if_free(self) -> None:
         if self._lock.acquire(blocking=False):
@@ -239,12 +231,25 @@ class LocalStorage(Storage):
         fsync: flush every file to the disk before publishing it (survives power loss; slower).
         link: adopt files that are already on disk (from the s5cmd or mirror transports) with a hard link
             where possible, instead of copying them.
+        commit_threads: writer threads that small files' commits may move to when the file system is slow to
+            create files (0: every commit stays on the event loop).
+        slow_commit: the mean seconds a small file's commit may take on the event loop (measured over the first
+            commits, and again and again); above it, commits move to the writer threads, in batches. 0 moves them
+            there from the start.
     """
 
     name: ClassVar[str] = "local"
     schemes: ClassVar[tuple[str, ...]] = ("file",)
 
-    def __init__(self, url: str | os.PathLike[str] = ".", *, fsync: bool = False, link: bool = True) -> None:
+    def __init__(
+        self,
+        url: str | os.PathLike[str] = ".",
+        *,
+        fsync: bool = False,
+        link: bool = True,
+        commit_threads: int = 2,
+        slow_commit: float = 0.0002,
+    ) -> None:
         text = os.fspath(url)
         if text.startswith("file://"):
             text = text[len("file://") :]
@@ -254,8 +259,11 @@ class LocalStorage(Storage):
         refuse_a_file(self.root)
         self.fsync = fsync
         self.link = link
+        self.commit_threads = whole_number(commit_threads, "commit_threads", at_most=64)
+        self.slow_commit = non_negative(slow_commit, "slow_commit", "seconds")
         self._root = os.path.join(os.fspath(self.root), "")  # with its trailing separator, for _path
-        self._folders = _Folders()
+        self._folders = Folders()
+        self._committer = Committer(self._folders, fsync=self.fsync, threads=self.commit_threads, slow=self.slow_commit)
 
     @property
     def location(self) -> str:
@@ -304,16 +312,21 @@ class LocalStorage(Storage):
         return await asyncio.to_thread(_sizes, self._path(folder))
 
     def writer(self, key: str) -> Writer:
-        return _LocalWriter(self._path(key), fsync=self.fsync, folders=self._folders)
+        return _LocalWriter(self._path(key), fsync=self.fsync, folders=self._folders, committer=self._committer)
+
+    @property
+    def committer(self) -> Committer:
+        """What publishes small files (``threaded``: whether their commits go to the writer threads now; ``unnamed``:
+        whether files are created unnamed and linked into place), for tuning and tests."""
+        return self._committer
 
     async def put_bytes(self, key: str, data: bytes) -> None:
-        # The engine's sidecar write, once per file: a small file written and renamed into place in one go.
-        writer = _LocalWriter(self._path(key), fsync=self.fsync, folders=self._folders)
-        writer.preload(data)
+        # The engine's sidecar write, once per file: a small file published whole by the committer.
+        final = self._path(key)
         try:
-            await writer.commit()
-        finally:
-            await writer.abort()
+            await self._committer.put(final, os.path.dirname(final), data)
+        except OSError as exc:
+            raise _explain(exc, final) from exc
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
         import aiofiles

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from binance_archive.backends import CHUNK_SIZE, Storage, StoredObject, Writer
-from binance_archive.common.aws import env_flag, instance_role_missing, no_credentials, resolve
 from binance_archive.common.options import flag, whole_number
 from binance_archive.common.urls import as_typed
 from binance_archive.errors import ConfigurationError, StorageError
@@ -231,6 +230,9 @@ class S3Storage(Storage):
         self.endpoint_url = endpoint
         if profile is not None and (not isinstance(profile, str) or not profile.strip()):
             raise ConfigurationError(f"profile must be the name of an AWS profile, not {profile!r}")
+        # Here, not at the top: every run registers this storage, and only an S3 mirror needs the AWS helpers.
+        from binance_archive.common.aws import env_flag, resolve
+
         if anonymous is None:
             given = access_key_id or secret_access_key or session_token or profile
             anonymous = env_flag("AWS_SKIP_SIGNATURE") and not given
@@ -291,6 +293,8 @@ class S3Storage(Storage):
 
     async def open(self) -> None:
         if self._credentials.source == "instance metadata" and self._store is None:
+            from binance_archive.common.aws import instance_role_missing, no_credentials
+
             # The last source left: asked once, briefly, rather than by obstore before every request (minutes each
             # where nothing answers at 169.254.169.254), so that a user with no credentials hears so at once.
             why = await instance_role_missing("AWS_METADATA_ENDPOINT")  # obstore's setting of the endpoint

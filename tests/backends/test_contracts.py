@@ -159,6 +159,25 @@ class TestLocalStorage(StorageContract):
         assert (tmp_path / "mirror" / self.KEY).read_bytes() == data
 
 
+class TestLocalStorageCommitsInThreads(StorageContract):
+    """The local storage with every small file's commit on its writer threads (``slow_commit=0``), as where creating
+    a file is slow; files created unnamed (``O_TMPFILE``) and linked into place."""
+
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> Storage:
+        return LocalStorage(tmp_path / "mirror", slow_commit=0)
+
+
+class TestLocalStorageCommitsInThreadsNamed(StorageContract):
+    """The same with named temporary files renamed into place (where unnamed files cannot be made)."""
+
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> Storage:
+        storage = LocalStorage(tmp_path / "mirror", slow_commit=0)
+        storage.committer.unnamed = False
+        return storage
+
+
 class TestS3Storage(StorageContract):
     """The S3 storage against moto's S3 server (a mock)."""
 

@@ -63,6 +63,8 @@ def cli_args(server: FakeArchiveServer, mirror: Path, mode: str, transport: str,
         args += ["--transport", "mirror", "--base-url", str(upstream)]
     else:
         args += ["--base-url", server.base_url, "--listing-url", server.listing_url]
+    if transport.endswith("+threads"):  # every small file's commit on the storage's writer threads
+        args += ["--storage-option", "slow_commit=0"]
     if mode == "force":
         args.append("--force")
     elif mode == "refresh":
@@ -224,7 +226,7 @@ async def run_lane(lane: Lane) -> None:
         lane.reset_accepted()
 
 
-@pytest.mark.parametrize("transport", ["http", "s5cmd", "mirror"])
+@pytest.mark.parametrize("transport", ["http", "http+threads", "s5cmd", "mirror"])
 async def test_sigkill_at_random_moments_never_leaves_a_corrupt_file(tmp_path: Path, transport: str) -> None:
     if transport == "s5cmd":
         s5cmd_or_skip()

@@ -68,5 +68,8 @@ async def test_s5cmd_connections_are_bounded_by_workers_and_processes(
         # Sidecars by plain GET add at most one connection per file in flight.
         bound = (numworkers + 1) * processes + (concurrency if sidecars == "http" else 0)
         assert cell.server.stats.max_in_flight <= bound
-        assert cell.server.stats.max_connections <= bound, cell.server.stats
+        # Connections open at once may count one more per process: Go's client can open a replacement before the
+        # server has seen the connection it dropped close (seen once in many runs with numworkers 1: 3 against 2).
+        # Without the numworkers bound s5cmd would open up to its 256 workers' worth, 20 here.
+        assert cell.server.stats.max_connections <= bound + processes, cell.server.stats
         assert await wait_until(lambda: cell.server is not None and cell.server.stats.connections == 0)

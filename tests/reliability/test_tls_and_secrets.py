@@ -413,3 +413,13 @@ def test_a_refused_storage_url_is_named_without_its_credentials(url: str) -> Non
     assert "bucket" in str(caught.value)
     for secret in SECRETS:
         assert secret not in text
+
+
+@pytest.mark.parametrize("base_url", ["?", "?sig=1", "ftp://host/x?sig=1"])
+def test_a_refused_base_url_with_a_query_says_one_was_there(base_url: str) -> None:
+    # The query is left out of the message (it may hold a signature); a URL of nothing but a query was then shown
+    # as '' (found by the hostile-input test). It is marked instead.
+    with pytest.raises(BinanceArchiveError) as caught:
+        Archive("unused", base_url=base_url, entry_points=False)
+    assert f"'{base_url.partition('?')[0]}?…'" in str(caught.value)
+    assert "sig=1" not in str(caught.value)

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 from binance_archive.backends import Body, FileBody, Transport, TransportContext
-from binance_archive.common.aws import instance_role_missing, no_credentials, resolve
 from binance_archive.common.files import remove
 from binance_archive.common.options import flag, non_negative, seconds, whole_number
 from binance_archive.common.staging import make_temp_folder, release_temp_folder
@@ -271,6 +270,9 @@ class S5cmdTransport(Transport):
         """
         if any(arg.split("=")[0] in ("--profile", "--credentials-file") for arg in self.extra_args):
             return  # s5cmd's own options name them
+        # Here, not at the top: every run registers this transport, and only signed requests need the AWS helpers.
+        from binance_archive.common.aws import instance_role_missing, no_credentials, resolve
+
         if resolve(static_profiles=False).source != "instance metadata":
             return
         # The Go SDK's setting of the endpoint (obstore's is AWS_METADATA_ENDPOINT).
