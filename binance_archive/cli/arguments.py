@@ -16,7 +16,6 @@ from binance_archive.core import AUTO, DEFAULT_CATALOG, Catalog, Selection, pars
 from binance_archive.core.datatypes import DataType
 from binance_archive.core.markets import Market
 from binance_archive.core.selection import split_list
-from binance_archive.engine.pace import check_levels
 from binance_archive.errors import ConfigurationError
 
 __all__ = ["backend_options", "catalog_of", "config_of", "planned_total", "selection_of", "today_of"]
@@ -90,6 +89,8 @@ def config_of(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, option, None)
         if value is not None:
             changes[field] = value
+    from binance_archive.engine.pace import check_levels  # here: the engine imports asyncio, which --help does not need
+
     concurrency, max_concurrency = getattr(args, "concurrency", None), getattr(args, "max_concurrency", None)
     check_levels(concurrency, max_concurrency, ("--concurrency", "--max-concurrency"))
     if concurrency is not None and max_concurrency is None:
