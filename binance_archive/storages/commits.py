@@ -189,16 +189,20 @@ class Committer:
         if not alone:
             return
         self.threaded = False
-        while True:
-            try:
-                batch = self._jobs.get_nowait()
-            except queue.Empty:
-                return
-            with self._lock:
-                self._queued -= 1
+        while (batch := self._next_queued()) is not None:
             done: list[tuple[Request, BaseException | None]] = []
             self._do(batch, done)
             _settle(done)
+
+    def _next_queued(self) -> list[Request] | None:
+        """A batch handed over and not taken yet, or ``None``."""
+        try:
+            batch = self._jobs.get_nowait()
+        except queue.Empty:
+            return None
+        with self._lock:
+            self._queued -= 1
+        return batch
 
     def _work(self) -> None:
         # A daemon thread, ended by a few idle seconds: a process that ends meanwhile is not held up by it, and a
@@ -220,14 +224,10 @@ class Committer:
                 self._waiting -= 1
                 self._queued -= 1
             done: list[tuple[Request, BaseException | None]] = []
-            while True:  # the batches queued meanwhile are answered in the same call back to the loop
-                self._do(batch, done)
-                try:
-                    batch = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                with self._lock:
-                    self._queued -= 1
+            next_batch: list[Request] | None = batch
+            while next_batch is not None:  # the batches queued meanwhile are answered in one call back to the loop
+                self._do(next_batch, done)
+                next_batch = self._next_queued()
             _answer(done)
 
     def _do(self, batch: list[Request], done: list[tuple[Request, BaseException | None]]) -> None:
