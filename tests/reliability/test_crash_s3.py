@@ -249,13 +249,16 @@ async def check_after_kill(lane: Lane, mode: str) -> None:
     assert pending <= lane.leftovers, "the re-run left a multipart upload of its own pending"
 
 
-async def run_lane(lane: Lane, config: Path, kills: int) -> None:
+async def run_lane(lane: Lane, config: Path, kills: int, multipart_kills: int) -> None:
     # Calibrate: one complete run, not killed, to know how many requests a download makes.
     killed, lane.full_run = await run_cli(lane, "fresh", config, None)
     assert not killed
-    while lane.kills < -(-kills // LANES) and lane.trials < MAX_TRIALS * kills // LANES:
+    kills, multipart_kills = -(-kills // LANES), -(-multipart_kills // LANES)  # this lane's share
+    # A kill meant for a multipart upload lands after it ended now and then (the process had moved on): the lane
+    # runs on, killing at multipart uploads only, until it has its share of both, within MAX_TRIALS.
+    while (lane.kills < kills or lane.multipart_kills < multipart_kills) and lane.trials < MAX_TRIALS * kills:
         mode = MODES[lane.trials % len(MODES)]
-        trigger = "multipart" if lane.trials % 2 else "requests"
+        trigger = "multipart" if lane.trials % 2 or lane.kills >= kills else "requests"
         lane.trials += 1
         if mode == "fresh":
             await lane.s3(s3_delete_prefix, "mirror/")
@@ -305,7 +308,7 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
             servers.append(server)
             rng = random.Random(100 * seed + index)
             lanes.append(Lane(f"lane{index}", upstream, server, s3_server, client, s3_server.bucket(), files, rng))
-        await asyncio.gather(*(run_lane(lane, config, MIN_KILLS[s3_server.name]) for lane in lanes))
+        await asyncio.gather(*(run_lane(lane, config, MIN_KILLS[s3_server.name], MIN_MULTIPART_KILLS[s3_server.name]) for lane in lanes))
     finally:
         for server in servers:
             await server.close()
