@@ -15,7 +15,8 @@ import os
 import shutil
 import threading
 import zlib
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import cache
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "temporary_glob",
     "make_temp_folder",
     "release",
+    "replacing",
     "release_temp_folder",
     "sweep",
     "temp_path",
@@ -71,6 +73,22 @@ def release(temp: str) -> None:
     """Forget ``temp`` (renamed into place, or removed): a later sweep may treat that name as anyone's."""
     with _LIVE_LOCK:
         _LIVE.discard(temp)
+
+
+@contextmanager
+def replacing(final: str) -> Iterator[str]:
+    """A temporary path beside ``final`` for the block to create; renamed over ``final`` when the block ends well
+    (atomic: readers see the old file or the whole new one), removed when it fails. Released either way."""
+    temp = temp_path(final)
+    try:
+        yield temp
+        os.replace(temp, final)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+    finally:
+        release(temp)
 
 
 def discard_live() -> None:

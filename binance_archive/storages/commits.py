@@ -29,7 +29,7 @@ import threading
 import time
 from contextlib import suppress
 
-from binance_archive.common.staging import release, sweep, temp_path
+from binance_archive.common.staging import replacing, sweep
 
 __all__ = ["Committer", "Folders", "Request"]
 
@@ -262,20 +262,12 @@ class Committer:
                         return
                 finally:
                     os.close(fd)
-        temp = temp_path(final)
-        try:
+        with replacing(final) as temp:
             fd = self._folders.create(temp, folder)
             try:
                 _write(fd, data, self._fsync)
             finally:
                 os.close(fd)
-            os.replace(temp, final)  # atomic: readers see the old file or the whole new one
-        except BaseException:
-            with suppress(OSError):
-                os.unlink(temp)
-            raise
-        finally:
-            release(temp)
 
     def _link(self, fd: int, final: str) -> bool:
         """Give the unnamed file ``fd`` the name ``final`` (replacing a file there, atomically); False when it cannot
@@ -292,17 +284,8 @@ class Committer:
             if exc.errno in _UNSUPPORTED:
                 self._no_unnamed(final, exc)
             return False
-        temp = temp_path(final)
-        try:
+        with replacing(final) as temp:
             os.link(source, temp, src_dir_fd=fd)
-            try:
-                os.replace(temp, final)
-            except BaseException:
-                with suppress(OSError):
-                    os.unlink(temp)
-                raise
-        finally:
-            release(temp)
         return True
 
     def _no_unnamed(self, where: str, exc: OSError) -> None:
