@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from binance_archive.backends import Storage, Transport, TransportContext
+from binance_archive.common.options import MAX_LEVEL, check_levels
 from binance_archive.core.catalog import DEFAULT_CATALOG, Catalog
 from binance_archive.core.coverage import narrow
 from binance_archive.core.datatypes import DataType
@@ -26,7 +27,6 @@ from binance_archive.core.periods import Period
 from binance_archive.core.planning import Shard, parse_shard, utc_today, validate_selection
 from binance_archive.core.selection import Selection
 from binance_archive.engine.discovery import list_objects, list_symbols
-from binance_archive.engine.pace import MAX_LEVEL, check_levels
 from binance_archive.engine.resolve import Plan
 from binance_archive.engine.retry import RetryPolicy
 from binance_archive.engine.run import Detail, Run, first_leaf

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from binance_archive.common.options import check_levels
 from binance_archive.config import RunConfig, load_config
 from binance_archive.core import AUTO, DEFAULT_CATALOG, Catalog, Selection, parse_date, parse_shard, plan
 from binance_archive.core.datatypes import DataType
@@ -89,8 +90,6 @@ def config_of(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, option, None)
         if value is not None:
             changes[field] = value
-    from binance_archive.engine.pace import check_levels  # here: the engine imports asyncio, which --help does not need
-
     concurrency, max_concurrency = getattr(args, "concurrency", None), getattr(args, "max_concurrency", None)
     check_levels(concurrency, max_concurrency, ("--concurrency", "--max-concurrency"))
     if concurrency is not None and max_concurrency is None:

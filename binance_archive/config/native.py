@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from binance_archive.common.options import check_levels
 from binance_archive.config.values import catalog_at, date_text, non_negative, positive_int, table, typed, unknown
 from binance_archive.core.planning import parse_shard
 from binance_archive.core.selection import Selection, parse_date
@@ -69,8 +70,6 @@ def native_settings(data: Mapping[str, Any], base_dir: str | None) -> dict[str, 
     if not isinstance(tables, list) or not tables:
         raise ConfigurationError("selection must be a table or an array of tables")
     selections = tuple(_selection(t, f"selection #{i + 1}") for i, t in enumerate(tables))
-    from binance_archive.engine.pace import check_levels  # here: the engine imports asyncio, which --help does not need
-
     concurrency, max_concurrency = data.get("concurrency"), data.get("max_concurrency")
     check_levels(concurrency, max_concurrency)  # refused as the file is read, not when the run starts
     return dict(

@@ -43,16 +43,11 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from binance_archive.errors import ConfigurationError
 from binance_archive.report import Concurrency
 
-__all__ = ["MAX_LEVEL", "Pace", "Ticket", "TryEnd", "check_levels"]
+__all__ = ["Pace", "Ticket", "TryEnd"]
 
 log = logging.getLogger(__name__)
-
-MAX_LEVEL = 10_000
-"""The most files in flight a run accepts, pinned or as a ceiling: each is a worker task (and up to two
-connections), and a typo such as 1000000 took gigabytes and minutes before the first request."""
 
 _GAIN = 0.5
 """A raise is kept when throughput grew by at least this share of the level's growth."""
@@ -77,27 +72,6 @@ class Ticket(NamedTuple):
     """The level then."""
     measured: bool
     """Whether its time counts in a round (a new worker's first try, which opens connections, does not)."""
-
-
-def check_levels(
-    concurrency: object, max_concurrency: object, names: tuple[str, str] = ("concurrency", "max_concurrency")
-) -> None:
-    """Refuse (:class:`~binance_archive.errors.ConfigurationError`) files in flight that no run can take: below 1,
-    above :data:`MAX_LEVEL`, not whole numbers, or a start (``concurrency``) above the ceiling (``max_concurrency``).
-    ``None`` is the default, always accepted; ``names`` are what the user calls the two (``--concurrency``...)."""
-    for value, name in zip((concurrency, max_concurrency), names, strict=True):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"{name} must be a whole number of files of at least 1, got {value!r}")
-        if value > MAX_LEVEL:
-            raise ConfigurationError(f"{name} must be at most {MAX_LEVEL}, got {value}")
-    if isinstance(concurrency, int) and isinstance(max_concurrency, int) and concurrency > max_concurrency:
-        start, ceiling = names
-        raise ConfigurationError(
-            f"{start} (the level to start from, {concurrency}) must not be above {ceiling} ({max_concurrency}): "
-            f"lower {start}, raise {ceiling}, or give {start} alone to pin the level"
-        )
 
 
 class TryEnd(enum.Enum):
