@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from binance_archive import Selection
 from binance_archive.cli import main
-from binance_archive.cli.processes import START_ENV, child_shard, start_method
+from binance_archive.cli.processes import START_ENV, _lines, child_shard, start_method
 from binance_archive.core import in_shard
 from binance_archive.errors import ConfigurationError
 from binance_archive.report import FileOutcome, Outcome, Report, merge_reports
@@ -161,6 +162,32 @@ def test_child_shards_split_a_shard_exactly() -> None:
         assert set().union(*chosen) == expected
         assert sum(len(c) for c in chosen) == len(expected), "the parts overlap"
         assert all(chosen), "a part is empty: the test tests little"
+
+
+def test_the_children_s_lines_are_read_whole_on_the_main_thread() -> None:
+    # A megabyte line in small writes (a report of many outcomes), lines of two children interleaved, a character
+    # of several bytes, and a last line without its newline.
+    big = "x" * 1_000_000
+    code = (
+        "import sys, time\n"
+        "out = sys.stdout.buffer\n"
+        "data = (sys.argv[1] + ' \u00b5s\\n' + 'x' * int(sys.argv[2]) + '\\nend').encode()\n"
+        "for i in range(0, len(data), 4093):\n"
+        "    out.write(data[i:i + 4093]); out.flush()\n"
+        "    if i % 40930 == 0: time.sleep(0.001)\n"
+    )
+    children = [
+        subprocess.Popen([sys.executable, "-c", code, f"child {n}", str(len(big))], stdout=subprocess.PIPE, text=True)
+        for n in range(2)
+    ]
+    threads = threading.active_count()
+    got: dict[int, list[str]] = {0: [], 1: []}
+    for index, line in _lines(children):  # type: ignore[arg-type]
+        assert threading.active_count() == threads, "a thread reads the children: a Ctrl-C can break its queue"
+        got[index].append(line)
+    assert [child.wait() for child in children] == [0, 0]
+    for n in range(2):
+        assert got[n] == [f"child {n} \u00b5s\n", big + "\n", "end"]
 
 
 def test_reports_merge_counts_outcomes_and_the_first_stop() -> None:

@@ -31,14 +31,14 @@ import json
 import logging
 import os
 import pickle
-import queue
+import selectors
 import signal
 import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol, TextIO
 
 import attrs
@@ -195,7 +195,6 @@ def run_processes(
     each = f"{per_child}" if ceiling is None else f"from {per_child} up to {ceiling}"
     log.info("downloading as %d processes, started by %s, %s files in flight each", processes, method, each)
     children: list[_Child] = []
-    lines: queue.Queue[tuple[int, str | None]] = queue.Queue()
     log_level = logging.getLogger().getEffectiveLevel()
     try:
         # Ctrl-C is held back while the processes start: each is then known here before it can be interrupted,
@@ -210,10 +209,7 @@ def run_processes(
                     children.append(_fork(part, [c.stdout.fileno() for c in children if c.stdout]))
                 else:
                     children.append(_spawn(part))
-        for index, child in enumerate(children):
-            assert child.stdout is not None
-            threading.Thread(target=_pump, args=(index, child.stdout, lines), daemon=True).start()
-        reports, statuses, told = _collect(children, lines, progress)
+        reports, statuses, told = _collect(children, progress)
     except BaseException:
         _stop(children)
         raise
@@ -377,27 +373,46 @@ def _fork(part: _Shard, inherited: list[int]) -> _ForkedChild:
     return _ForkedChild(pid, os.fdopen(read_fd, "r", encoding="utf-8"))
 
 
-def _pump(index: int, stream: IO[str], lines: queue.Queue[tuple[int, str | None]]) -> None:
-    for line in stream:
-        lines.put((index, line))
-    lines.put((index, None))
+def _lines(children: list[_Child]) -> Iterator[tuple[int, str]]:
+    """The lines the children write, each with its child's index, as they come, until every stream has ended.
+
+    Read here, on the main thread, with a selector rather than by a thread per child through a queue: a Ctrl-C
+    raises KeyboardInterrupt wherever the main thread is, and one raised inside a queue's ``get`` (in
+    ``threading.Condition.wait``, between its lock's release and its reacquiring) turns into "RuntimeError:
+    release unlocked lock", an exit status of 1 where the user should see 130. In ``select`` it is clean.
+    """
+    # Each open stream's partial last line, in pieces: a report of many outcomes is one line of megabytes, which
+    # joining chunk by chunk would copy over and over.
+    pending: dict[int, list[bytes]] = {}
+    with selectors.DefaultSelector() as selector:
+        for index, child in enumerate(children):
+            assert child.stdout is not None
+            selector.register(child.stdout.fileno(), selectors.EVENT_READ, index)
+            pending[index] = []
+        while pending:
+            for key, _ in selector.select():
+                index = key.data
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:  # the stream ended: its last line may lack its newline
+                    selector.unregister(key.fd)
+                    if rest := b"".join(pending.pop(index)):
+                        yield index, rest.decode("utf-8", errors="replace")
+                    continue
+                if b"\n" not in chunk:
+                    pending[index].append(chunk)
+                    continue
+                first, *middle, last = chunk.split(b"\n")
+                for line in (b"".join([*pending[index], first]), *middle):
+                    yield index, line.decode("utf-8", errors="replace") + "\n"
+                pending[index] = [last] if last else []
 
 
-def _collect(
-    children: list[_Child],
-    lines: queue.Queue[tuple[int, str | None]],
-    progress: TerminalProgress | None,
-) -> tuple[list[Report], list[int], bool]:
+def _collect(children: list[_Child], progress: TerminalProgress | None) -> tuple[list[Report], list[int], bool]:
     """The processes' reports and exit statuses, and whether one told an error (said here, each error once)."""
     counts: list[dict[str, int]] = [{} for _ in children]
     reports: list[Report] = []
     errors: dict[str, None] = {}  # each error the processes met, once, in the order they came
-    open_streams = len(children)
-    while open_streams:
-        index, line = lines.get()
-        if line is None:
-            open_streams -= 1
-            continue
+    for index, line in _lines(children):
         try:
             message: dict[str, Any] = json.loads(line)
         except ValueError:

@@ -308,7 +308,9 @@ async def test_sigkill_mid_download_into_s3_never_leaves_a_partial_object(tmp_pa
             servers.append(server)
             rng = random.Random(100 * seed + index)
             lanes.append(Lane(f"lane{index}", upstream, server, s3_server, client, s3_server.bucket(), files, rng))
-        await asyncio.gather(*(run_lane(lane, config, MIN_KILLS[s3_server.name], MIN_MULTIPART_KILLS[s3_server.name]) for lane in lanes))
+        await asyncio.gather(
+            *(run_lane(lane, config, MIN_KILLS[s3_server.name], MIN_MULTIPART_KILLS[s3_server.name]) for lane in lanes)
+        )
     finally:
         for server in servers:
             await server.close()
