@@ -166,6 +166,27 @@ def _sidecars(mirror: Path) -> dict[Path, int]:
 
 
 async def check_after_kill(lane: Lane, mode: str) -> None:
+    if not lane.mirror.exists():
+        # Killed before it stored anything in a fresh run (while listing, say): verify rightly refuses a folder
+        # that does not exist, and there is nothing to check but the re-run below.
+        assert mode == "fresh", f"{mode}: the killed run removed the mirror"
+        lane.kinds["nothing stored"] = lane.kinds.get("nothing stored", 0) + 1
+    else:
+        await check_killed_mirror(lane, mode)
+    # A re-run completes the killed mirror (on a copy, so that the next trial resumes the killed state).
+    shutil.rmtree(lane.scratch, ignore_errors=True)
+    if lane.mirror.exists():
+        shutil.copytree(lane.mirror, lane.scratch, symlinks=True)
+    await lane.complete(lane.scratch, refresh=mode == "refresh")
+    final = await Archive(lane.scratch, entry_points=False).verify()
+    assert final.ok and final.checked == len(lane.files), final.problems
+    assert not temp_files(lane.scratch), "the re-run left the killed process's temporary files"
+    for file in lane.files:
+        assert (lane.scratch / file.key).read_bytes() == (lane.upstream / file.key).read_bytes()
+
+
+async def check_killed_mirror(lane: Lane, mode: str) -> None:
+    """What a kill left: nothing corrupt, no sidecar without its zip, only versions Binance published."""
     report = await Archive(lane.mirror, entry_points=False).verify()
     kinds = {p.kind for p in report.problems}
     assert ProblemKind.CORRUPT not in kinds, [p for p in report.problems if p.kind is ProblemKind.CORRUPT]
@@ -180,17 +201,6 @@ async def check_after_kill(lane: Lane, mode: str) -> None:
         if sidecar.exists():
             digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()
             assert digest in lane.accepted[file.key], f"{mode}: {file.key} is stored as a version never published"
-
-    # A re-run completes the killed mirror (on a copy, so that the next trial resumes the killed state).
-    shutil.rmtree(lane.scratch, ignore_errors=True)
-    if lane.mirror.exists():
-        shutil.copytree(lane.mirror, lane.scratch, symlinks=True)
-    await lane.complete(lane.scratch, refresh=mode == "refresh")
-    final = await Archive(lane.scratch, entry_points=False).verify()
-    assert final.ok and final.checked == len(lane.files), final.problems
-    assert not temp_files(lane.scratch), "the re-run left the killed process's temporary files"
-    for file in lane.files:
-        assert (lane.scratch / file.key).read_bytes() == (lane.upstream / file.key).read_bytes()
 
 
 async def run_lane(lane: Lane) -> None:
