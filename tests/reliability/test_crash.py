@@ -167,9 +167,9 @@ def _sidecars(mirror: Path) -> dict[Path, int]:
 
 async def check_after_kill(lane: Lane, mode: str) -> None:
     if not lane.mirror.exists():
-        # Killed before it stored anything in a fresh run (while listing, say): verify rightly refuses a folder
-        # that does not exist, and there is nothing to check but the re-run below.
-        assert mode == "fresh", f"{mode}: the killed run removed the mirror"
+        # Killed before it stored anything (while listing, say) in a fresh run, or in a resume of one: verify
+        # rightly refuses a folder that does not exist, and there is nothing to check but the re-run below.
+        assert mode in ("fresh", "resume"), f"{mode}: the killed run removed the mirror"
         lane.kinds["nothing stored"] = lane.kinds.get("nothing stored", 0) + 1
     else:
         await check_killed_mirror(lane, mode)
