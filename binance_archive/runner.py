@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -158,6 +159,10 @@ class _Interrupts:
         # From now on the system drops SIGINT: while the interpreter shuts down too, where Python puts back the
         # default action (being killed by the signal) in place of a handler of its own.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A KeyboardInterrupt raised below, between the moment a caller makes the coroutine it hands to run() and
+        # the moment run() owns it, leaves that coroutine never awaited: expected once the user stopped the run,
+        # and Python's RuntimeWarning about it would be noise under the one line the user should see.
+        warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
         deadline = threading.Timer(self.grace, self._expire)
         deadline.daemon = True
         deadline.start()

@@ -124,6 +124,34 @@ def test_a_run_that_does_not_unwind_is_ended_when_its_grace_period_is_over(tmp_p
     assert not list(tmp_path.iterdir()), "the process's temporary file is still there"
 
 
+UNSTARTED = """
+import os, signal
+from binance_archive.runner import handle_interrupts, run
+
+async def job():
+    pass
+
+handle_interrupts(grace=30)
+coroutine = job()  # made for run(), as the command makes its download's: Ctrl-C comes before run() has it
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    run(coroutine)
+    print("not reached", flush=True)
+except KeyboardInterrupt:
+    del coroutine  # never awaited: Python would warn here
+    print("interrupted", flush=True)
+"""
+
+
+def test_a_coroutine_ctrl_c_kept_from_starting_is_not_warned_about() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-W", "default", "-c", UNSTARTED], capture_output=True, text=True,
+                          timeout=30)  # fmt: skip
+    assert (done.returncode, done.stdout, done.stderr) == (0, "interrupted\n", "")
+
+
 DEFERRED = """
 import os, signal, subprocess, sys
 from binance_archive.runner import deferred_interrupts, handle_interrupts
