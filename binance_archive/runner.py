@@ -22,6 +22,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
@@ -159,6 +160,11 @@ class _Interrupts:
         # From now on the system drops SIGINT: while the interpreter shuts down too, where Python puts back the
         # default action (being killed by the signal) in place of a handler of its own.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # A second SIGINT the C handler caught just before the line above (the terminal's and the one a
+        # --processes parent passes on come together) then finds SIGINT ignored, and Python reports "Signal 2
+        # ignored due to race condition" on standard error. Ignoring it is what was meant: say nothing.
+        if not isinstance(sys.unraisablehook, _QuietRace):
+            sys.unraisablehook = _QuietRace(sys.unraisablehook)
         # A KeyboardInterrupt raised below, between the moment a caller makes the coroutine it hands to run() and
         # the moment run() owns it, leaves that coroutine never awaited: expected once the user stopped the run,
         # and Python's RuntimeWarning about it would be noise under the one line the user should see.
@@ -220,6 +226,20 @@ class _Interrupts:
             log.debug("after the interrupt: %s", context.get("message"), exc_info=context.get("exception"))
         else:
             loop.default_exception_handler(context)
+
+
+class _QuietRace:
+    """An unraisable hook that drops CPython's report of a SIGINT arriving as it was being ignored, and passes every
+    other report on to the hook it replaced."""
+
+    def __init__(self, previous: Callable[[Any], object]) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any) -> None:
+        error = unraisable.exc_value
+        if isinstance(error, OSError) and str(error) == f"Signal {int(signal.SIGINT)} ignored due to race condition":
+            return
+        self.previous(unraisable)
 
 
 _interrupts: _Interrupts | None = None
