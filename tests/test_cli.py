@@ -19,6 +19,7 @@ from binance_archive.cli import main
 from binance_archive.testing import FakeArchiveServer, build_archive
 
 from .engine.scenario import TODAY, planned
+from .support.mounts import mounted_tmpfs
 
 PLAN_ARGS = ["--market", "spot", "--data-type", "klines", "--symbol", "BTCUSDT", "--interval", "1m"]
 
@@ -337,13 +338,8 @@ def shared_tmp() -> Iterator[Path]:
 @pytest.fixture
 def read_only_mount(tmp_path: Path) -> Iterator[Path]:
     """A read-only tmpfs: writes fail with EROFS for every user, root included (mounting needs root)."""
-    target = tmp_path / "ro"
-    target.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(target)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here (needs root): {done.stderr.decode().strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+    with mounted_tmpfs(tmp_path / "ro", "ro,size=1m") as target:
+        yield target
 
 
 @pytest.mark.parametrize(

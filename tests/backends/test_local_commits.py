@@ -19,6 +19,8 @@ from binance_archive import Archive
 from binance_archive.errors import ConfigurationError, StorageError
 from binance_archive.storages.local import LocalStorage
 
+from ..support.mounts import mounted_tmpfs, remount
+
 FOLDER = "data/spot/daily/klines/BTCUSDT/1h"
 
 
@@ -56,13 +58,8 @@ def _storage(root: Path, *, unnamed: bool, **options: object) -> LocalStorage:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of its own (mounting needs root), to be made read-only under a running storage."""
-    target = tmp_path / "tmpfs"
-    target.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(target)], capture_output=True)
-    if done.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs here (the test needs root): {done.stderr.decode().strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
+    with mounted_tmpfs(tmp_path / "tmpfs", "size=4m", refused=pytest.fail) as target:
+        yield target
 
 
 @pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed", "named"])
@@ -179,7 +176,7 @@ async def test_a_read_only_file_system_in_a_writer_thread_stops_the_run(tmpfs: P
     storage = _storage(tmpfs / "mirror", unnamed=unnamed, slow_commit=0)
     async with storage:
         await storage.put_bytes(_key(1), b"one")
-        await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+        await asyncio.to_thread(remount, tmpfs, "ro")
         with pytest.raises(StorageFullError, match=r"cannot write .*: the file system is read-only"):
             await _write(storage, _key(2), b"two")
     assert (tmpfs / "mirror" / _key(1)).read_bytes() == b"one"

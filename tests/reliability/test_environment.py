@@ -34,6 +34,7 @@ from binance_archive.errors import TransportError
 from binance_archive.report import Outcome
 from binance_archive.testing import make_sidecar, make_zip, replace_file
 
+from ..support.mounts import mounted_tmpfs, remount
 from ..support.processes import s5cmd_children
 from .scenario import TODAY, build, planned
 from .support import QUICK_RETRY, ServerThread, assert_mirror_trustworthy, backends, closed_port, run_main, temp_files
@@ -83,24 +84,8 @@ def write_big(root: Path, file: ArchiveFile, size: int) -> None:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str, str], Path]]:
     """Mount tmpfs file systems (skipping, saying why, where mounting is not allowed); unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(name: str, options: str) -> Path:
-        target = tmp_path / name
-        target.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-        mounted.append(target)
-        return target
-
-    yield mount
-    for target in reversed(mounted):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True)
-
-
-def remount(target: Path, options: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{options}", str(target)], check=True, capture_output=True)
+    with contextlib.ExitStack() as mounts:
+        yield lambda name, options: mounts.enter_context(mounted_tmpfs(tmp_path / name, options))
 
 
 # -- a full disk ------------------------------------------------------------------------------------------------
