@@ -37,6 +37,7 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         base_url=args.base_url,
         transport_options=options,
         concurrency=args.concurrency,
+        max_concurrency=args.max_concurrency,
     )
     # The event loop the command line would use (uvloop when installed; BINANCE_ARCHIVE_LOOP chooses), and the
     # report it keeps when it prints a summary rather than --json: counts and problems, not every file's outcome.
@@ -124,6 +125,7 @@ def main() -> None:
     archive.add_argument("--spec", required=True)
     archive.add_argument("--today", default="2026-01-01")
     archive.add_argument("--concurrency", type=int)
+    archive.add_argument("--max-concurrency", type=int, help="with --concurrency: where the level starts and its ceiling")
     archive.add_argument("--option", action="append", default=[], help="transport option NAME=VALUE")
     sequential = commands.add_parser("sequential")
     sequential.add_argument("--base-url", required=True)

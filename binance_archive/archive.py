@@ -68,7 +68,7 @@ class Archive:
             default is the ``BINANCE_ARCHIVE_BASE_URL`` environment variable where it is set).
         listing_url: the S3 listing of the archive (passed to the transport as ``listing_url``; the HTTP
             transport's default is ``BINANCE_ARCHIVE_LISTING_URL`` where it is set).
-        concurrency: files in flight at once, pinned (default: found by measuring for HTTP, from 80 up to 256;
+        concurrency: files in flight at once, pinned (default: found by measuring for HTTP, from 128 up to 256;
             512 for s5cmd, 32 for a mirror). With ``max_concurrency``: the level to start from.
         max_concurrency: find the number of files in flight by measuring, up to this many: it grows while
             throughput grows, and halves at once when the server turns tries away (429, 503, refused

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-option", action="append", metavar="KEY=VALUE", help="an option of the storage")
     p.add_argument(
         "--concurrency", type=int, metavar="N",
-        help="files in flight at once, pinned (default: over HTTP, found by measuring from 80 up to 256; with "
+        help="files in flight at once, pinned (default: over HTTP, found by measuring from 128 up to 256; with "
         "--max-concurrency, where to start)",
     )  # fmt: skip
     p.add_argument(

@@ -90,7 +90,7 @@ async def test_concurrency_alone_pins_the_level(many_tree: Path, tmp_path: Path)
 
 def test_the_defaults_find_the_level_over_http_and_pin_it_elsewhere(tmp_path: Path) -> None:
     http = Archive(tmp_path / "a", entry_points=False)
-    assert (http.concurrency, http.max_concurrency) == (80, 256)
+    assert (http.concurrency, http.max_concurrency) == (128, 256)
     assert http.transport._limit == 2 * 256, "the connection pool holds the ceiling's files"  # type: ignore[attr-defined]
     assert Archive(tmp_path / "b", max_concurrency=40, entry_points=False).concurrency == 40, (
         "start at most the ceiling"
@@ -184,7 +184,7 @@ async def test_the_command_says_the_level_in_its_summary_and_json_and_concurrenc
         document = json.loads(out)
         assert status == 0 and document["concurrency"]["adaptive"] is True
         assert document["concurrency"]["ceiling"] == 64 and document["concurrency"]["start"] == 64, (
-            "the configuration file's ceiling, started at the default's 80 or the ceiling, whichever is lower"
+            "the configuration file's ceiling, started at the default's 128 or the ceiling, whichever is lower"
         )
         assert {"settled", "low", "high", "backoffs"} <= document["concurrency"].keys()
         # --concurrency alone pins the level, whatever ceiling the configuration file gave.

@@ -84,6 +84,51 @@ def test_the_level_doubles_while_throughput_grows_and_never_passes_the_ceiling()
     assert summary.settled == 100 and summary.ceiling == 100 and summary.backoffs == 0
 
 
+def test_a_doubling_whose_first_round_paid_for_its_new_connections_gets_a_second_round() -> None:
+    """Tries sent just after a raise wait behind the burst of connections it opens (here 0.35 s instead of 0.2 s):
+    judged on that round alone, 80 -> 160 would look like 1.14x the files a second and be given up."""
+    clock = Clock()
+    pace = Pace(80, 160, clock=clock)
+    raised_at = [-1.0]
+
+    def took(level: int) -> float:
+        if level == 160 and raised_at[0] < 0:
+            raised_at[0] = clock.now
+        return 0.35 if 0 <= clock.now - raised_at[0] < 0.25 else 0.2
+
+    levels = Simulation(pace, clock, took).run(2000)
+    assert distinct(levels) == [80, 160], "kept after its second round: 160 in flight give 2x the files a second"
+    assert pace.summary().settled == 160
+
+
+def test_a_doubling_that_does_not_pay_in_its_second_round_either_goes_back() -> None:
+    clock = Clock()
+    pace = Pace(80, 160, clock=clock)
+    levels = Simulation(pace, clock, latency_bound(0.2, capacity=400)).run(2000)  # 80 in flight already give 400/s
+    assert distinct(levels)[:3] == [80, 160, 80]
+    raised = levels.index(160)
+    back = levels.index(80, raised)
+    # Judged on its first round alone it went back after ~200 tries ended (a wave sent at 80, then 40 measured).
+    assert back - raised >= 2 * 160, "a second round at 160 (80 more tries measured) before going back"
+
+
+def test_the_round_after_a_raise_ends_one_latency_later_not_two() -> None:
+    """The added places' first tries are not measured, so the round after a raise is made of the places it had
+    before: it ends when their next tries do, about one latency after the raise. Waiting for half the new level
+    would wait for the added places' second tries: two latencies."""
+    clock = Clock()
+    start = clock.now
+    pace = Pace(80, 256, clock=clock)
+    simulation = Simulation(pace, clock, latency_bound(0.2))
+    raised: dict[int, float] = {}
+    while 256 not in raised:
+        level = simulation.run(1)[-1]
+        raised.setdefault(level, clock.now - start)
+    assert list(raised) == [80, 160, 256]
+    assert 0.2 <= raised[160] < 0.25, "the first round: the first 40 of 80 tries of 0.2 s"
+    assert 0.2 <= raised[256] - raised[160] < 0.25, raised
+
+
 def test_it_returns_to_the_level_before_and_holds_when_throughput_stops_growing() -> None:
     clock = Clock()
     pace = Pace(16, 1024, min_round=0.1, hold_rounds=8, clock=clock)
