@@ -125,7 +125,9 @@ def main() -> None:
     archive.add_argument("--spec", required=True)
     archive.add_argument("--today", default="2026-01-01")
     archive.add_argument("--concurrency", type=int)
-    archive.add_argument("--max-concurrency", type=int, help="with --concurrency: where the level starts and its ceiling")
+    archive.add_argument(
+        "--max-concurrency", type=int, help="with --concurrency: where the level starts and its ceiling"
+    )
     archive.add_argument("--option", action="append", default=[], help="transport option NAME=VALUE")
     sequential = commands.add_parser("sequential")
     sequential.add_argument("--base-url", required=True)
@@ -138,6 +140,9 @@ def main() -> None:
     args = parser.parse_args()
     result = {"archive": _archive, "sequential": _sequential, "plan": _plan}[args.command](args)
     sys.stdout.write(json.dumps(result) + "\n")
+    from binance_archive.runner import end_process
+
+    end_process(0)  # as the command ends: without the interpreter's finalization
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """``python -m binance_archive``: the same as the ``binance-archive`` command."""
 
-from binance_archive.cli import console_main
+from binance_archive.cli import console_script
 
-raise SystemExit(console_main())
+console_script()

@@ -196,6 +196,61 @@ def test_console_script_runs_as_a_process() -> None:
     assert result.stdout == "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip\n"
 
 
+ENDS_AT_ONCE = """
+import atexit, os, sys, threading, time
+from binance_archive.cli import console_script
+
+def outlive():
+    time.sleep(5)
+    os.write(2, b"waited for\\n")
+
+# A thread still running at the end: the interpreter's finalization would wait for it, os._exit does not.
+threading.Thread(target=outlive).start()
+atexit.register(lambda: sys.stderr.write("exit handler\\n"))
+sys.argv = ["binance-archive", *sys.argv[1:]]
+console_script()
+"""
+
+
+EVERY_DAY_OF_2024 = ["plan", *PLAN_ARGS, "--start", "2024-01-01", "--end", "2024-12-31", "--period", "daily"]
+
+
+@pytest.mark.parametrize(("argv", "status"), [(EVERY_DAY_OF_2024, 0), (["plan"], 2)])
+def test_the_script_ends_its_process_at_once_with_the_status_and_everything_said(argv: list[str], status: int) -> None:
+    """``binance-archive`` skips the interpreter's finalization (where a Rust client's thread has aborted it) but not
+    the exit handlers, and every line it wrote reaches the reader: stdout to a pipe is block-buffered."""
+    result = subprocess.run(
+        [sys.executable, "-c", ENDS_AT_ONCE, *argv, "--today", "2025-01-01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == status, result.stderr
+    assert "exit handler" in result.stderr and "waited for" not in result.stderr, result.stderr
+    if status == 0:
+        lines = result.stdout.splitlines()
+        assert len(lines) == 366 and lines[-1].endswith("BTCUSDT-1m-2024-12-31.zip"), "every day of 2024, the last too"
+    else:
+        assert result.stdout == "" and "--market is required" in result.stderr, result.stderr
+
+
+def test_the_script_stops_quietly_when_its_reader_goes_away() -> None:
+    """``binance-archive plan ... | head -1``: the reader leaves after one line of ~2 MB (more than a pipe holds);
+    the script still ends with 0 and nothing on standard error (its last flush goes nowhere, without a complaint)."""
+    with subprocess.Popen(
+        [sys.executable, "-m", "binance_archive", "plan", "--market", "spot", "--data-type", "klines", "--symbol",
+         "BTCUSDT", "--interval", "1m,3m,5m,15m,30m,1h,2h,4h,6h,8h,12h,1d", "--start", "2017-08-17",
+         "--end", "2024-12-31", "--period", "daily", "--today", "2025-01-01"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as process:  # fmt: skip
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()
+        errors = process.stderr.read()
+        assert process.wait(timeout=120) == 0, errors
+    assert first.endswith(b"BTCUSDT-1m-2017-08-17.zip\n") and errors == b"", errors
+
+
 # -- a selection that plans nothing ----------------------------------------------------------------------------
 
 NOTHING = {

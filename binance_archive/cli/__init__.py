@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from binance_archive.cli.output import (
     EXIT_INTERRUPTED,
@@ -31,7 +31,7 @@ from binance_archive.cli.output import (
 from binance_archive.cli.parser import build_parser
 from binance_archive.errors import BinanceArchiveError
 
-__all__ = ["console_main", "main"]
+__all__ = ["console_main", "console_script", "main"]
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -71,3 +71,12 @@ def console_main() -> int:
     except KeyboardInterrupt:  # before main's own handling (parsing the options, say)
         say_interrupted()
         return EXIT_INTERRUPTED
+
+
+def console_script() -> NoReturn:
+    """The ``binance-archive`` script and ``python -m binance_archive``: :func:`console_main`, then the process ends
+    at once with its status, without the interpreter's finalization (see :func:`binance_archive.runner.end_process`).
+    """
+    from binance_archive.runner import end_process
+
+    end_process(console_main())

@@ -10,14 +10,14 @@ A :class:`Pace` is a gate with a level that moves. Every try of a file (its zip 
   counting files a second, needs no warm-up after a change: a try started at the new level takes as long as the
   new level makes it take. The first tries into the places a raise adds are left out (they open connections,
   which a handshake over a long link makes slow, once), so the round after a raise waits for half the places it
-  had before, whose next tries are measured, rather than for the added places' second tries: one latency less
-  below the ceiling (at 200 ms a request, 0.2 s of a 2,000-file run's ramp; docs/performance.md).
-- **Growth.** From ``start`` the level doubles each round while a round's throughput grows by at least half as
-  much as the level did (80 to 160 files in flight must give at least 1.5 times the files a second); where a
-  doubling's first round falls short, a second round at that level decides (the first also paid for opening the
-  new connections, all at once), and the level that does not pay goes back to the level before and holds it. While holding, a step of ``step`` is tried every
-  ``hold_rounds`` rounds, kept on the same condition. A round whose tries did not fill the level (the plan ran
-  short, files were skipped) teaches nothing and changes nothing.
+  had before, whose next tries are measured, rather than for the added places' second tries: a round trip less
+  below the ceiling (at 200 ms a request, 256 reached 0.1 - 0.15 s sooner; docs/performance.md).
+- **Growth.** From ``start`` the level doubles each round while a round's throughput grows by at least half as much
+  as the level did (80 to 160 files in flight must give at least 1.5 times the files a second); where a doubling's
+  first round falls short, a second round at that level decides (the first also paid for opening the new
+  connections, all at once), and the level that does not pay goes back to the level before and holds it. While
+  holding, a step of ``step`` is tried every ``hold_rounds`` rounds, kept on the same condition. A round whose tries
+  did not fill the level (the plan ran short, files were skipped) teaches nothing and changes nothing.
 - **Back-off.** A try the server turned away for load (429, 503, a connection refused or reset:
   :attr:`~binance_archive.errors.RetryableError.throttled`) halves the level at once, never below ``floor``.
   Below a level of 64 one refusal is enough; above, a round needs one refusal in 32 of the level (a refusal or two
