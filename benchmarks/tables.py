@@ -35,8 +35,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from run import log, python_env, run_process  # noqa: E402
-
 CONTENDERS = ("ours", "pandas")
 DAY = dt.date(2024, 3, 5)
 _AGG_COLUMNS = [
@@ -81,6 +79,8 @@ def _write_zip(root: Path, key: str, csv_path: Path) -> None:
 
 def ensure_data(cache: Path, *, big: bool) -> dict[str, Path]:
     """The mirrors of the workloads, written once into ``cache``."""
+    from run import log
+
     from binance_archive import Selection, plan
     from binance_archive.testing import build_archive
 
@@ -152,6 +152,10 @@ def worker(argv: list[str]) -> None:
 
 
 def measure(contender: str, mirror: Path, dest: Path, logs: Path) -> dict[str, Any]:
+    # The harness's module, imported here and not at the top: a contender's process would pay ~0.3 s for it
+    # (aiohttp, the fake archive), and the two contenders' ratio would lean towards 1.
+    from run import python_env, run_process
+
     out = dest / f"{contender}-{time.monotonic_ns()}"
     argv = [sys.executable, str(Path(__file__).resolve()), "worker", contender, str(mirror), str(out)]
     record = run_process(argv, logs / out.name, env=python_env())
@@ -164,6 +168,8 @@ def measure(contender: str, mirror: Path, dest: Path, logs: Path) -> dict[str, A
 
 
 def main() -> None:
+    from run import log
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="no 1 GB file, one run each")
     parser.add_argument("--runs", type=int, help="repetitions of each workload (default 3; 1 with --quick)")

@@ -12,7 +12,7 @@ from binance_archive.errors import ConfigurationError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["INSTALL_HINT", "arrow_schema", "csv_types", "import_pyarrow"]
+__all__ = ["INSTALL_HINT", "arrow_schema", "csv_types", "import_pyarrow", "int_scalar"]
 
 INSTALL_HINT = "pip install 'binance-archive[tables]' (or pip install pyarrow)"
 TIMESTAMP_UNIT = "us"
@@ -34,6 +34,20 @@ def import_pyarrow() -> ModuleType:
         raise ConfigurationError(f"the tables need pyarrow: {INSTALL_HINT}") from exc
     module: ModuleType = pyarrow
     return module
+
+
+def int_scalar(value: int, kind: pa.DataType | None = None) -> pa.Scalar:
+    """An Arrow scalar of a 64-bit integer type (int64 by default, or a timestamp: ``value`` in its unit), made
+    from its bytes.
+
+    ``pa.scalar(value)``, and a compute function given a Python number, convert through pyarrow's pandas shim, which
+    imports pandas wherever it is installed: ~0.2 s, once a process, in the middle of the first file (measured in
+    docs/performance.md). The conversion makes its scalars this way and never imports pandas.
+    """
+    import pyarrow as pa
+
+    data = pa.py_buffer(value.to_bytes(8, "little", signed=True))
+    return pa.Array.from_buffers(kind or pa.int64(), 1, [None, data])[0]
 
 
 def _table_type(kind: ColumnType) -> pa.DataType:

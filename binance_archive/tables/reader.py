@@ -24,7 +24,7 @@ import attrs
 from binance_archive.core.files import ArchiveFile
 from binance_archive.core.periods import Period, month_end
 from binance_archive.core.schemas import ColumnType, TableSchema
-from binance_archive.tables.arrow import TIMESTAMP_UNIT, TIMEZONE, arrow_schema, csv_types
+from binance_archive.tables.arrow import TIMESTAMP_UNIT, TIMEZONE, arrow_schema, csv_types, int_scalar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,6 +38,7 @@ WHOLE_UP_TO = 32 * 1024 * 1024
 at a time, so that memory stays bounded whatever the file's size."""
 _MICROSECONDS_FROM = 10**14
 """An integer time this large or larger counts microseconds (1973-03-03 in µs; the year 5138 in ms)."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TRUE = ["true", "True", "TRUE"]
 _FALSE = ["false", "False", "FALSE"]
 _TEXT_TIME = "%Y-%m-%d %H:%M:%S"
@@ -194,6 +195,10 @@ def _bounds(file: ArchiveFile, schema: TableSchema) -> tuple[dt.datetime, dt.dat
     return first - slack, end + slack
 
 
+def _microseconds_of(time: dt.datetime) -> int:
+    return (time - _EPOCH) // dt.timedelta(microseconds=1)
+
+
 @attrs.define
 class _Batches:
     """The file's CSV (in ``csv_bytes`` where it was inflated whole) as typed record batches of the table."""
@@ -213,7 +218,7 @@ class _Batches:
 
         self._target = arrow_schema(self._schema)
         stamp = pa.timestamp(TIMESTAMP_UNIT, tz=TIMEZONE)
-        self._lo, self._hi = (pa.scalar(t, type=stamp) for t in _bounds(self._file, self._schema))
+        self._lo, self._hi = (int_scalar(_microseconds_of(t), stamp) for t in _bounds(self._file, self._schema))
 
     def as_read(self) -> Iterator[pa.RecordBatch]:
         return self._typed()
@@ -339,7 +344,7 @@ class _Batches:
             else:
                 columns[column.name] = values
         if schema.hour_column is not None:
-            hours = pc.multiply_checked(columns.pop(schema.hour_column), 3_600_000_000)
+            hours = pc.multiply_checked(columns.pop(schema.hour_column), int_scalar(3_600_000_000))
             date = columns.pop(schema.time_column)
             columns = {"time": pc.add(date, hours.cast(pa.duration(TIMESTAMP_UNIT))), **columns}
         return pa.RecordBatch.from_arrays([columns[name] for name, _ in schema.table_columns], schema=self._target)
@@ -353,7 +358,8 @@ class _Batches:
         times = batch.column(self._schema.table_time_column)
         bounds = pc.min_max(times)
         first, last = bounds["min"], bounds["max"]
-        if not first.is_valid or (self._lo.as_py() <= first.as_py() and last.as_py() <= self._hi.as_py()):
+        # .value (microseconds), not .as_py(): a datetime would import pandas (see int_scalar).
+        if not first.is_valid or (self._lo.value <= first.value and last.value <= self._hi.value):
             return
         outside = pc.or_kleene(pc.less(times, self._lo), pc.greater(times, self._hi))
         if pc.any(outside).as_py():
@@ -377,19 +383,37 @@ def _microseconds(values: pa.Array) -> pa.Array:
     if first is None or first >= _MICROSECONDS_FROM:
         return values
     if last < _MICROSECONDS_FROM:
-        return pc.multiply_checked(values, 1000)
-    return pc.if_else(pc.less(values, _MICROSECONDS_FROM), pc.multiply_checked(values, 1000), values)
+        return pc.multiply_checked(values, int_scalar(1000))
+    return pc.if_else(
+        pc.less(values, int_scalar(_MICROSECONDS_FROM)), pc.multiply_checked(values, int_scalar(1000)), values
+    )
 
 
 def _first_of_each(table: pa.Table) -> pa.Table:
-    """The table's rows without exact duplicates: the first of each, in the order they came."""
+    """The table's rows without exact duplicates: the first of each, in the order they came.
+
+    Each row gets one integer key, a column at a time: the column's values numbered by dictionary encoding (a null
+    is a value of its own), combined with the key so far as ``key * values + number`` and numbered again, so that
+    the key stays below the rows' count squared. Not ``group_by``: it imports pyarrow's dataset module, and with it
+    pandas (see :func:`~binance_archive.tables.arrow.int_scalar`).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    names = list(table.column_names)
-    indexed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
-    first = indexed.group_by(names, use_threads=False).aggregate([("__row", "min")]).column("__row_min")
-    return table.take(pc.take(first, pc.sort_indices(first)))
+    table = table.combine_chunks()
+    key: pa.Array | None = None
+    for column in table.columns:
+        encoded = pc.dictionary_encode(column.chunk(0) if column.num_chunks else column, null_encoding="encode")
+        number = encoded.indices.cast(pa.int64())
+        if key is None:
+            key = number
+        else:
+            combined = pc.add(pc.multiply(key, int_scalar(len(encoded.dictionary))), number)
+            key = pc.dictionary_encode(combined).indices.cast(pa.int64())
+    if key is None or not len(key):
+        return table
+    # unique() keeps the order of first appearance, and index_in() finds each key's first row: already in order.
+    return table.take(pc.index_in(pc.unique(key), value_set=key))
 
 
 def _stable_order(table: pa.Table, column: str) -> pa.Array:
