@@ -152,8 +152,8 @@ def worker(argv: list[str]) -> None:
 
 
 def measure(contender: str, mirror: Path, dest: Path, logs: Path) -> dict[str, Any]:
-    # The harness's module, imported here and not at the top: a contender's process would pay ~0.3 s for it
-    # (aiohttp, the fake archive), and the two contenders' ratio would lean towards 1.
+    # The harness's module, imported here and not at the top: each contender's process would pay for importing it
+    # (aiohttp, the fake archive), the same time on both sides, and their ratio would lean towards 1.
     from run import python_env, run_process
 
     out = dest / f"{contender}-{time.monotonic_ns()}"

@@ -267,10 +267,11 @@ def end_process(status: int) -> NoReturn:
     """End a process that has run its one job (the ``binance-archive`` command) at once, with ``status``.
 
     Its work is over: stored, verified, reported. What would follow is the interpreter's finalization, every
-    module and object torn down one by one (and threads still running waited for): 18 - 43 ms after a small
-    download here (docs/performance.md), and the moment at which a Rust-backed client's thread taking the GIL has
-    aborted the interpreter with status 134 (pyreqwest; docs/reliability.md). So the exit handlers run (logging's
-    flush, a Dask client's close), the standard streams are flushed, and :func:`os._exit` ends the process.
+    module and object torn down one by one (and threads still running waited for): time for nothing
+    (docs/performance.md, *The end of the process*), and the moment at which a Rust-backed client's thread taking
+    the GIL has aborted the interpreter with status 134 (pyreqwest; docs/reliability.md). So the exit handlers run
+    (logging's flush among them), the standard streams are flushed, and :func:`os._exit` ends the
+    process.
 
     The library never calls this on its own: a notebook or an application ends its process as it pleases.
     """

@@ -11,7 +11,7 @@ A :class:`Pace` is a gate with a level that moves. Every try of a file (its zip 
   new level makes it take. The first tries into the places a raise adds are left out (they open connections,
   which a handshake over a long link makes slow, once), so the round after a raise waits for half the places it
   had before, whose next tries are measured, rather than for the added places' second tries: a round trip less
-  below the ceiling (at 200 ms a request, 256 reached 0.1 - 0.15 s sooner; docs/performance.md).
+  below the ceiling (docs/performance.md, *The ramp to 256*).
 - **Growth.** From ``start`` the level doubles each round while a round's throughput grows by at least half as much
   as the level did (80 to 160 files in flight must give at least 1.5 times the files a second); where a doubling's
   first round falls short, a second round at that level decides (the first also paid for opening the new
@@ -327,8 +327,7 @@ class Pace:
         gain = (throughput / before_throughput - 1) / (level / before - 1)
         if gain < _GAIN and self._phase is _Phase.START and not self._second_look:
             # A doubling's first round also paid for opening as many connections as there were, in a burst: one
-            # more round at this level before it is judged (measured at 200 ms, 128 -> 256 gave 1.41x the files a
-            # second in its first round and 1.7 - 1.9x in steady state).
+            # more round at this level before it is judged (docs/performance.md, *The ramp to 256*).
             log.debug("files in flight: %d -> %d gave %.0f -> %.0f tries/s: one more round", before, level,
                       before_throughput, throughput)  # fmt: skip
             self._second_look = True

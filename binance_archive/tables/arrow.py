@@ -40,9 +40,10 @@ def int_scalar(value: int, kind: pa.DataType | None = None) -> pa.Scalar:
     """An Arrow scalar of a 64-bit integer type (int64 by default, or a timestamp: ``value`` in its unit), made
     from its bytes.
 
-    ``pa.scalar(value)``, and a compute function given a Python number, convert through pyarrow's pandas shim, which
-    imports pandas wherever it is installed: ~0.2 s, once a process, in the middle of the first file (measured in
-    docs/performance.md). The conversion makes its scalars this way and never imports pandas.
+    ``pa.scalar(value)``, and a compute function given a Python number, convert through pyarrow's pandas shim,
+    which imports pandas wherever it is installed: once a process, in the middle of the first file, and slow
+    (docs/performance.md, *Tables: converting the mirror to Parquet*). The conversion makes its scalars this way
+    and never imports pandas.
     """
     import pyarrow as pa
 

@@ -400,17 +400,19 @@ def _first_of_each(table: pa.Table) -> pa.Table:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = table.combine_chunks()
+    if not table.num_rows:
+        return table
+    table = table.combine_chunks()  # a chunk a column
     key: pa.Array | None = None
     for column in table.columns:
-        encoded = pc.dictionary_encode(column.chunk(0) if column.num_chunks else column, null_encoding="encode")
+        encoded = pc.dictionary_encode(column.chunk(0), null_encoding="encode")
         number = encoded.indices.cast(pa.int64())
         if key is None:
             key = number
         else:
             combined = pc.add(pc.multiply(key, int_scalar(len(encoded.dictionary))), number)
             key = pc.dictionary_encode(combined).indices.cast(pa.int64())
-    if key is None or not len(key):
+    if key is None:
         return table
     # unique() keeps the order of first appearance, and index_in() finds each key's first row: already in order.
     return table.take(pc.index_in(pc.unique(key), value_set=key))
