@@ -5,8 +5,8 @@ file's metadata.
 Only text columns are dictionary-encoded: prices, quantities, ids and times are nearly all distinct, and building a
 dictionary for them costs more than it saves (docs/performance.md). A file of several batches is written by a thread
 of its own while the next batches are parsed, so that parsing and compressing overlap; a file of one batch (every
-small file) is written where it was parsed, since there is nothing to overlap and the thread's hand-overs cost more
-than the writing saves.
+small file) is written where it was parsed: there is nothing to overlap, and a thread's start and hand-overs would
+only add to the time (docs/performance.md).
 """
 
 from __future__ import annotations
