@@ -20,7 +20,7 @@ WORKER = HERE / "worker.py"
 REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
 BUCKET = "data.binance.vision"
 
-CONTENDERS = ("http", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
+CONTENDERS = ("http", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
 CURL_PARALLEL = 256
 """``curl --parallel-max``: as many transfers at once as s5cmd's 256 workers."""
 
@@ -55,9 +55,9 @@ def command(
     env = python_env()
     # Ours trusts the CA through its documented option alone (no SSL_CERT_FILE), so a run over HTTPS shows it works.
     trust = ["--option", f"ca_bundle={ca_file}"] if ca_file else []
-    if contender in ("http", "http-aiohttp"):
-        # The default client (pyreqwest, installed by the [fast] extra), and aiohttp for comparison.
-        client = ["--option", "client=aiohttp"] if contender == "http-aiohttp" else []
+    if contender in ("http", "http-pyreqwest", "http-aiohttp"):
+        # The default client (the native one), and the two client libraries for comparison.
+        client = ["--option", f"client={contender[5:]}"] if contender != "http" else []
         return [
             *py, "archive", "--transport", "http", "--base-url", base_url, "--dest", str(dest),
             "--spec", str(_spec(folder, spec)), *client, *trust,

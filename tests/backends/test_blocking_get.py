@@ -25,7 +25,7 @@ from binance_archive.errors import ConfigurationError, FileMissingError, Retryab
 from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.transports.http import HttpTransport
 
-CLIENTS = ["aiohttp", "pyreqwest"]
+CLIENTS = ["native", "aiohttp", "pyreqwest"]
 FILE = ArchiveFile(Market.SPOT, DataType.TRADES, "BTCUSDT", Period.DAILY, dt.date(2024, 1, 1))
 MEMBER = 300_000  # bytes of the zipped CSV: incompressible, so the zip is about as large
 

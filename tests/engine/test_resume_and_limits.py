@@ -178,7 +178,7 @@ async def test_a_full_storage_stops_the_run_instead_of_failing_every_file(daily_
     assert "STOPPED" in report.summary()
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_a_body_that_drips_is_given_up_within_bounds(client: str, daily_tree: Path, tmp_path: Path) -> None:
     """A server that never pauses long enough for the read timeout, but would take minutes for a file."""
     import time
@@ -209,7 +209,7 @@ async def test_a_body_that_drips_is_given_up_within_bounds(client: str, daily_tr
     assert not (mirror / victim.key).exists() and not (mirror / victim.checksum_key).exists()
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_a_run_that_sends_no_request_never_imports_an_http_client(
     client: str, daily_tree: Path, tmp_path: Path
 ) -> None:
@@ -228,7 +228,8 @@ async def test_a_run_that_sends_no_request_never_imports_an_http_client(
             f"archive = Archive({str(mirror)!r}, base_url={server.base_url!r}, entry_points=False,"
             f" transport_options={{'client': {client!r}}})\n"
             f"report = archive.download_sync(selection, today=datetime.date.fromisoformat({TODAY.isoformat()!r}))\n"
-            "print(report.downloaded, report.skipped, 'aiohttp' in sys.modules, 'pyreqwest' in sys.modules)\n"
+            "print(report.downloaded, report.skipped, 'aiohttp' in sys.modules, 'pyreqwest' in sys.modules,"
+            " 'binance_archive.transports.http.native' in sys.modules)\n"
         )
 
         async def run() -> list[str]:
@@ -240,14 +241,14 @@ async def test_a_run_that_sends_no_request_never_imports_an_http_client(
             return out.decode().split()
 
         files = len(planned(DAILY))
-        used = [str(client == "aiohttp"), str(client == "pyreqwest")]
+        used = [str(client == "aiohttp"), str(client == "pyreqwest"), str(client == "native")]
         assert await run() == [str(files), "0", *used]
         server.stats.reset()
-        assert await run() == ["0", str(files), "False", "False"]
+        assert await run() == ["0", str(files), "False", "False", "False"]
         assert server.stats.requests == 0
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_a_download_leaves_no_reference_cycles_holding_responses(
     client: str, daily_tree: Path, tmp_path: Path
 ) -> None:

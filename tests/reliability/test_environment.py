@@ -215,6 +215,7 @@ def as_nobody(argv: list[str]) -> tuple[int, str, str]:
 
     for module in ("binance_archive.archive", "binance_archive.plugins", "binance_archive.transports.s5cmd",
                    "binance_archive.transports.mirror", "binance_archive.transports.http.reqwest_client", "binance_archive.transports.http.aiohttp_client", "aiohttp",
+                   "binance_archive.transports.http.native",
                    "pyreqwest.client", "pyreqwest.exceptions", "cattrs", "uvloop", "encodings.idna"):  # fmt: skip
         importlib.import_module(module)
     Archive("unused", entry_points=False)  # the plugin manager and every built-in backend's module
@@ -337,7 +338,7 @@ def test_the_cli_stops_against_a_dead_host_saying_what_failed_and_since_when(tmp
     assert took < BOUND * 3, "the default retries of 60 files would take minutes"
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_a_server_that_accepts_and_never_answers_times_out(client: str, tmp_path: Path) -> None:
     accepted: list[socket.socket] = []
 

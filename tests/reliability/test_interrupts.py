@@ -141,9 +141,11 @@ async def interrupt_once(
 @pytest.mark.parametrize(
     ("processes", "transport", "start", "trials"),
     [
-        (2, "pyreqwest", "fork", 7),
-        (2, "aiohttp", "spawn", 6),
-        (1, "pyreqwest", "auto", 6),
+        (2, "native", "fork", 6),
+        (2, "pyreqwest", "fork", 5),
+        (2, "aiohttp", "spawn", 5),
+        (1, "native", "auto", 5),
+        (1, "pyreqwest", "auto", 4),
         (1, "aiohttp", "auto", 3),
         (2, "s5cmd", "fork", 3),
     ],
@@ -170,7 +172,7 @@ async def test_ctrl_c_to_the_process_group_stops_every_process_at_once(
     assert len(times) >= trials - 1, "the runs ended before the signal: the trials tested nothing"
 
 
-@pytest.mark.parametrize("client", ["pyreqwest", "aiohttp"])
+@pytest.mark.parametrize("client", ["native", "pyreqwest", "aiohttp"])
 async def test_a_cancelled_request_never_carries_on(tmp_path: Path, client: str) -> None:
     """Fifty requests in flight, cancelled together, ten times over: every one of them ends in CancelledError.
 

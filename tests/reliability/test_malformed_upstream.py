@@ -313,7 +313,7 @@ async def test_a_huge_sidecar_is_refused_with_bounded_memory(tmp_path: Path, sha
     assert not (tmp_path / "mirror" / victim.key).exists()
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_a_transport_refuses_a_huge_sidecar_before_reading_it(client: str, tmp_path: Path) -> None:
     async with hostile() as server:
         served: list[int] = []
@@ -341,7 +341,7 @@ async def test_a_transport_refuses_a_huge_sidecar_before_reading_it(client: str,
 # -- zips that lie about their size -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 @pytest.mark.parametrize("lie", ["longer than sent", "shorter than sent"])
 async def test_a_zip_whose_length_lies_is_never_stored(tmp_path: Path, lie: str, client: str) -> None:
     victim = FILES[1]

@@ -103,7 +103,7 @@ async def tls_front(target_port: int, cert: Path, key: Path) -> AsyncIterator[in
         server.close()
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_https_refuses_a_self_signed_certificate_by_default_and_accepts_it_when_told(
     client: str, tmp_path: Path
 ) -> None:
@@ -153,7 +153,7 @@ CA_CHECK = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_verification_is_real_a_trusted_ca_is_accepted_and_a_wrong_host_refused(
     client: str, tmp_path: Path
 ) -> None:
@@ -251,7 +251,7 @@ async def test_the_blocking_get_of_a_large_body_verifies_certificates_as_the_cli
 SECRETS = ("alice-user", "pw-S3CR3T", "sig-T0P-SECRET", "kp-ID-42")
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_credentials_and_signatures_never_reach_logs_reports_or_exceptions(
     client: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

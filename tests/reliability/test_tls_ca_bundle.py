@@ -26,7 +26,7 @@ def _bundle(path: Path, *certs: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_ca_bundle_trusts_a_private_ca_beside_the_default_store_and_still_checks_the_host(
     client: str, tmp_path: Path
 ) -> None:
@@ -111,7 +111,7 @@ async def test_the_blocking_get_of_a_large_body_trusts_the_ca_bundle_too(tmp_pat
     assert misnamed.startswith("TLS failed") and any(w in misnamed.lower() for w in ("match", "hostname")), misnamed
 
 
-@pytest.mark.parametrize("client", ["aiohttp", "pyreqwest"])
+@pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_ca_bundle_adds_to_ssl_cert_file_rather_than_replacing_it(client: str, tmp_path: Path) -> None:
     """Both trusted at once: the CA of ``SSL_CERT_FILE`` (the default store) and that of the bundle, in a subprocess
     (the default store is read from the environment once per process)."""

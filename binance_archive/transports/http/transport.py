@@ -1,4 +1,5 @@
-"""The native HTTP transport: one client (pyreqwest or aiohttp), keep-alive pooling, streaming bodies, S3 listing.
+"""The HTTP transport: one client (the native one, or aiohttp or pyreqwest), keep-alive pooling, streaming bodies,
+S3 listing.
 
 The client is made on the first request, and its library imported then: a run that sends no request (a resume of a
 complete mirror, ``plan``, ``verify``) pays for neither.
@@ -35,21 +36,19 @@ BASE_URL_ENV = "BINANCE_ARCHIVE_BASE_URL"
 """The environment variable that gives ``base_url`` where no option does (set once for workers, containers)."""
 LISTING_URL_ENV = "BINANCE_ARCHIVE_LISTING_URL"
 """The environment variable that gives ``listing_url`` where no option does."""
-_CLIENTS = ("aiohttp", "pyreqwest", "auto")
+_CLIENTS = ("aiohttp", "pyreqwest", "native", "auto")
 _DEFAULT_LIMIT = 128
 
 
 def _check_client(value: object) -> str:
-    """The client library to use: ``auto`` resolved to pyreqwest when it is installed, else aiohttp."""
+    """The client to use: ``auto`` is the native one."""
     if value not in _CLIENTS:
         raise ConfigurationError(f"client must be one of {', '.join(_CLIENTS)}, not {value!r}")
-    if value == "aiohttp":
-        return "aiohttp"
-    if importlib.util.find_spec("pyreqwest") is None:
-        if value == "pyreqwest":
-            raise ConfigurationError("client='pyreqwest' needs pyreqwest: pip install 'binance-archive[fast]'")
-        return "aiohttp"
-    return "pyreqwest"
+    if value == "auto":
+        return "native"
+    if value == "pyreqwest" and importlib.util.find_spec("pyreqwest") is None:
+        raise ConfigurationError("client='pyreqwest' needs pyreqwest: pip install 'binance-archive[pyreqwest]'")
+    return value
 
 
 class HttpTransport(Transport):
@@ -73,9 +72,10 @@ class HttpTransport(Transport):
             server with a self-signed or private CA's certificate, a TLS-inspecting proxy), for every client alike.
             The default trust store honours ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` too.
         user_agent: the User-Agent header.
-        client: the HTTP client library: ``auto`` (the default: pyreqwest when it is installed, else aiohttp),
-            ``aiohttp``, or ``pyreqwest`` (Rust's reqwest on a thread of its own: about half the event loop's CPU
-            per request; ``pip install 'binance-archive[fast]'``).
+        client: the HTTP client: ``native`` (the default, also ``auto``: HTTP/1.1 on asyncio's own connections,
+            the least CPU per file; see :mod:`.native`), ``aiohttp``, or ``pyreqwest`` (Rust's reqwest on a thread
+            of its own; ``pip install 'binance-archive[pyreqwest]'``). All three behave alike; docs/performance.md
+            compares them.
         large_body_bytes: a file whose response says it is larger than this (8 MiB by default) is fetched again
             on a blocking connection of its own in a worker thread, when the storage can write from one (the
             local file system): one more request, and a large body received for less CPU (see
@@ -155,6 +155,8 @@ class HttpTransport(Transport):
             import pyreqwest.client  # noqa: F401  (a client is made only after the fork: it starts a thread)
 
             import binance_archive.transports.http.reqwest_client
+        elif self.client == "native":
+            import binance_archive.transports.http.native
         else:
             import binance_archive.transports.http.aiohttp_client  # noqa: F401
 
@@ -185,6 +187,10 @@ class HttpTransport(Transport):
                     raise TransportError(f"the pyreqwest client cannot run here: {exc}; use client='aiohttp'") from None
                 log.info("pyreqwest cannot run in this process (%s); using aiohttp", exc)
                 self.client = "aiohttp"
+        if self.client == "native":
+            from binance_archive.transports.http.native import NativeClient
+
+            return NativeClient(limit=self._limit, settings=self._body_settings)
         from binance_archive.transports.http.aiohttp_client import AiohttpClient
 
         return AiohttpClient(limit=self._limit, settings=self._body_settings)
