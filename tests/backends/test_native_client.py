@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from binance_archive.errors import RetryableError, TransportError
+from binance_archive.errors import ConfigurationError, RetryableError, TransportError
 from binance_archive.transports.http import HttpTransport
 from binance_archive.transports.http.native.connection import PAUSE_AT
 
@@ -302,3 +302,29 @@ async def test_a_body_read_to_its_end_frees_its_place_before_the_request_is_left
         sidecar = http.get_bytes("a.zip.CHECKSUM", max_size=100)
         assert await asyncio.wait_for(sidecar, 5) == b"body of /a.zip.CHECKSUM"
     assert server.connections == 1, "the finished body's connection carried the sidecar's request"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "chosen"),
+    [
+        ("http://127.0.0.1:1", "native"),
+        ("https://data.binance.vision", "pyreqwest"),
+        ("HTTPS://mirror.example", "pyreqwest"),
+    ],
+)
+def test_auto_chooses_the_client_that_costs_the_loop_least_for_the_scheme(base_url: str, chosen: str) -> None:
+    """Over HTTPS pyreqwest's TLS costs the event loop less than asyncio's, where it is installed; over plain HTTP
+    the native client spends the least (docs/performance.md)."""
+    pytest.importorskip("pyreqwest", reason="pyreqwest is not installed (it is in the fast extra)")
+    assert HttpTransport(base_url=base_url).client == chosen
+    assert HttpTransport(base_url=base_url, client="native").client == "native", "a client named is the one used"
+
+
+def test_auto_is_the_native_client_over_https_where_pyreqwest_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyreqwest" else real(name, *a))
+    assert HttpTransport(base_url="https://data.binance.vision").client == "native"
+    with pytest.raises(ConfigurationError, match=r"pip install 'binance-archive\[fast\]'"):
+        HttpTransport(client="pyreqwest")

@@ -29,7 +29,7 @@ from ..backends._scenario import assert_mirrored
 from ..reliability.support import wait_until
 from .scenario import FAST_RETRY, TODAY, planned
 
-pyreqwest = pytest.importorskip("pyreqwest", reason="the worker-thread path needs the pyreqwest client (the pyreqwest extra)")
+pyreqwest = pytest.importorskip("pyreqwest", reason="the worker-thread path needs the pyreqwest client ([fast])")
 
 LARGE = Selection(
     markets="spot", data_types="trades", symbols="BTCUSDT", start="2024-01-01", end="2024-01-03", periods="daily"
