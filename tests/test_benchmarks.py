@@ -141,3 +141,19 @@ def test_the_disk_workloads_refuse_a_tmpfs_destination(
     with pytest.raises(SystemExit):
         run.parse_args(["--workloads", "slow-disk", "--disk-dest", "/dev/shm/bench-disk"])
     assert "--disk-dest /dev/shm/bench-disk is on a tmpfs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("contender", "client"),
+    [("http", None), ("http-native", "native"), ("http-pyreqwest", "pyreqwest"), ("http-aiohttp", "aiohttp")],
+)
+def test_each_http_contender_runs_the_client_it_names(contender: str, client: str | None, tmp_path: Path) -> None:
+    contenders = _bench("contenders")
+    argv, _ = contenders.command(
+        contender, base_url="http://h", dest=tmp_path, folder=tmp_path, keys=[], spec=[], ca_file=None, s5cmd="s5cmd"
+    )
+    chosen = [argv[i + 1] for i, a in enumerate(argv) if a == "--option" and argv[i + 1].startswith("client=")]
+    assert chosen == ([] if client is None else [f"client={client}"]), "the http contender runs the default client"
+    report = _bench("report")
+    assert contender in report.LABELS and contender in report.ORDER and contender in report.VERIFIES
+    assert _row(_summary([_run(contender, 1.0), _run("curl", 2.0)]), contender)["files_per_s"] == 2000

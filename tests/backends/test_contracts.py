@@ -25,12 +25,14 @@ from ..support.seaweedfs import SeaweedS3
 
 
 class TestHttpTransport(TransportContract):
+    """The HTTP transport through its native client."""
+
     listing_page_size = 2
 
     @pytest.fixture
     async def transport(self, contract_archive: ContractArchive) -> AsyncIterator[Transport]:
         async with FakeArchiveServer(contract_archive.root, page_size=2) as server:
-            yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url)
+            yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url, client="native")
 
 
 class TestHttpTransportPyreqwest(TransportContract):

@@ -35,7 +35,8 @@ from binance_archive.verification import ProblemKind, VerifyReport
 from ..support.moto import MotoS3
 
 TRANSPORTS = ("http", "http-pyreqwest", "s5cmd", "mirror")
-"""``http-pyreqwest`` is the http transport through its pyreqwest client."""
+"""``http`` is the http transport through its native client, ``http-pyreqwest`` through pyreqwest (the default
+where it is installed, as here); aiohttp is run by the tests that name each client."""
 STORAGES = ("local", "s3")
 MATRIX = [(t, s) for t in TRANSPORTS for s in STORAGES]
 
@@ -161,9 +162,8 @@ class Backends:
         if transport in ("http", "http-pyreqwest"):
             assert self.server is not None
             base_url, listing_url = self.server.base_url, self.server.listing_url
-            if transport == "http-pyreqwest":
-                transport = "http"
-                options.setdefault("client", "pyreqwest")
+            options.setdefault("client", "pyreqwest" if transport == "http-pyreqwest" else "native")
+            transport = "http"
         elif self.transport == "s5cmd":
             assert self.server is not None
             # s5cmd speaks S3: the fake archive's path-style bucket face.

@@ -40,15 +40,15 @@ _CLIENTS = ("aiohttp", "pyreqwest", "native", "auto")
 _DEFAULT_LIMIT = 128
 
 
-def _check_client(value: object, base_url: str) -> str:
-    """The client to use. ``auto``: over HTTPS pyreqwest where it is installed, whose TLS (rustls, on its own
-    thread) costs the event loop less than asyncio's; else, and over plain HTTP, the native client, which spends the
-    least CPU per file (docs/performance.md has both measurements)."""
+def _check_client(value: object) -> str:
+    """The client to use. ``auto``: pyreqwest where it is installed, whose work (TLS included) runs on a thread of
+    its own, so that one process uses a second core; else the native client, which spends the least CPU per file of
+    the three (docs/performance.md has the measurements)."""
     if value not in _CLIENTS:
         raise ConfigurationError(f"client must be one of {', '.join(_CLIENTS)}, not {value!r}")
     installed = importlib.util.find_spec("pyreqwest") is not None
     if value == "auto":
-        return "pyreqwest" if installed and base_url.lower().startswith("https:") else "native"
+        return "pyreqwest" if installed else "native"
     if value == "pyreqwest" and not installed:
         raise ConfigurationError("client='pyreqwest' needs pyreqwest: pip install 'binance-archive[fast]'")
     return value
@@ -75,11 +75,10 @@ class HttpTransport(Transport):
             server with a self-signed or private CA's certificate, a TLS-inspecting proxy), for every client alike.
             The default trust store honours ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` too.
         user_agent: the User-Agent header.
-        client: the HTTP client: ``auto`` (the default: pyreqwest for an HTTPS ``base_url`` where it is installed,
-            else ``native``), ``native`` (HTTP/1.1 on asyncio's own connections, the least CPU per file over plain
-            HTTP; see :mod:`.native`), ``aiohttp``, or ``pyreqwest`` (Rust's reqwest on a thread of its own, whose
-            TLS costs the event loop less; ``pip install 'binance-archive[fast]'``). All behave alike;
-            docs/performance.md compares them.
+        client: the HTTP client: ``auto`` (the default: pyreqwest where it is installed, else ``native``),
+            ``native`` (HTTP/1.1 on asyncio's own connections, the least CPU per file; see :mod:`.native`),
+            ``aiohttp``, or ``pyreqwest`` (Rust's reqwest, its work and TLS on a thread of its own;
+            ``pip install 'binance-archive[fast]'``). All behave alike; docs/performance.md compares them.
         large_body_bytes: a file whose response says it is larger than this (8 MiB by default) is fetched again
             on a blocking connection of its own in a worker thread, when the storage can write from one (the
             local file system): one more request, and a large body received for less CPU (see
@@ -126,7 +125,7 @@ class HttpTransport(Transport):
         if user_agent is not None and not isinstance(user_agent, str):
             raise ConfigurationError(f"user_agent must be a string, not {user_agent!r}")
         self._auto_client = client == "auto"
-        self.client = _check_client(client, self.base_url)
+        self.client = _check_client(client)
         self._limit = limit or _DEFAULT_LIMIT
         from binance_archive import __version__
 

@@ -142,8 +142,8 @@ class NativeClient:
     async def _round_trip(self, target: Target, url: str) -> tuple[Connection, ResponseHead]:
         for attempt in range(2):
             connection, reused = await self._connection(target.origin, url)
-            connection.send(target.request)
             try:
+                connection.send(target.request)
                 return connection, await connection.head(self._settings.read_timeout)
             except Lost as exc:
                 connection.close()
@@ -253,7 +253,8 @@ class _Request(Request):
         return _Exchange(self._client, self._url)
 
     def _status(self, response: _Exchange) -> tuple[int, str | None]:
-        return response.head.status, response.head.header("retry-after")
+        head = response.head
+        return head.status, head.header("retry-after") if head.status != 200 else None  # only a refusal has one
 
     def _wrap(self, response: _Exchange, settings: BodySettings) -> HttpBody:
         return _NativeBody(response, self._url, settings)

@@ -173,9 +173,15 @@ class Connection(asyncio.Protocol):
     # -- the request's side --------------------------------------------------------------------------------------
 
     def send(self, request: bytes) -> None:
+        """Send ``request``; raises Lost where the connection closed before it could go out."""
         self._reset()
         self.busy = True
-        self._transport.write(request)
+        if self.closed or self._transport.is_closing():
+            raise Lost("the connection was closed before the request went out", answered=False)
+        try:
+            self._transport.write(request)
+        except (OSError, RuntimeError) as exc:  # uvloop refuses a write to a transport it has closed
+            raise Lost(f"{exc.__class__.__name__}: {exc}", answered=False) from None
 
     async def _wait(self, silence: float) -> None:
         """Until the protocol has news (a head, bytes, the end, an error); TimeoutError after ``silence`` seconds
