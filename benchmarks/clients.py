@@ -44,7 +44,8 @@ async def _fetch(base: str, ca: str | None, keys: list[str], client: str, in_fli
                 async for chunk in body.chunks():
                     digest.update(chunk)
                     received += len(chunk)
-            received += len(await sidecar)
+            checksum = await sidecar  # awaited first: "received += len(await ...)" would lose the others' bytes
+            received += len(checksum)
 
         pending = iter(keys)
 
@@ -57,7 +58,7 @@ async def _fetch(base: str, ca: str | None, keys: list[str], client: str, in_fli
 
 
 def _child(argv: list[str]) -> None:
-    base, ca, keyfile, client, in_flight = argv
+    base, ca, keyfile, client, in_flight, expected = argv
     from binance_archive.runner import loop_name, run
 
     keys = Path(keyfile).read_text().split()
@@ -68,6 +69,8 @@ def _child(argv: list[str]) -> None:
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(json.dumps({"wall_s": wall, "cpu_s": cpu, "bytes": received, "loop": loop_name()}), flush=True)
+    if received != int(expected):
+        raise SystemExit(f"{client}: {received} bytes received, {expected} expected")
     os._exit(0)  # pyreqwest's thread may abort an interpreter that finalises (docs/reliability.md)
 
 
@@ -92,6 +95,8 @@ def main() -> None:
     datasets.ensure(dataset, tree, print)
     keyfile = tree / f"client-keys-{args.files}.txt"
     keyfile.write_text("\n".join(f.key for f in dataset.files()) + "\n")
+    root = tree / datasets.BUCKET
+    total = sum((root / f.key).stat().st_size + (root / f.checksum_key).stat().st_size for f in dataset.files())
     nginx = server.find_or_install_nginx(print)
     if nginx is None:
         raise SystemExit("nginx with the lua module is needed (apt-get install nginx-light libnginx-mod-http-lua)")
@@ -105,7 +110,7 @@ def main() -> None:
                 for client in order:
                     ca = str(site.ca_file) if args.scheme == "https" else ""
                     argv = [sys.executable, __file__, "--child", site.base_url(latency, args.scheme), ca]
-                    argv += [str(keyfile), client, str(args.in_flight)]
+                    argv += [str(keyfile), client, str(args.in_flight), str(total)]
                     done = subprocess.run(argv, capture_output=True, text=True, check=True)
                     run = json.loads(done.stdout.splitlines()[-1])
                     if rep:

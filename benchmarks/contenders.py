@@ -20,7 +20,17 @@ WORKER = HERE / "worker.py"
 REGION = "us-east-1"  # told to s5cmd (both ways), so neither spends a request discovering it
 BUCKET = "data.binance.vision"
 
-CONTENDERS = ("http", "http-native", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
+CONTENDERS = (
+    "http",
+    "http-native",
+    "http-pyreqwest",
+    "http-aiohttp",
+    "http-2p",
+    "s5cmd-transport",
+    "s5cmd",
+    "curl",
+    "sequential",
+)
 CURL_PARALLEL = 256
 """``curl --parallel-max``: as many transfers at once as s5cmd's 256 workers."""
 

@@ -31,7 +31,17 @@ VERIFIES = {
     "curl": "no",
     "sequential": "no",
 }
-ORDER = ("http", "http-native", "http-pyreqwest", "http-aiohttp", "http-2p", "s5cmd-transport", "s5cmd", "curl", "sequential")
+ORDER = (
+    "http",
+    "http-native",
+    "http-pyreqwest",
+    "http-aiohttp",
+    "http-2p",
+    "s5cmd-transport",
+    "s5cmd",
+    "curl",
+    "sequential",
+)
 WORKLOAD_ORDER = ("small", "https", "https-h1", "disk", "slow-disk", "large", "scale", "resume")
 SHORT = {
     "http": "binance_archive (HTTP)",

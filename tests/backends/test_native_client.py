@@ -321,3 +321,34 @@ def test_auto_is_the_native_client_where_pyreqwest_is_missing(monkeypatch: pytes
     assert HttpTransport(base_url="http://127.0.0.1:1").client == "native"
     with pytest.raises(ConfigurationError, match=r"pip install 'binance-archive\[fast\]'"):
         HttpTransport(client="pyreqwest")
+
+
+async def test_a_process_forked_after_pyreqwest_started_falls_back_to_the_native_client() -> None:
+    """pyreqwest's runtime does not survive a fork: a multiprocessing child of an application that had used it
+    fetches through the native client with ``client="auto"``."""
+    pytest.importorskip("pyreqwest", reason="pyreqwest is not installed (it is in the fast extra)")
+    import os
+    import sys
+
+    probe = (
+        "import asyncio, os, sys\n"
+        "from binance_archive.transports.http import HttpTransport\n"
+        "async def fetch():\n"
+        "    async with HttpTransport(base_url=sys.argv[1]) as http:\n"
+        "        body = await http.get_bytes('a', max_size=100)\n"
+        "        return http.client, body\n"
+        "print('parent', *asyncio.run(fetch()), flush=True)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('child', *asyncio.run(fetch()), flush=True)\n"
+        "    os._exit(0)\n"
+        "os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+    )
+    async with serving(answer_every_request) as server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", probe, server.base_url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert out.decode().split("\n")[:2] == ["parent pyreqwest b'body of /a'", "child native b'body of /a'"]

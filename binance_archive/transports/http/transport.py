@@ -1,4 +1,4 @@
-"""The HTTP transport: one client (the native one, or aiohttp or pyreqwest), keep-alive pooling, streaming bodies,
+"""The HTTP transport: one client (pyreqwest, the native one or aiohttp), keep-alive pooling, streaming bodies,
 S3 listing.
 
 The client is made on the first request, and its library imported then: a run that sends no request (a resume of a
