@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from contenders import CONTENDERS
 from targets import targets
 
 LABELS = {
@@ -31,17 +32,7 @@ VERIFIES = {
     "curl": "no",
     "sequential": "no",
 }
-ORDER = (
-    "http",
-    "http-native",
-    "http-pyreqwest",
-    "http-aiohttp",
-    "http-2p",
-    "s5cmd-transport",
-    "s5cmd",
-    "curl",
-    "sequential",
-)
+ORDER = CONTENDERS  # the tables list the contenders in the harness's order
 WORKLOAD_ORDER = ("small", "https", "https-h1", "disk", "slow-disk", "large", "scale", "resume")
 SHORT = {
     "http": "binance_archive (HTTP)",
