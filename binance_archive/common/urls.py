@@ -7,11 +7,11 @@ secrets).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from binance_archive.errors import ConfigurationError
 
-__all__ = ["as_typed", "check_http_url", "redact", "split_query"]
+__all__ = ["as_typed", "basic_authorization", "check_http_url", "origin", "redact", "split_query"]
 
 
 def redact(url: str) -> str:
@@ -65,3 +65,21 @@ def split_query(url: str) -> tuple[str, str]:
     """``(url without its query, query)``: a signed base URL keeps its signature on every request."""
     base, _, query = url.partition("?")
     return base.rstrip("/"), query
+
+
+def origin(parts: SplitResult) -> tuple[str, str, int]:
+    """A split URL's scheme, host and port (the scheme's default where it names none)."""
+    return parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def basic_authorization(credentials_of: str, target: SplitResult) -> str | None:
+    """The ``Authorization`` header's value for a request to ``target`` with the credentials of the URL
+    ``credentials_of``: ``None`` where that URL has none, or where ``target`` is another origin (credentials go to the
+    URL they were given with, as aiohttp's do, not to another host a redirect names)."""
+    given = urlsplit(credentials_of)
+    if given.username is None or origin(given) != origin(target):
+        return None
+    import base64  # only for a URL with credentials: not at every start-up
+
+    pair = f"{unquote(given.username)}:{unquote(given.password or '')}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")

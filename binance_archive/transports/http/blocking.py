@@ -21,7 +21,6 @@ timeouts, speed guard and errors.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import socket
@@ -29,11 +28,18 @@ import ssl
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
-from urllib.parse import SplitResult, unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from binance_archive.common.urls import redact
+from binance_archive.common.urls import basic_authorization, redact
 from binance_archive.errors import RetryableError, TransportError
-from binance_archive.transports.http.errors import broke_off, connection_failed, status_error, timed_out, tls_error
+from binance_archive.transports.http.errors import (
+    broke_off,
+    connection_failed,
+    reason,
+    status_error,
+    timed_out,
+    tls_error,
+)
 from binance_archive.transports.http.tls import ssl_context
 
 if TYPE_CHECKING:
@@ -144,11 +150,8 @@ class BlockingGet:
 
     def _headers(self, url: str) -> list[tuple[str, str]]:
         headers = [("User-Agent", self._settings.user_agent)]
-        parts, first = urlsplit(url), urlsplit(self._url)
-        # Credentials go to the URL they were given with, as aiohttp's; not to another host redirected to.
-        if first.username is not None and _origin(parts) == _origin(first):
-            pair = f"{unquote(first.username)}:{unquote(first.password or '')}".encode()
-            headers.append(("Authorization", "Basic " + base64.b64encode(pair).decode("ascii")))
+        if (authorization := basic_authorization(self._url, urlsplit(url))) is not None:
+            headers.append(("Authorization", authorization))
         return headers
 
     def _connect(self, url: str) -> http.client.HTTPConnection:
@@ -189,7 +192,7 @@ class BlockingGet:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return tls_error(redact(url), exc.verify_message or str(exc))
         if isinstance(exc, OSError | http.client.HTTPException):
-            return broke_off(url, _reason(exc), received=received) if body else connection_failed(url, _reason(exc))
+            return broke_off(url, reason(exc), received=received) if body else connection_failed(url, reason(exc))
         return exc
 
 
@@ -211,12 +214,3 @@ def _read_into(response: http.client.HTTPResponse, buffer: memoryview) -> int:
     count = response.fp.readinto1(buffer[: response.length])
     response.length -= count
     return count
-
-
-def _origin(parts: SplitResult) -> tuple[str, str | None, int]:
-    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__

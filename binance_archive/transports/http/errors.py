@@ -10,7 +10,7 @@ from __future__ import annotations
 from binance_archive.common.urls import redact
 from binance_archive.errors import FileMissingError, RetryableError, TransportError
 
-__all__ = ["broke_off", "connection_failed", "request_failed", "status_error", "timed_out", "tls_error"]
+__all__ = ["broke_off", "connection_failed", "reason", "request_failed", "status_error", "timed_out", "tls_error"]
 
 
 def status_error(status: int, url: str, what: str, retry_after: str | None) -> Exception:
@@ -59,6 +59,12 @@ def tls_error(where: str, reason: str) -> TransportError:
         "trusted CA (trust a private CA with the ca_bundle option; pass verify_ssl=False only for a test server "
         "you trust)"
     )
+
+
+def reason(exc: BaseException) -> str:
+    """A failure of the socket in words: its class, and its message where it has one."""
+    text = str(exc)
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -46,10 +46,12 @@ def _check_client(value: object) -> str:
     the three (docs/performance.md has the measurements)."""
     if value not in _CLIENTS:
         raise ConfigurationError(f"client must be one of {', '.join(_CLIENTS)}, not {value!r}")
-    installed = importlib.util.find_spec("pyreqwest") is not None
+    if value in ("native", "aiohttp"):
+        return value
+    installed = importlib.util.find_spec("pyreqwest") is not None  # a search of sys.path: only where it decides
     if value == "auto":
         return "pyreqwest" if installed else "native"
-    if value == "pyreqwest" and not installed:
+    if not installed:
         raise ConfigurationError("client='pyreqwest' needs pyreqwest: pip install 'binance-archive[fast]'")
     return value
 

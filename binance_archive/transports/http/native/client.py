@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from urllib.parse import urljoin
 
 from binance_archive.common.urls import redact
-from binance_archive.errors import RetryableError, TransportError
 from binance_archive.transports.http import errors
 from binance_archive.transports.http.body import BodySettings, HttpBody
 from binance_archive.transports.http.client import Request, read_whole
@@ -113,7 +112,7 @@ class NativeClient:
         except ssl.SSLError as exc:
             raise errors.tls_error(redact(url), exc.reason or str(exc)) from None
         except OSError as exc:
-            raise errors.connection_failed(url, _reason(exc)) from None
+            raise errors.connection_failed(url, errors.reason(exc)) from None
         self._open.add(connection)
         if self._closed:
             connection.close()
@@ -170,11 +169,6 @@ def _body_error(exc: BaseException, url: str, received: int | None) -> BaseExcep
     if isinstance(exc, WireError):
         return errors.broke_off(url, f"the body is not valid HTTP/1.1: {exc}", received=received)
     return errors.broke_off(url, str(exc), received=received)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 class _Exchange:
@@ -260,8 +254,4 @@ class _Request(Request):
         return _NativeBody(response, self._url, settings)
 
     def _translate(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, RetryableError | TransportError):
-            return exc
-        if isinstance(exc, OSError):  # a write to a connection that broke as the request went out
-            return errors.connection_failed(self._url, _reason(exc))
-        return exc
+        return exc  # the exchange raises the library's errors already (a failed write included: Connection.send)

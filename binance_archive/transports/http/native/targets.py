@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from binance_archive.common.urls import redact
+from binance_archive.common.urls import basic_authorization, origin, redact
 from binance_archive.errors import TransportError
 from binance_archive.transports.http.native.connection import Origin
 
@@ -61,12 +59,10 @@ class Targets:
     def _origin_part(self, url: str, credentials_of: str) -> tuple[Origin, bytes]:
         """The origin of ``url`` and the request's lines after the request line."""
         parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https"):
+        if parts.scheme not in ("http", "https"):  # urlsplit lower-cases the scheme (and the host)
             raise TransportError(f"cannot fetch {redact(url)}: only http and https URLs are supported")
         try:
-            host = parts.hostname or ""
-            port = parts.port or (443 if scheme == "https" else 80)
+            scheme, host, port = where = origin(parts)
         except ValueError as exc:
             raise TransportError(f"cannot fetch {redact(url)}: {exc}") from None
         if not host:
@@ -78,21 +74,12 @@ class Targets:
         if ":" in wire_host:
             wire_host = f"[{wire_host}]"  # an IPv6 literal
         host_header = wire_host if port == (443 if scheme == "https" else 80) else f"{wire_host}:{port}"
-        origin: Origin = (scheme, host, port)
         lines = [f"Host: {host_header}", f"User-Agent: {self._user_agent}", "Accept: */*"]
-        # Credentials go to the URL they were given with, as the other clients': not to another host redirected to.
-        first = urlsplit(credentials_of)
-        if first.username is not None and _origin_of(first) == origin:
-            pair = f"{unquote(first.username)}:{unquote(first.password or '')}".encode()
-            lines.append("Authorization: Basic " + base64.b64encode(pair).decode("ascii"))
-        return origin, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if (authorization := basic_authorization(credentials_of, parts)) is not None:
+            lines.append(f"Authorization: {authorization}")
+        return where, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _check_path(url: str, path: str) -> None:
     if not path.isascii() or " " in path or "\r" in path or "\n" in path:
         raise TransportError(f"cannot fetch {redact(url)}: its path must be percent-encoded")
-
-
-def _origin_of(parts: Any) -> Origin:
-    scheme = parts.scheme.lower()
-    return scheme, parts.hostname or "", parts.port or (443 if scheme == "https" else 80)
