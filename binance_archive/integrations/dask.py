@@ -162,6 +162,11 @@ class _ShardProgress(PartProgress):
         worker.log_event(self._topic, {"shard": self._index, **self.counts()})
 
 
+def _the_config(config: RunConfig) -> RunConfig:
+    """The task whose result hands the run's configuration to the shards (see :meth:`_Job.submit`)."""
+    return config
+
+
 @attrs.define
 class _Job:
     """The shards of one run on a cluster: their futures, their progress, and the flag that stops them."""
@@ -181,15 +186,21 @@ class _Job:
         log.info("running the plan as %d shards on the cluster of %s", count, self.client)
         return split_shard(config.shard, count)
 
-    def submit(self, config: Any, shards: list[Shard], detail: Detail, retries: int) -> None:
-        """One task per shard; ``config`` is the run's configuration, or its future once scattered to the workers
-        (a resolved plan of the whole archive is thousands of selections: sent once a worker, not once a task)."""
+    def submit(self, config: RunConfig, shards: list[Shard], detail: Detail, retries: int) -> None:
+        """One task per shard, all of them given the run's configuration as the result of a task of its own.
+
+        A resolved plan of the whole archive is thousands of selections: it goes to each worker once, as that
+        task's result, not once a shard. A task rather than scattered data: a worker killed with the only copy of
+        scattered data loses it for good, and the shards that need it are cancelled (the active memory manager
+        drops a broadcast's extra copies, so broadcasting did not prevent it); a task's result is computed again.
+        """
         if self.progress is not None:
             self.client.subscribe_topic(self.topic, self._on_progress)
         run_id = self.topic.rsplit("-", 1)[1]
         submit = self.client.submit
+        shared = submit(_the_config, config, key=f"binance-archive-config-{run_id}", pure=False)
         self.futures = [
-            submit(run_shard, config, shard, detail, self.topic, index, self.stop_name,
+            submit(run_shard, shared, shard, detail, self.topic, index, self.stop_name,
                    key=f"binance-archive-shard-{index}-of-{len(shards)}-{run_id}", pure=False, retries=retries)
             for index, shard in enumerate(shards)
         ]  # fmt: skip
@@ -259,7 +270,7 @@ def run_on_dask(
         job = _Job(connected, progress)
         try:
             parts = job.shards(config, shards)
-            job.submit(connected.scatter(config, broadcast=True, hash=False), parts, detail, retries)
+            job.submit(config, parts, detail, retries)
             results: list[dict[str, Any]] = connected.gather(job.futures)
         except BaseException:
             job.stop()
@@ -296,8 +307,7 @@ async def download_on_dask(
         job = _Job(connected, progress)
         try:
             parts = await asyncio.to_thread(job.shards, config, shards)
-            shared = await asyncio.to_thread(connected.scatter, config, broadcast=True, hash=False)
-            await asyncio.to_thread(job.submit, shared, parts, detail, retries)
+            await asyncio.to_thread(job.submit, config, parts, detail, retries)
             # A cancelled await returns at once and stops the shards below; the thread then ends with them.
             await asyncio.to_thread(distributed.wait, job.futures)
             results: list[dict[str, Any]] = await asyncio.to_thread(connected.gather, job.futures)
@@ -323,7 +333,7 @@ async def _on_async_client(
     job = _Job(client, progress)
     try:
         parts = job.shards(config, shards)
-        job.submit(await client.scatter(config, broadcast=True, hash=False), parts, detail, retries)
+        job.submit(config, parts, detail, retries)
         results: list[dict[str, Any]] = await client.gather(job.futures)
     except BaseException:
         with contextlib.suppress(Exception):
