@@ -30,7 +30,10 @@ CONTENDERS = (
     "s5cmd",
     "curl",
     "sequential",
+    "floor",
 )
+LARGE_ONLY = frozenset({"floor"})
+"""Contenders that run in the large-file workload only: the floor's thread a file is no way to fetch thousands."""
 CURL_PARALLEL = 256
 """``curl --parallel-max``: as many transfers at once as s5cmd's 256 workers."""
 
@@ -111,6 +114,11 @@ def command(
         if ca_file:
             env["SSL_CERT_FILE"] = str(ca_file)  # urllib's default context reads it
         return [*py, "sequential", "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env
+    if contender == "floor":
+        # The least a verifying download of large files does in Python (see worker.py): plain HTTP only.
+        listing = folder / "keys.txt"
+        listing.write_text("\n".join(keys) + "\n")
+        return [*py, "floor", "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env
     raise ValueError(f"unknown contender {contender!r}; choose from {', '.join(CONTENDERS)}")
 
 

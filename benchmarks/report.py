@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contenders import CONTENDERS
+from targets import row as row_of
 from targets import targets
 
 LABELS = {
@@ -20,6 +21,7 @@ LABELS = {
     "s5cmd": "plain `s5cmd run` (anchor)",
     "curl": "plain `curl --parallel --parallel-max 256 -K LIST`",
     "sequential": "sequential, one file at a time",
+    "floor": "floor: a thread a zip, recv, SHA-256, write, nothing else (Python)",
 }
 VERIFIES = {
     "http": "yes",
@@ -31,6 +33,7 @@ VERIFIES = {
     "s5cmd": "no",
     "curl": "no",
     "sequential": "no",
+    "floor": "yes",
 }
 ORDER = CONTENDERS  # the tables list the contenders in the harness's order
 WORKLOAD_ORDER = ("small", "https", "https-h1", "disk", "slow-disk", "large", "scale", "resume")
@@ -44,6 +47,7 @@ SHORT = {
     "s5cmd": "plain s5cmd run",
     "curl": "plain curl --parallel",
     "sequential": "sequential",
+    "floor": "verifying floor (Python)",
 }
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 IN_FLIGHT = {"s5cmd": 256, "curl": 256, "sequential": 1}
@@ -365,7 +369,16 @@ def markdown(results: dict[str, Any]) -> str:
             f"{c['cores']} cores): an estimate, not a bound (see *Targets: what is met, what is not, and what "
             "limits it*)."
         )
-    if s.get("ceilings"):
+    floors = {r["latency_ms"]: r for r in s["rows"] if r["workload"] == "large" and r["contender"] == "floor"}
+    for latency, floor in sorted(floors.items()):
+        ours = row_of(s, "large", latency, "http")
+        if ours and floor.get("x_s5cmd_mb_per_s"):
+            lines.append(
+                f"- Large files, {latency} ms, measured floor: a verifying download with nothing but the work in it "
+                f"(contender `floor`) reached **{floor['x_s5cmd_mb_per_s']:.2f}x** plain s5cmd's MB/s; ours "
+                f"{ours['mb_per_s'] / floor['mb_per_s']:.2f}x the floor's."
+            )
+    if s.get("ceilings") or floors:
         lines.append("")
     return "\n".join(lines)
 
@@ -416,6 +429,7 @@ def chart(results: dict[str, Any], path: Path, log: Any) -> Path | None:
         "s5cmd": "#7f7f7f",
         "curl": "#ff7f0e",
         "sequential": "#d62728",
+        "floor": "#bcbd22",
     }
     for ax, (workload, latency, metric, title) in zip(axes[:, 0], panels, strict=True):
         data = [r for r in rows if (r["workload"], r["latency_ms"]) == (workload, latency)]

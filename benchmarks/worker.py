@@ -3,6 +3,7 @@ peak RSS from ``os.wait4``. Prints one JSON line on stdout.
 
     python benchmarks/worker.py archive --transport http --base-url URL --dest DIR --spec FILE
     python benchmarks/worker.py sequential --base-url URL --dest DIR --keys FILE
+    python benchmarks/worker.py floor --base-url URL --dest DIR --keys FILE
     python benchmarks/worker.py plan --symbols 2740 --start 2016-01-01 --end 2025-12-31
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -86,6 +88,73 @@ def _sequential(args: argparse.Namespace) -> dict[str, object]:
     return {"downloaded": len(keys), "bytes": nbytes, "engine_seconds": time.perf_counter() - started}
 
 
+def _floor(args: argparse.Namespace) -> dict[str, object]:
+    """The least a verifying download of large files does in Python, with no engine: a thread a zip, which GETs
+    its sidecar, then receives the zip a megabyte at a time into one buffer (``recv_into``), hashes it, writes it
+    to a temporary name, compares the SHA-256 and renames. No retries, no resume, no progress, nothing imported
+    but the standard library: what is left when every cost of ours but the work itself is gone (#21: large files
+    against s5cmd, which does not hash)."""
+    import hashlib
+    import http.client
+    import os
+    import threading
+    from urllib.parse import urlsplit
+
+    with open(args.keys) as handle:
+        zips = [key for key in (line.strip() for line in handle) if key.endswith(".zip")]
+    base = urlsplit(args.base_url)
+    host, port = base.hostname or "", base.port
+    nbytes = [0] * len(zips)
+    errors: list[str] = []
+
+    def get(connection: http.client.HTTPConnection, key: str) -> http.client.HTTPResponse:
+        connection.request("GET", f"{base.path}/{key}")
+        response = connection.getresponse()
+        if response.status != 200:
+            raise OSError(f"{key}: HTTP {response.status}")
+        return response
+
+    def fetch(index: int, key: str) -> None:
+        try:
+            connection = http.client.HTTPConnection(host, port, timeout=60)
+            sidecar = get(connection, f"{key}.CHECKSUM").read()
+            expected = sidecar.split()[0].decode()
+            path = os.path.join(args.dest, key)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            response, digest = get(connection, key), hashlib.sha256()
+            buffer = memoryview(bytearray(1 << 20))
+            fd = os.open(f"{path}.part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                while count := response.readinto(buffer):
+                    digest.update(buffer[:count])
+                    os.write(fd, buffer[:count])
+                    nbytes[index] += count
+            finally:
+                os.close(fd)
+            if digest.hexdigest() != expected:
+                raise OSError(f"{key}: SHA-256 differs from its sidecar")
+            os.rename(f"{path}.part", path)
+            with open(f"{path}.CHECKSUM", "wb") as handle:
+                handle.write(sidecar)
+            connection.close()
+        except Exception as exc:  # reported in the result, and the run fails its check
+            errors.append(f"{key}: {exc}")
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=fetch, args=(i, key)) for i, key in enumerate(zips)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {
+        "downloaded": len(zips) - len(errors),
+        "failed": len(errors),
+        "failures": errors[:3],
+        "bytes": sum(nbytes),
+        "engine_seconds": time.perf_counter() - started,
+    }
+
+
 def _plan(args: argparse.Namespace) -> dict[str, object]:
     import datetime as dt
 
@@ -133,13 +202,20 @@ def main() -> None:
     sequential.add_argument("--base-url", required=True)
     sequential.add_argument("--dest", required=True)
     sequential.add_argument("--keys", required=True)
+    floor = commands.add_parser("floor")
+    floor.add_argument("--base-url", required=True)
+    floor.add_argument("--dest", required=True)
+    floor.add_argument("--keys", required=True)
     planning = commands.add_parser("plan")
     planning.add_argument("--symbols", type=int, required=True)
     planning.add_argument("--start", default="2016-01-01")
     planning.add_argument("--end", default="2025-12-31")
     args = parser.parse_args()
-    result = {"archive": _archive, "sequential": _sequential, "plan": _plan}[args.command](args)
+    result = {"archive": _archive, "sequential": _sequential, "floor": _floor, "plan": _plan}[args.command](args)
     sys.stdout.write(json.dumps(result) + "\n")
+    if args.command == "floor":
+        sys.stdout.flush()
+        os._exit(1 if result["failed"] else 0)  # without importing the package below: the floor imports none of it
     from binance_archive.runner import end_process
 
     end_process(0)  # as the command ends: without the interpreter's finalization

@@ -157,3 +157,44 @@ def test_each_http_contender_runs_the_client_it_names(contender: str, client: st
     report = _bench("report")
     assert contender in report.LABELS and contender in report.ORDER and contender in report.VERIFIES
     assert _row(_summary([_run(contender, 1.0), _run("curl", 2.0)]), contender)["files_per_s"] == 2000
+
+
+async def test_the_floor_contender_verifies_every_zip_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
+    """The large-file floor (benchmarks/worker.py floor) is a verifying download: what it stores equals the
+    archive's files, and a zip that differs from its sidecar fails the run and is not stored under its name."""
+    import asyncio
+    import subprocess
+
+    from binance_archive import Selection
+    from binance_archive.testing import FakeArchiveServer, build_archive
+
+    from .engine.scenario import planned
+
+    files = planned(Selection(markets="spot", data_types="trades", symbols="BTCUSDT", start="2024-01-01",
+                              end="2024-01-03", periods="daily"))  # fmt: skip
+    upstream = tmp_path / "upstream"
+    build_archive(upstream, files, max_rows=20)
+    contenders = _bench("contenders")
+    assert "floor" in contenders.LARGE_ONLY, "the floor's thread a file runs in the large-file workload only"
+
+    def floor(server: FakeArchiveServer, dest: Path) -> subprocess.CompletedProcess[str]:
+        folder = dest.with_suffix(".lists")
+        folder.mkdir()
+        keys = [k for f in files for k in (f.key, f.checksum_key)]
+        argv, env = contenders.command(
+            "floor", base_url=server.base_url, dest=dest, folder=folder, keys=keys, spec=[], ca_file=None, s5cmd=""
+        )
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    async with FakeArchiveServer(upstream) as server:
+        done = await asyncio.to_thread(floor, server, tmp_path / "dest")
+        assert done.returncode == 0, done.stderr
+        for f in files:
+            for key in (f.key, f.checksum_key):
+                assert (tmp_path / "dest" / key).read_bytes() == (upstream / key).read_bytes()
+        server.faults.corrupt_keys = {files[1].key}
+        done = await asyncio.to_thread(floor, server, tmp_path / "bad")
+    assert done.returncode == 1
+    assert "SHA-256 differs" in done.stdout
+    assert not (tmp_path / "bad" / files[1].key).exists()
+    assert (tmp_path / "bad" / files[0].key).exists()
