@@ -6,7 +6,9 @@ the injected one), path-style, so every object is reachable as ``http://127.0.0.
 transport, curl, the sequential client) and as ``s3://BUCKET/data/KEY`` through
 ``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). nginx also serves HTTPS, two more ports per latency, with a
 certificate for 127.0.0.1 signed by a CA made for the run (:func:`make_certificates`; every client is told to
-trust the CA): scheme ``https`` offers HTTP/2 by ALPN beside HTTP/1.1, ``https1`` HTTP/1.1 only. Each counts
+trust the CA): scheme ``https`` offers HTTP/2 by ALPN beside HTTP/1.1, ``https1`` HTTP/1.1 only. nginx answers
+the bucket's listing only as far as a run's symbol check asks it (the folders of folders); the fake server
+answers every listing. Each counts
 the requests it answered, by method, status and protocol, and the CPU time it spent, so every run can report
 requests per file and what the server cost.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
@@ -26,6 +29,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 MODULE_DIRS = ("/usr/lib/nginx/modules", "/usr/share/nginx/modules")
 LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
@@ -33,6 +37,7 @@ APT_PACKAGES = ("nginx-light", "libnginx-mod-http-lua")
 SCHEMES = ("http", "https", "https1")
 """Plain HTTP; HTTPS offering HTTP/2 and HTTP/1.1 by ALPN; HTTPS offering HTTP/1.1 only (to compare the two)."""
 _TICKS = os.sysconf("SC_CLK_TCK")
+_S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 def free_port() -> int:
@@ -179,6 +184,7 @@ class NginxServer:
                 f"{delay}"
                 f"        root {root};\n"
                 f"        location /data/ {{ alias {root}/{self.bucket}/data/; }}\n"
+                f"        location = /{self.bucket} {{ {self._listing_lua()} }}\n"
                 f"    }}\n"
             )
         loads = "".join(f"load_module {m};\n" for m in self.modules)
@@ -198,7 +204,50 @@ class NginxServer:
             "}\n"
         )
 
+    def _listing_lua(self) -> str:
+        """The bucket's S3 listing (``GET /BUCKET?list-type=2&prefix=P&delimiter=/``), as the s5cmd transport asks
+        it to check the symbols a run names: answered from the files :meth:`write_listings` made, one per folder of
+        folders; an empty listing for a prefix with no folder; 501 for any listing it cannot answer (a folder of
+        files, no delimiter, a page after the first), so no client reads a wrong answer as the truth."""
+        folder = self.dir / "listings"
+        return (
+            "default_type application/xml; content_by_lua_block { "
+            "local a = ngx.req.get_uri_args(); local p = a['prefix'] or ''; "
+            "if a['delimiter'] ~= '/' or a['continuation-token'] or a['start-after'] then "
+            "ngx.status = 501; ngx.say('<Error><Code>NotImplemented</Code></Error>'); return end; "
+            f"local f = io.open('{folder}/' .. ngx.md5(p) .. '.xml', 'rb'); "
+            "if f then ngx.print(f:read('*a')); f:close(); return end; "
+            f"f = io.open('{folder}/' .. ngx.md5(p) .. '.files', 'rb'); "
+            "if f then f:close(); ngx.status = 501; ngx.say('<Error><Code>NotImplemented</Code></Error>'); return end; "
+            f'ngx.print(\'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{_S3_NS}">'
+            f"<Name>{self.bucket}</Name><Prefix>' .. p .. '</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>"
+            "<Delimiter>/</Delimiter><IsTruncated>false</IsTruncated></ListBucketResult>') }"
+        )
+
+    def write_listings(self) -> None:
+        """One listing file per folder of the tree that holds folders only (what a run's symbol check asks): its
+        subfolders as common prefixes; a marker for each folder that holds files (answered 501)."""
+        folder = self.dir / "listings"
+        folder.mkdir(exist_ok=True)
+        top = self.tree / self.bucket
+        for path, subfolders, files in os.walk(top):
+            prefix = "" if Path(path) == top else Path(path).relative_to(top).as_posix() + "/"
+            name = folder / hashlib.md5(prefix.encode()).hexdigest()
+            if files:
+                name.with_suffix(".files").touch()
+                continue
+            entries = "".join(
+                f"<CommonPrefixes><Prefix>{escape(prefix + sub)}/</Prefix></CommonPrefixes>"
+                for sub in sorted(subfolders)
+            )
+            name.with_suffix(".xml").write_text(
+                f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="{_S3_NS}"><Name>{self.bucket}</Name>'
+                f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(subfolders)}</KeyCount><MaxKeys>1000</MaxKeys>"
+                f"<Delimiter>/</Delimiter><IsTruncated>false</IsTruncated>{entries}</ListBucketResult>"
+            )
+
     def start(self) -> None:
+        self.write_listings()
         self.certificates = make_certificates(self.dir / "tls")
         conf = self.dir / "nginx.conf"
         conf.write_text(self.config())

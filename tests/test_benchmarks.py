@@ -198,3 +198,37 @@ async def test_the_floor_contender_verifies_every_zip_and_refuses_a_corrupt_one(
     assert "SHA-256 differs" in done.stdout
     assert not (tmp_path / "bad" / files[1].key).exists()
     assert (tmp_path / "bad" / files[0].key).exists()
+
+
+def test_the_benchmark_nginx_answers_the_listing_of_folders_and_refuses_what_it_cannot_list(tmp_path: Path) -> None:
+    """The s5cmd transport checks the symbols a run names against the bucket's listing: nginx answers it from
+    files written at start-up (one per folder of folders), and marks each folder of files as one it cannot list
+    (answered 501 rather than with a wrong listing)."""
+    import hashlib
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    server = _bench("server")
+    tree = tmp_path / "tree"
+    for key in ("data/spot/daily/klines/BTCUSDT/1m/a.zip", "data/spot/daily/klines/ETHUSDT/1m/b.zip"):
+        (tree / "bucket" / key).parent.mkdir(parents=True, exist_ok=True)
+        (tree / "bucket" / key).write_bytes(b"x")
+    nginx = server.NginxServer(tree, "bucket", [0.0], binary="true", modules=[])
+    try:
+        nginx.write_listings()
+        listings = nginx.dir / "listings"
+
+        def listed(prefix: str) -> list[str]:
+            text = (listings / f"{hashlib.md5(prefix.encode()).hexdigest()}.xml").read_text()
+            ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+            return [p.text or "" for p in ET.fromstring(text).findall("s3:CommonPrefixes/s3:Prefix", ns)]
+
+        assert listed("data/spot/daily/klines/") == [
+            "data/spot/daily/klines/BTCUSDT/",
+            "data/spot/daily/klines/ETHUSDT/",
+        ]
+        assert listed("") == ["data/"]
+        assert (listings / f"{hashlib.md5(b'data/spot/daily/klines/BTCUSDT/1m/').hexdigest()}.files").exists()
+        assert "location = /bucket" in nginx.config() and "NotImplemented" in nginx.config()
+    finally:
+        shutil.rmtree(nginx.dir, ignore_errors=True)
