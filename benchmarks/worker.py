@@ -90,19 +90,20 @@ def _sequential(args: argparse.Namespace) -> dict[str, object]:
 
 def _floor(args: argparse.Namespace) -> dict[str, object]:
     """The least a verifying download of large files does in Python, with no engine: a thread a zip, which GETs
-    its sidecar, then receives the zip a megabyte at a time into one buffer (``recv_into``), hashes it, writes it
+    its sidecar, then receives the zip a megabyte at a time into one buffer (``readinto``), hashes it, writes it
     to a temporary name, compares the SHA-256 and renames. No retries, no resume, no progress, nothing imported
     but the standard library: what is left when every cost of ours but the work itself is gone (#21: large files
     against s5cmd, which does not hash)."""
     import hashlib
     import http.client
-    import os
     import threading
     from urllib.parse import urlsplit
 
     with open(args.keys) as handle:
         zips = [key for key in (line.strip() for line in handle) if key.endswith(".zip")]
     base = urlsplit(args.base_url)
+    if base.scheme != "http":
+        raise SystemExit(f"the floor speaks plain HTTP only, not {base.scheme}://")
     host, port = base.hostname or "", base.port
     nbytes = [0] * len(zips)
     errors: list[str] = []
