@@ -32,8 +32,8 @@ CONTENDERS = (
     "sequential",
     "floor",
 )
-LARGE_ONLY = frozenset({"floor"})
-"""Contenders that run in the large-file workload only: the floor's thread a file is no way to fetch thousands."""
+HTTP_ONLY = frozenset({"floor"})
+"""Contenders that speak plain HTTP only, left out of the HTTPS workloads."""
 CURL_PARALLEL = 256
 """``curl --parallel-max``: as many transfers at once as s5cmd's 256 workers."""
 
@@ -115,7 +115,7 @@ def command(
             env["SSL_CERT_FILE"] = str(ca_file)  # urllib's default context reads it
         return [*py, "sequential", "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env
     if contender == "floor":
-        # The least a verifying download of large files does in Python (see worker.py): plain HTTP only.
+        # The least a verifying download does in Python (see worker.py): plain HTTP only.
         listing = folder / "keys.txt"
         listing.write_text("\n".join(keys) + "\n")
         return [*py, "floor", "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env

@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE))
 
 import datasets  # noqa: E402
 import server as servers  # noqa: E402
-from contenders import CONTENDERS, LARGE_ONLY, WORKER, command, python_env  # noqa: E402
+from contenders import CONTENDERS, HTTP_ONLY, WORKER, command, python_env  # noqa: E402
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -427,7 +427,7 @@ class Harness:
                 if workload.scheme != "http" and not getattr(self.server, "tls", False):
                     log(f"{name}: left out: HTTPS needs nginx (the fake server serves plain HTTP only)")
                     continue
-                here = [c for c in contenders if c not in LARGE_ONLY or name == "large"]
+                here = [c for c in contenders if c not in HTTP_ONLY or workload.scheme == "http"]
                 self.transfer(name, *data[workload.dataset], here)
             if "scale" in data:
                 self.scale(*data["scale"])

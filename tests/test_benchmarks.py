@@ -159,10 +159,15 @@ def test_each_http_contender_runs_the_client_it_names(contender: str, client: st
     assert _row(_summary([_run(contender, 1.0), _run("curl", 2.0)]), contender)["files_per_s"] == 2000
 
 
-async def test_the_floor_contender_verifies_every_zip_and_refuses_a_corrupt_one(tmp_path: Path) -> None:
-    """The large-file floor (benchmarks/worker.py floor) is a verifying download: what it stores equals the
-    archive's files, and a zip that differs from its sidecar fails the run and is not stored under its name."""
+@pytest.mark.parametrize(("data_type", "days"), [("trades", 3), ("klines", 20)], ids=["threads", "event-loop"])
+async def test_the_floor_contender_verifies_every_zip_and_refuses_a_corrupt_one(
+    data_type: str, days: int, tmp_path: Path
+) -> None:
+    """The floor (benchmarks/worker.py floor) is a verifying download, on a thread a zip for a few files and on an
+    event loop for more: what it stores equals the archive's files, and a zip that differs from its sidecar fails
+    the run and is not stored under its name."""
     import asyncio
+    import datetime as dt
     import subprocess
 
     from binance_archive import Selection
@@ -170,12 +175,17 @@ async def test_the_floor_contender_verifies_every_zip_and_refuses_a_corrupt_one(
 
     from .engine.scenario import planned
 
-    files = planned(Selection(markets="spot", data_types="trades", symbols="BTCUSDT", start="2024-01-01",
-                              end="2024-01-03", periods="daily"))  # fmt: skip
+    worker = _bench("worker")
+    assert (days <= worker.FLOOR_THREADS_UP_TO) == (data_type == "trades"), "one case for each way of fetching"
+    end = (dt.date(2024, 1, 1) + dt.timedelta(days=days - 1)).isoformat()
+    intervals = "1h" if data_type == "klines" else None
+    files = planned(Selection(markets="spot", data_types=data_type, symbols="BTCUSDT", intervals=intervals,
+                              start="2024-01-01", end=end, periods="daily"))  # fmt: skip
+    assert len(files) == days
     upstream = tmp_path / "upstream"
     build_archive(upstream, files, max_rows=20)
     contenders = _bench("contenders")
-    assert "floor" in contenders.LARGE_ONLY, "the floor's thread a file runs in the large-file workload only"
+    assert "floor" in contenders.HTTP_ONLY, "the floor speaks plain HTTP only"
 
     def floor(server: FakeArchiveServer, dest: Path) -> subprocess.CompletedProcess[str]:
         folder = dest.with_suffix(".lists")
