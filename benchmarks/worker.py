@@ -118,7 +118,14 @@ def _floor(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def _floor_store(dest: str, key: str, chunks: list[bytes] | list[memoryview], sidecar: bytes, made: set[str]) -> None:
+def _floor_publish(path: str, sidecar: bytes) -> None:
+    """A verified zip's temporary file renamed to its name, and its sidecar stored beside it."""
+    os.rename(f"{path}.part", path)
+    with open(f"{path}.CHECKSUM", "wb") as handle:
+        handle.write(sidecar)
+
+
+def _floor_store(dest: str, key: str, chunks: list[bytes], sidecar: bytes, made: set[str]) -> None:
     path = os.path.join(dest, key)
     folder = os.path.dirname(path)
     if folder not in made:
@@ -130,9 +137,7 @@ def _floor_store(dest: str, key: str, chunks: list[bytes] | list[memoryview], si
             os.write(fd, chunk)
     finally:
         os.close(fd)
-    os.rename(f"{path}.part", path)
-    with open(f"{path}.CHECKSUM", "wb") as handle:
-        handle.write(sidecar)
+    _floor_publish(path, sidecar)
 
 
 def _floor_threads(host: str, port: int, root: str, dest: str, zips: list[str]) -> tuple[int, list[str]]:
@@ -168,9 +173,7 @@ def _floor_threads(host: str, port: int, root: str, dest: str, zips: list[str]) 
                 os.close(fd)
             if digest.hexdigest() != sidecar.split()[0].decode():
                 raise OSError(f"{key}: SHA-256 differs from its sidecar")
-            os.rename(f"{path}.part", path)
-            with open(f"{path}.CHECKSUM", "wb") as handle:
-                handle.write(sidecar)
+            _floor_publish(path, sidecar)
             connection.close()
         except Exception as exc:  # reported in the result, and the run fails its check
             errors.append(f"{key}: {exc}")

@@ -117,7 +117,7 @@ def _translate(exc: BaseException, url: str) -> BaseException:
     if isinstance(exc, aiohttp.ClientSSLError):  # before ClientConnectionError, which it is too: retrying cannot help
         return errors.tls_error(redact(url), _tls_reason(exc))
     if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
-        return errors.connection_failed(url, f"{exc.__class__.__name__}: {exc}")
+        return errors.connection_failed(url, errors.reason(exc))
     if isinstance(exc, aiohttp.ClientError):
         return errors.request_failed(url, exc.__class__.__name__)
     return exc

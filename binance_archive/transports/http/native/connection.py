@@ -8,6 +8,7 @@ import collections
 from collections.abc import Callable
 from typing import Any
 
+from binance_archive.transports.http.errors import reason
 from binance_archive.transports.http.native.wire import MAX_HEAD, ChunkedBody, ResponseHead, WireError, head_end
 
 __all__ = ["PAUSE_AT", "Connection", "Lost", "Origin"]
@@ -86,8 +87,8 @@ class Connection(asyncio.Protocol):
             if exc is None and self.response is not None and self._left < 0 and self._chunked is None:
                 self._done = True  # a body without a length ends with its connection (closed, not broken)
             else:
-                reason = f"{exc.__class__.__name__}: {exc}" if exc else "the server closed the connection"
-                self._error = Lost(reason, answered=self.head_seen)
+                why = reason(exc) if exc else "the server closed the connection"
+                self._error = Lost(why, answered=self.head_seen)
         self._wake()
 
     def data_received(self, data: bytes) -> None:
@@ -181,7 +182,7 @@ class Connection(asyncio.Protocol):
         try:
             self._transport.write(request)
         except (OSError, RuntimeError) as exc:  # uvloop refuses a write to a transport it has closed
-            raise Lost(f"{exc.__class__.__name__}: {exc}", answered=False) from None
+            raise Lost(reason(exc), answered=False) from None
 
     async def _wait(self, silence: float) -> None:
         """Until the protocol has news (a head, bytes, the end, an error); TimeoutError after ``silence`` seconds
