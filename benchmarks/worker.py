@@ -29,15 +29,13 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
     imported = time.perf_counter()
     with open(args.spec) as handle:
         selections = [Selection(**item) for item in json.load(handle)]
-    options: dict[str, object] = {}
-    for item in args.option:
-        name, _, value = item.partition("=")
-        options[name] = int(value) if value.isdigit() else value
+    options, storage_options = _options(args.option), _options(args.storage_option)
     archive = Archive(
         args.dest,
         transport=args.transport,
         base_url=args.base_url,
         transport_options=options,
+        storage_options=storage_options,
         concurrency=args.concurrency,
         max_concurrency=args.max_concurrency,
     )
@@ -63,6 +61,21 @@ def _archive(args: argparse.Namespace) -> dict[str, object]:
         "client": getattr(archive.transport, "client", None),
         "failures": [f"{o.key}: {o.error}" for o in report.failures[:3]],
     }
+
+
+def _options(items: list[str]) -> dict[str, object]:
+    """NAME=VALUE options: whole numbers and decimals as numbers, anything else as text."""
+    options: dict[str, object] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            options[name] = int(value)
+        except ValueError:
+            try:
+                options[name] = float(value)
+            except ValueError:
+                options[name] = value
+    return options
 
 
 def _sequential(args: argparse.Namespace) -> dict[str, object]:
@@ -331,6 +344,7 @@ def main() -> None:
         "--max-concurrency", type=int, help="with --concurrency: where the level starts and its ceiling"
     )
     archive.add_argument("--option", action="append", default=[], help="transport option NAME=VALUE")
+    archive.add_argument("--storage-option", action="append", default=[], help="storage option NAME=VALUE")
     sequential = commands.add_parser("sequential")
     sequential.add_argument("--base-url", required=True)
     sequential.add_argument("--dest", required=True)

@@ -15,9 +15,13 @@ from binance_archive.errors import RetryableError, VerificationError
 if TYPE_CHECKING:
     from binance_archive.transports.http.blocking import BlockingGet
 
-__all__ = ["BodySettings", "HttpBody", "SpeedGuard", "check_small"]
+__all__ = ["WHOLE_UP_TO", "BodySettings", "HttpBody", "SpeedGuard", "check_small"]
 
 log = logging.getLogger(__name__)
+
+WHOLE_UP_TO = 1024 * 1024
+"""A body of known length up to this size may be read whole, in one go (the engine hashes it on the event loop
+anyway, and holds it whole until its commit); within the time :func:`~.client.read_whole` allows."""
 
 
 class BodySettings:
