@@ -54,6 +54,8 @@ def test_a_location_keeps_its_case() -> None:
         (b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7", 7, False, True),
         (b"HTTP/1.1 200", None, False, False),  # no reason phrase, no headers
         (b"HTTP/1.1 200 \r\nContent-Length: 0", 0, False, True),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nCONNECTION: keep-alive", 3, False, True),  # names in any case
+        (b"HTTP/1.1 200 OK\r\nX-Connection: close\r\nX-Content-Length: 9\r\nContent-Length: 3", 3, False, True),
     ],
 )
 def test_how_a_body_is_framed(head: bytes, length: int | None, chunked: bool, keep_alive: bool) -> None:
@@ -77,6 +79,8 @@ def test_how_a_body_is_framed(head: bytes, length: int | None, chunked: bool, ke
         (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6", "Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1", "Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 0x10", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: \xb2", "Content-Length"),  # "²", a digit to str.isdigit, not int()
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5, \xb9", "Content-Length"),
     ],
 )
 def test_a_malformed_head_is_refused(head: bytes, message: str) -> None:

@@ -140,7 +140,11 @@ class NativeClient:
 
     async def _round_trip(self, target: Target, url: str) -> tuple[Connection, ResponseHead]:
         for attempt in range(2):
-            connection, reused = await self._connection(target.origin, url)
+            idle = self._idle.get(target.origin)
+            if idle:  # the usual case, without a coroutine: a kept-alive connection
+                connection, reused = idle.pop(), True
+            else:
+                connection, reused = await self._connection(target.origin, url)
             try:
                 connection.send(target.request)
                 return connection, await connection.head(self._settings.read_timeout)

@@ -16,6 +16,10 @@ MAX_HEAD = 64 * 1024
 """The most bytes a response's head (status line and headers) may take; a longer one is refused."""
 _MAX_SIZE_LINE = 4096  # a chunk's size line, extensions included
 _NO_BODY = frozenset({204, 304})
+_KEYS = {
+    name: f"\n{name}:".encode("latin-1")
+    for name in ("transfer-encoding", "content-length", "connection", "location", "retry-after")
+}
 
 
 class WireError(Exception):
@@ -69,26 +73,37 @@ class ResponseHead:
         self._lowered = self._block.lower()
         self.chunked = False
         self.length: int | None = None
-        if self.status in _NO_BODY or 100 <= self.status < 200:
+        status, lowered = self.status, self._lowered
+        # Each header looked for only where its name is in the head (one search in C): a response to a GET for a
+        # file has a Content-Length, and seldom a Transfer-Encoding (a head is parsed for every file: this is
+        # half of what parsing one cost).
+        if status in _NO_BODY or 100 <= status < 200:
             self.length = 0
-        elif (codings := self.header("transfer-encoding")) is not None:
+        elif b"\ntransfer-encoding:" in lowered and (codings := self.header("transfer-encoding")) is not None:
             # Chunked must be the last coding; a body in any other coding runs to the connection's close.
             self.chunked = codings.rsplit(",", 1)[-1].strip().lower() == "chunked"
-        elif (length := self.header("content-length")) is not None:
-            values = {v.strip() for v in length.split(",")}
-            if len(values) != 1 or not next(iter(values)).isdigit():
+        elif b"\ncontent-length:" in lowered and (length := self.header("content-length")) is not None:
+            values = {v.strip() for v in length.split(",")} if "," in length else {length}
+            value = next(iter(values))
+            if len(values) != 1 or not (value.isascii() and value.isdigit()):  # not "²", a digit to str.isdigit
                 raise WireError(f"invalid Content-Length: {length[:80]!r}")
-            self.length = int(next(iter(values)))
-        connection = self.header("connection")
+            self.length = int(value)
+        connection = self.header("connection") if b"\nconnection:" in lowered else None
         self.keep_alive = (
             match[1] == b"1"
-            and (connection is None or "close" not in {t.strip().lower() for t in connection.split(",")})
+            and (
+                connection is None
+                or connection.lower() == "keep-alive"
+                or "close" not in {t.strip().lower() for t in connection.split(",")}
+            )
             and (self.chunked or self.length is not None)  # else the body ends at the close
         )
 
     def header(self, name: str) -> str | None:
         """The header's value (repeated ones joined by commas), or ``None``; ``name`` in any case."""
-        key = b"\n" + name.lower().encode("latin-1") + b":"
+        key = _KEYS.get(name)
+        if key is None:
+            key = b"\n" + name.lower().encode("latin-1") + b":"
         block, lowered = self._block, self._lowered
         values = []
         at = lowered.find(key)
