@@ -209,6 +209,48 @@ async def test_a_body_that_drips_is_given_up_within_bounds(client: str, daily_tr
     assert not (mirror / victim.key).exists() and not (mirror / victim.checksum_key).exists()
 
 
+async def test_pyreqwest_reads_small_bodies_whole_until_one_comes_slowly(
+    daily_tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pyreqwest reads a small body in one read, which shows no progress until it ends: the first body not whole
+    within a read timeout is given up within the read timeout plus its size at min_speed, and turns those reads
+    off, so that the next body that drips is given up by the speed guard, after one read timeout."""
+    import logging
+    import time
+
+    pytest.importorskip("pyreqwest", reason="pyreqwest is not installed (it is in the fast extra)")
+    from binance_archive.errors import RetryableError
+    from binance_archive.transports.http import HttpTransport
+
+    fast, slow, later = planned(DAILY)[:3]
+    size = (daily_tree / slow.key).stat().st_size
+    assert size > 1000, "the dripping body must take longer at min_speed than a read timeout"
+
+    async def fetch(http: HttpTransport, key: str) -> tuple[bytes | BaseException, float]:
+        started = time.monotonic()
+        try:
+            async with http.get(key) as body:
+                return b"".join([chunk async for chunk in body.chunks()]), time.monotonic() - started
+        except RetryableError as exc:
+            return exc, time.monotonic() - started
+
+    async with FakeArchiveServer(daily_tree) as server:
+        server.faults.drip_keys = {slow.key, later.key}
+        server.faults.drip_rate = 100  # size / 100 s for a whole body
+        options = {"read_timeout": 0.4, "min_speed": 1000, "client": "pyreqwest"}
+        async with HttpTransport(base_url=server.base_url, **options) as http:
+            caplog.set_level(logging.INFO, logger="binance_archive.transports.http.reqwest_client")
+            whole, _ = await fetch(http, fast.key)
+            first, first_took = await fetch(http, slow.key)
+            second, second_took = await fetch(http, later.key)
+    assert whole == (daily_tree / fast.key).read_bytes()
+    for error in (first, second):
+        assert isinstance(error, RetryableError) and "came too slowly" in str(error), error
+    assert 0.4 + size / 1000 - 0.1 < first_took < size / 100 / 2, f"{first_took:.2f} s for the first drip"
+    assert second_took < first_took / 2, f"{second_took:.2f} s: the guard did not watch the next body"
+    assert "chunk by chunk from now on" in caplog.text
+
+
 @pytest.mark.parametrize("client", ["native", "aiohttp", "pyreqwest"])
 async def test_a_run_that_sends_no_request_never_imports_an_http_client(
     client: str, daily_tree: Path, tmp_path: Path

@@ -12,7 +12,9 @@ same timeouts and the same guard against a body that drips.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +24,8 @@ from binance_archive.transports.http.body import WHOLE_UP_TO, BodySettings, Http
 from binance_archive.transports.http.client import Request, honouring_cancel, read_whole
 
 __all__ = ["ReqwestClient"]
+
+log = logging.getLogger(__name__)
 
 
 class ReqwestClient:
@@ -51,9 +55,12 @@ class ReqwestClient:
         elif settings.ca_pem:
             builder = builder.add_root_certificate_pem(settings.ca_pem.encode("ascii"))  # every one of a bundle
         self._client = builder.build()
+        self.whole_reads = True
+        """Whether a small body is read in one go (see :meth:`_ReqwestBody._whole`); off for the rest of the run
+        once one was not whole within a read timeout."""
 
     def file(self, url: str, settings: BodySettings) -> _Request:
-        return _Request(self._client, url, "file", settings)
+        return _Request(self._client, url, "file", settings, self)
 
     async def read(self, url: str, what: str, max_size: int) -> bytes:
         async with _Request(self._client, url, what, None) as response:
@@ -81,14 +88,16 @@ class _ReqwestBody(HttpBody):
     # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
     loop_free = True
 
-    def __init__(self, response: Any, url: str, settings: BodySettings) -> None:
+    def __init__(self, response: Any, url: str, settings: BodySettings, owner: ReqwestClient | None) -> None:
         super().__init__(url, _content_length(response), settings)
         self._response = response
+        self._owner = owner
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
-        if self.size is not None and self.size <= WHOLE_UP_TO:
-            yield await self._whole(reader, self.size)
+        owner = self._owner
+        if self.size is not None and self.size <= WHOLE_UP_TO and owner is not None and owner.whole_reads:
+            yield await self._whole(reader, self.size, owner)
             return
         guard = self._settings.guard(self._url)
         while True:
@@ -103,19 +112,41 @@ class _ReqwestBody(HttpBody):
             yield data
         guard.finish(self.size)
 
-    async def _whole(self, reader: Any, size: int) -> bytes:
+    async def _whole(self, reader: Any, size: int, owner: ReqwestClient) -> bytes:
         """A small body of known length in one read: pyreqwest hands each chunk from its thread to the event loop,
-        and a 60 KB zip came in 4 chunks at 50 ms (a wake-up of the loop each); in one read it is one. It must be
-        whole within the time :func:`~.client.read_whole` gives a sidecar (a body that drips is given up)."""
+        and a 60 KB zip came in 4 chunks at 50 ms (a wake-up of the loop each); in one read it is one.
+
+        One read shows no progress until it ends, so the speed guard, which gives up a body that drips after one
+        read timeout, cannot watch it. So the first body not whole within a read timeout turns these reads off for
+        the rest of the run (``owner.whole_reads``): later bodies are read chunk by chunk under the guard. That
+        body itself must be whole within the time :func:`~.client.read_whole` gives a sidecar (the read timeout
+        plus its size at ``min_speed``), else it is given up as one that drips.
+        """
 
         async def whole() -> bytes:
             data = await honouring_cancel(reader.read(size + 1))  # None: the body was empty
             return bytes(data) if data is not None else b""
 
+        settings = self._settings
+        watch = None
+        if settings.min_speed:
+            watch = asyncio.get_running_loop().call_later(settings.read_timeout, _slow_link, owner, self._url)
         try:
-            return await read_whole(self._url, size, size, whole, _no_chunks, self._settings)
+            return await read_whole(self._url, size, size, whole, _no_chunks, settings)
         except BaseException as exc:  # pyreqwest's errors translated (too slow, or short: the library's already)
             raise _translate(exc, self._url, body=True, received=0) from None
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+
+def _slow_link(owner: ReqwestClient, url: str) -> None:
+    if owner.whole_reads:
+        owner.whole_reads = False
+        log.info(
+            "%s is not whole after a read timeout: bodies are read chunk by chunk from now on (the speed guard)",
+            redact(url),
+        )
 
 
 async def _no_chunks() -> AsyncIterator[bytes]:  # read_whole reads chunks only where the length is not known
@@ -126,11 +157,14 @@ async def _no_chunks() -> AsyncIterator[bytes]:  # read_whole reads chunks only 
 class _Request(Request):
     """One GET through pyreqwest's client."""
 
-    __slots__ = ("_client",)
+    __slots__ = ("_client", "_owner")
 
-    def __init__(self, client: Any, url: str, what: str, body: BodySettings | None) -> None:
+    def __init__(
+        self, client: Any, url: str, what: str, body: BodySettings | None, owner: ReqwestClient | None = None
+    ) -> None:
         super().__init__(url, what, body)
         self._client = client
+        self._owner = owner
 
     def _send(self) -> Any:
         # Entered as soon as the headers are in, as aiohttp's: pyreqwest would otherwise read up to 64 KB on entering,
@@ -142,7 +176,7 @@ class _Request(Request):
         return response.status, response.get_header("Retry-After")
 
     def _wrap(self, response: Any, settings: BodySettings) -> HttpBody:
-        return _ReqwestBody(response, self._url, settings)
+        return _ReqwestBody(response, self._url, settings, self._owner)
 
     def _translate(self, exc: BaseException) -> BaseException:
         return _translate(exc, self._url)
