@@ -83,7 +83,8 @@ class ReqwestClient:
 
 
 class _ReqwestBody(HttpBody):
-    """A file's body, chunk by chunk as received."""
+    """A file's body: one read where it is small and its length known (see :meth:`_whole`), else chunk by chunk as
+    received."""
 
     # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
     loop_free = True
