@@ -69,8 +69,8 @@ def command(
     # Ours trusts the CA through its documented option alone (no SSL_CERT_FILE), so a run over HTTPS shows it works.
     trust = ["--option", f"ca_bundle={ca_file}"] if ca_file else []
     if contender in ("http", "http-native", "http-pyreqwest", "http-aiohttp"):
-        # The default client (auto: pyreqwest where installed, else the native one), and each client named, for
-        # comparison.
+        # The default client (auto: over HTTPS pyreqwest where installed, else the native one), and each client
+        # named, for comparison.
         client = ["--option", f"client={contender[5:]}"] if contender != "http" else []
         return [
             *py, "archive", "--transport", "http", "--base-url", base_url, "--dest", str(dest),

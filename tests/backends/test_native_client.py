@@ -14,12 +14,15 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from binance_archive.errors import ConfigurationError, RetryableError, TransportError
 from binance_archive.transports.http import HttpTransport
 from binance_archive.transports.http.native.connection import PAUSE_AT
+
+from ..support.tls import make_certificate, tls_front
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
 
@@ -304,12 +307,16 @@ async def test_a_body_read_to_its_end_frees_its_place_before_the_request_is_left
     assert server.connections == 1, "the finished body's connection carried the sidecar's request"
 
 
-def test_auto_is_pyreqwest_where_installed() -> None:
-    """pyreqwest's work runs on a thread of its own: one process uses a second core (docs/performance.md)."""
+def test_auto_is_pyreqwest_over_https_where_installed_and_the_native_client_over_plain_http() -> None:
+    """Over HTTPS pyreqwest's work, TLS included, runs on a thread of its own: one process uses a second core. Over
+    plain HTTP the native client spends the least CPU and memory a file (docs/performance.md)."""
     pytest.importorskip("pyreqwest", reason="pyreqwest is not installed (it is in the fast extra)")
-    for base_url in ("http://127.0.0.1:1", "https://data.binance.vision"):
-        assert HttpTransport(base_url=base_url).client == "pyreqwest"
+    for base_url in ("https://127.0.0.1:1", "https://data.binance.vision", "HTTPS://data.binance.vision"):
+        assert HttpTransport(base_url=base_url).client == "pyreqwest", base_url
         assert HttpTransport(base_url=base_url, client="native").client == "native", "a client named is used"
+    assert HttpTransport().client == "pyreqwest", "the archive itself is HTTPS"
+    assert HttpTransport(base_url="http://127.0.0.1:1").client == "native"
+    assert HttpTransport(base_url="http://127.0.0.1:1", client="pyreqwest").client == "pyreqwest", "named"
 
 
 def test_auto_is_the_native_client_where_pyreqwest_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -323,9 +330,9 @@ def test_auto_is_the_native_client_where_pyreqwest_is_missing(monkeypatch: pytes
         HttpTransport(client="pyreqwest")
 
 
-async def test_a_process_forked_after_pyreqwest_started_falls_back_to_the_native_client() -> None:
+async def test_a_process_forked_after_pyreqwest_started_falls_back_to_the_native_client(tmp_path: Path) -> None:
     """pyreqwest's runtime does not survive a fork: a multiprocessing child of an application that had used it
-    fetches through the native client with ``client="auto"``."""
+    fetches through the native client with ``client="auto"`` (over HTTPS, where auto takes pyreqwest)."""
     pytest.importorskip("pyreqwest", reason="pyreqwest is not installed (it is in the fast extra)")
     import os
     import sys
@@ -334,7 +341,7 @@ async def test_a_process_forked_after_pyreqwest_started_falls_back_to_the_native
         "import asyncio, os, sys\n"
         "from binance_archive.transports.http import HttpTransport\n"
         "async def fetch():\n"
-        "    async with HttpTransport(base_url=sys.argv[1]) as http:\n"
+        "    async with HttpTransport(base_url=sys.argv[1], verify_ssl=False) as http:\n"
         "        body = await http.get_bytes('a', max_size=100)\n"
         "        return http.client, body\n"
         "print('parent', *asyncio.run(fetch()), flush=True)\n"
@@ -344,10 +351,14 @@ async def test_a_process_forked_after_pyreqwest_started_falls_back_to_the_native
         "    os._exit(0)\n"
         "os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
     )
-    async with serving(answer_every_request) as server:
+    cert, key, _ = make_certificate(tmp_path, host="127.0.0.1")
+    async with (
+        serving(answer_every_request) as server,
+        tls_front(int(server.base_url.rsplit(":", 1)[1]), cert, key) as port,
+    ):
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", probe, server.base_url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            sys.executable, "-c", probe, f"https://127.0.0.1:{port}", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )  # fmt: skip
         out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()

@@ -15,9 +15,10 @@ import pytest
 from binance_archive import Archive
 from binance_archive.errors import ConfigurationError, TransportError
 
+from ..support.tls import make_certificate, tls_front
 from .scenario import TODAY, build
 from .support import QUICK_RETRY, assert_mirror_trustworthy, backends
-from .test_tls_and_secrets import SELECTION, make_certificate, tls_front
+from .test_tls_and_secrets import SELECTION
 
 
 def _bundle(path: Path, *certs: Path) -> Path:

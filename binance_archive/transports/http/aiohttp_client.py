@@ -1,4 +1,4 @@
-"""The HTTP transport's aiohttp client (``client="aiohttp"``, and ``auto`` where pyreqwest is not installed).
+"""The HTTP transport's aiohttp client (``client="aiohttp"``).
 
 Imported only when this client is chosen: aiohttp costs about a quarter of a second to import (it builds two TLS
 contexts, loading the system's certificates twice), which a run that sends no request need not pay.

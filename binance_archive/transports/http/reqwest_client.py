@@ -1,4 +1,4 @@
-"""The HTTP transport's pyreqwest client (``client="pyreqwest"``, and ``auto`` where it is installed).
+"""The HTTP transport's pyreqwest client (``client="pyreqwest"``, and ``auto`` over HTTPS where it is installed).
 
 `pyreqwest <https://pypi.org/project/pyreqwest/>`_ runs the HTTP work (connections, parsing, TLS) on its own
 Tokio thread and hands the event loop finished responses and chunks. A mirror of small files is bound by the

@@ -40,14 +40,17 @@ _CLIENTS = ("aiohttp", "pyreqwest", "native", "auto")
 _DEFAULT_LIMIT = 128
 
 
-def _check_client(value: object) -> str:
-    """The client to use. ``auto``: pyreqwest where it is installed, whose work (TLS included) runs on a thread of
-    its own, so that one process uses a second core; else the native client, which spends the least CPU per file of
-    the three (docs/performance.md has the measurements)."""
+def _check_client(value: object, base_url: str) -> str:
+    """The client to use. ``auto``: over HTTPS, pyreqwest where it is installed, whose work (TLS included) runs on a
+    thread of its own, so that one process uses a second core; over plain HTTP (a mirror or proxy of one's own), or
+    where pyreqwest is not installed, the native client, which spends the least CPU and memory per file of the
+    three (docs/performance.md has the measurements)."""
     if value not in _CLIENTS:
         raise ConfigurationError(f"client must be one of {', '.join(_CLIENTS)}, not {value!r}")
     if value in ("native", "aiohttp"):
         return value
+    if value == "auto" and not base_url.lower().startswith("https:"):
+        return "native"
     installed = importlib.util.find_spec("pyreqwest") is not None  # a search of sys.path: only where it decides
     if value == "auto":
         return "pyreqwest" if installed else "native"
@@ -77,7 +80,8 @@ class HttpTransport(Transport):
             server with a self-signed or private CA's certificate, a TLS-inspecting proxy), for every client alike.
             The default trust store honours ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` too.
         user_agent: the User-Agent header.
-        client: the HTTP client: ``auto`` (the default: pyreqwest where it is installed, else ``native``),
+        client: the HTTP client: ``auto`` (the default: over HTTPS pyreqwest where it is installed; over plain
+            HTTP, or without pyreqwest, ``native``),
             ``native`` (HTTP/1.1 on asyncio's own connections, the least CPU per file; see :mod:`.native`),
             ``aiohttp``, or ``pyreqwest`` (Rust's reqwest, its work and TLS on a thread of its own;
             ``pip install 'binance-archive[fast]'``). All behave alike; docs/performance.md compares them.
@@ -127,7 +131,7 @@ class HttpTransport(Transport):
         if user_agent is not None and not isinstance(user_agent, str):
             raise ConfigurationError(f"user_agent must be a string, not {user_agent!r}")
         self._auto_client = client == "auto"
-        self.client = _check_client(client)
+        self.client = _check_client(client, self.base_url)
         self._limit = limit or _DEFAULT_LIMIT
         from binance_archive import __version__
 

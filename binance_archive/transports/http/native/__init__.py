@@ -1,5 +1,5 @@
-"""The HTTP transport's native client (``client="native"``; what ``auto`` takes where pyreqwest is not installed):
-HTTP/1.1 GETs on asyncio's own transports, with no client library between them and the engine.
+"""The HTTP transport's native client (``client="native"``; what ``auto`` takes over plain HTTP, and where pyreqwest
+is not installed): HTTP/1.1 GETs on asyncio's own transports, with no client library between them and the engine.
 
 A mirror of small files is bound by the CPU of the event loop's thread, and a general-purpose client spends most
 of a small file's CPU on what a GET of a static file does not need: aiohttp's request and response machinery,
