@@ -117,12 +117,12 @@ async def read_whole(
     max_size: int,
     length: int | None,
     whole: Callable[[], Awaitable[bytes]],
-    chunks: Callable[[], AsyncIterator[bytes]],
+    chunks: Callable[[], AsyncIterator[bytes]] | None,
     settings: BodySettings,
 ) -> bytes:
     """A small body (a sidecar, a listing page) read whole, for either client: in one read where its length is known
-    (and bounded), else chunk by chunk, refused once it outgrows ``max_size``. The caller translates the library's
-    errors.
+    (and bounded), else chunk by chunk (``chunks``, which a caller that always knows the length leaves out), refused
+    once it outgrows ``max_size``. The caller translates the library's errors.
 
     It must be whole within one read timeout plus the time its size takes at ``min_speed``: a server dripping a
     sidecar a byte at a time (never silent for a read timeout) is given up and retried, as a file's body would be.
@@ -136,6 +136,7 @@ async def read_whole(
             if length is not None:
                 data = await whole()  # a sidecar is ~100 bytes: one read, not a loop of chunks
             else:
+                assert chunks is not None, "a body of unknown length is read chunk by chunk"
                 buffer = bytearray()
                 async for chunk in chunks():
                     buffer += chunk

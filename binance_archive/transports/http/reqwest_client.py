@@ -60,10 +60,10 @@ class ReqwestClient:
         once one was not whole within a read timeout."""
 
     def file(self, url: str, settings: BodySettings) -> _Request:
-        return _Request(self._client, url, "file", settings, self)
+        return _Request(self, url, "file", settings)
 
     async def read(self, url: str, what: str, max_size: int) -> bytes:
-        async with _Request(self._client, url, what, None) as response:
+        async with _Request(self, url, what, None) as response:
             reader = response.body_reader
 
             async def whole() -> bytes:
@@ -89,16 +89,15 @@ class _ReqwestBody(HttpBody):
     # pyreqwest reads on its Tokio thread and completes each read on whichever event loop awaited it.
     loop_free = True
 
-    def __init__(self, response: Any, url: str, settings: BodySettings, owner: ReqwestClient | None) -> None:
+    def __init__(self, response: Any, url: str, settings: BodySettings, owner: ReqwestClient) -> None:
         super().__init__(url, _content_length(response), settings)
         self._response = response
         self._owner = owner
 
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
-        owner = self._owner
-        if self.size is not None and self.size <= WHOLE_UP_TO and owner is not None and owner.whole_reads:
-            yield await self._whole(reader, self.size, owner)
+        if self.size is not None and self.size <= WHOLE_UP_TO and self._owner.whole_reads:
+            yield await self._whole(reader, self.size, self._owner)
             return
         guard = self._settings.guard(self._url)
         while True:
@@ -133,7 +132,7 @@ class _ReqwestBody(HttpBody):
         if settings.min_speed:
             watch = asyncio.get_running_loop().call_later(settings.read_timeout, _slow_link, owner, self._url)
         try:
-            return await read_whole(self._url, size, size, whole, _no_chunks, settings)
+            return await read_whole(self._url, size, size, whole, None, settings)
         except BaseException as exc:  # pyreqwest's errors translated (too slow, or short: the library's already)
             raise _translate(exc, self._url, body=True, received=0) from None
         finally:
@@ -150,28 +149,20 @@ def _slow_link(owner: ReqwestClient, url: str) -> None:
         )
 
 
-async def _no_chunks() -> AsyncIterator[bytes]:  # read_whole reads chunks only where the length is not known
-    raise AssertionError("unreachable")
-    yield b""  # pragma: no cover
-
-
 class _Request(Request):
     """One GET through pyreqwest's client."""
 
-    __slots__ = ("_client", "_owner")
+    __slots__ = ("_owner",)
 
-    def __init__(
-        self, client: Any, url: str, what: str, body: BodySettings | None, owner: ReqwestClient | None = None
-    ) -> None:
+    def __init__(self, owner: ReqwestClient, url: str, what: str, body: BodySettings | None) -> None:
         super().__init__(url, what, body)
-        self._client = client
         self._owner = owner
 
     def _send(self) -> Any:
         # Entered as soon as the headers are in, as aiohttp's: pyreqwest would otherwise read up to 64 KB on entering,
         # before the status and the length are looked at (a listing claiming a gigabyte is refused unread) and where
         # no speed check runs (a body dripping a byte at a time would be waited out).
-        return self._client.get(self._url).streamed_read_buffer_limit(0).build_streamed()
+        return self._owner._client.get(self._url).streamed_read_buffer_limit(0).build_streamed()
 
     def _status(self, response: Any) -> tuple[int, str | None]:
         return response.status, response.get_header("Retry-After")

@@ -79,16 +79,16 @@ class ResponseHead:
         # half of what parsing one cost).
         if status in _NO_BODY or 100 <= status < 200:
             self.length = 0
-        elif b"\ntransfer-encoding:" in lowered and (codings := self.header("transfer-encoding")) is not None:
+        elif _KEYS["transfer-encoding"] in lowered and (codings := self.header("transfer-encoding")) is not None:
             # Chunked must be the last coding; a body in any other coding runs to the connection's close.
             self.chunked = codings.rsplit(",", 1)[-1].strip().lower() == "chunked"
-        elif b"\ncontent-length:" in lowered and (length := self.header("content-length")) is not None:
+        elif _KEYS["content-length"] in lowered and (length := self.header("content-length")) is not None:
             values = {v.strip() for v in length.split(",")} if "," in length else {length}
             value = next(iter(values))
             if len(values) != 1 or not (value.isascii() and value.isdigit()):  # not "²", a digit to str.isdigit
                 raise WireError(f"invalid Content-Length: {length[:80]!r}")
             self.length = int(value)
-        connection = self.header("connection") if b"\nconnection:" in lowered else None
+        connection = self.header("connection") if _KEYS["connection"] in lowered else None
         self.keep_alive = (
             match[1] == b"1"
             and (
