@@ -108,17 +108,14 @@ def command(
         listing.write_text("".join(f'url = "{base_url}/{k}"\noutput = "{dest}/{k}"\n' for k in keys))
         argv = ["curl", "--parallel", "--parallel-max", str(CURL_PARALLEL), "--create-dirs", "--fail", "-sS"]
         return [*argv, *(["--cacert", str(ca_file)] if ca_file else []), "-K", str(listing)], dict(os.environ)
-    if contender == "sequential":
+    if contender in ("sequential", "floor"):
+        # One file at a time, as Binance's scripts do; and the floor, the least a verifying download does in Python
+        # (plain HTTP only). Both are worker.py subcommands reading the keys from a file.
         listing = folder / "keys.txt"
         listing.write_text("\n".join(keys) + "\n")
         if ca_file:
             env["SSL_CERT_FILE"] = str(ca_file)  # urllib's default context reads it
-        return [*py, "sequential", "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env
-    if contender == "floor":
-        # The least a verifying download does in Python (see worker.py): plain HTTP only.
-        listing = folder / "keys.txt"
-        listing.write_text("\n".join(keys) + "\n")
-        return [*py, "floor", "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env
+        return [*py, contender, "--base-url", base_url, "--dest", str(dest), "--keys", str(listing)], env
     raise ValueError(f"unknown contender {contender!r}; choose from {', '.join(CONTENDERS)}")
 
 

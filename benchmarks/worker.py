@@ -80,7 +80,6 @@ def _options(items: list[str]) -> dict[str, object]:
 
 def _sequential(args: argparse.Namespace) -> dict[str, object]:
     """One file at a time, a new connection per request, as Binance's own download scripts do (urllib)."""
-    import os
     import shutil
     import urllib.request
 

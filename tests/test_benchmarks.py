@@ -216,7 +216,8 @@ def test_the_benchmark_nginx_answers_the_listing_of_folders_and_refuses_what_it_
     (answered 501 rather than with a wrong listing)."""
     import hashlib
     import shutil
-    import xml.etree.ElementTree as ET
+
+    from binance_archive.core.listing import parse_listing
 
     server = _bench("server")
     tree = tmp_path / "tree"
@@ -228,10 +229,10 @@ def test_the_benchmark_nginx_answers_the_listing_of_folders_and_refuses_what_it_
         nginx.write_listings()
         listings = nginx.dir / "listings"
 
-        def listed(prefix: str) -> list[str]:
-            text = (listings / f"{hashlib.md5(prefix.encode()).hexdigest()}.xml").read_text()
-            ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
-            return [p.text or "" for p in ET.fromstring(text).findall("s3:CommonPrefixes/s3:Prefix", ns)]
+        def listed(prefix: str) -> list[str]:  # read as the library's clients read a listing
+            return list(
+                parse_listing((listings / f"{hashlib.md5(prefix.encode()).hexdigest()}.xml").read_bytes()).prefixes
+            )
 
         assert listed("data/spot/daily/klines/") == [
             "data/spot/daily/klines/BTCUSDT/",
