@@ -46,6 +46,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports: the kernel may hand a just-closed port out again, and nginx refuses a
+    configuration that listens twice on one port."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _find_nginx() -> tuple[str, list[str]] | None:
     """The nginx binary and the two lua module paths, if all are installed."""
     binary = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
@@ -135,7 +146,8 @@ class NginxServer:
         self.modules = modules
         self.version = _version(binary)
         self.dir = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
-        self.ports = {(lat, scheme): free_port() for lat in latencies for scheme in SCHEMES}
+        pairs = [(lat, scheme) for lat in latencies for scheme in SCHEMES]
+        self.ports = dict(zip(pairs, free_ports(len(pairs)), strict=True))
         self.certificates: dict[str, Path] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -1,9 +1,11 @@
-"""The HTTP transport's blocking GET of a large body (``transports/http/blocking.py``), with either client.
+"""The HTTP transport's blocking GET of a large body (``transports/http/blocking.py``), with the clients that send it.
 
 A body larger than ``large_body_bytes`` is fetched again from the engine's worker thread over a connection of
-its own. That GET must give the same bytes, follow redirects as the clients do, turn every failure into the
-library's errors, and stop at once when the request is left from the event loop (a cancelled download). Its
-TLS checks and its handling of credentials are in ``tests/reliability/test_tls_and_secrets.py``.
+its own, by aiohttp and pyreqwest always and by the native client over TLS (over plain HTTP it hands its own
+socket over instead: ``test_native_handover.py``). That GET must give the same bytes, follow redirects as the
+clients do, turn every failure into the library's errors, and stop at once when the request is left from the
+event loop (a cancelled download). Its TLS checks and its handling of credentials are in
+``tests/reliability/test_tls_and_secrets.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from binance_archive.errors import ConfigurationError, FileMissingError, Retryab
 from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.transports.http import HttpTransport
 
-CLIENTS = ["native", "aiohttp", "pyreqwest"]
+from ..support.tls import make_certificate, tls_front
+
+CLIENTS = ["aiohttp", "pyreqwest"]  # the native client sends the GET again over TLS only: see the last test
 FILE = ArchiveFile(Market.SPOT, DataType.TRADES, "BTCUSDT", Period.DAILY, dt.date(2024, 1, 1))
 MEMBER = 300_000  # bytes of the zipped CSV: incompressible, so the zip is about as large
 
@@ -215,3 +219,19 @@ async def test_a_second_answer_without_a_length_is_read_whole(tree: Path, client
 def test_large_body_bytes_must_be_a_whole_number_of_bytes(value: object) -> None:
     with pytest.raises(ConfigurationError, match="large_body_bytes must be a whole number of bytes"):
         HttpTransport(large_body_bytes=value)  # type: ignore[arg-type]
+
+
+async def test_the_native_client_fetches_a_large_body_again_over_tls(tree: Path, tmp_path: Path) -> None:
+    """Over TLS the session's state is the event loop's transport's: no socket can be handed to the worker thread,
+    so the native client sends the GET again, as the other clients do."""
+    cert, key, _ = make_certificate(tmp_path, host="127.0.0.1")
+    size = len(_zip(tree))
+    async with FakeArchiveServer(tree) as server, tls_front(server.port, cert, key) as port:
+        async with (
+            HttpTransport(
+                base_url=f"https://127.0.0.1:{port}", client="native", ca_bundle=cert, large_body_bytes=size - 1
+            ) as transport,
+            transport.get(FILE.key) as body,
+        ):
+            assert await _read_again(body) == _zip(tree)
+        assert server.stats.by_key[FILE.key] == 2, "the first response is released unread, and the GET sent again"

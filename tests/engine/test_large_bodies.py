@@ -4,7 +4,8 @@ Three paths, which must store the same verified bytes and survive a body cut sho
 drip and a cancelled download without leaving anything under a final name:
 
 - ``blocking``: a body over the HTTP transport's ``large_body_bytes`` is fetched again on a blocking connection
-  in the worker thread (either client);
+  in the worker thread (aiohttp, pyreqwest);
+- ``handover``: the native client hands its own socket (plain HTTP) to the worker thread, which reads the rest;
 - ``thread-loop``: pyreqwest's bodies may be read on another thread's event loop, so the worker thread reads
   the first response there;
 - ``event-loop``: aiohttp's bodies, bound to their loop, are batched on the engine's loop.
@@ -37,15 +38,17 @@ LARGE = Selection(
 SIZE = 3 * 1024 * 1024 + 12_345  # over the engine's 1 MB batch, and not a multiple of any chunk size
 PUMP_LOG = "received, hashed and written in a worker thread"  # the engine (engine/receive.py)
 REFETCH_LOG = "fetched again on a blocking connection"  # the HTTP transport's body (transports/http/body.py)
+HANDOVER_LOG = "read on from the connection's own socket"  # the native client (transports/http/native/client.py)
 
 # (client, large_body_bytes): the threshold is under SIZE for the blocking path, 0 (off) for the others.
 PATHS = {
     "blocking-pyreqwest": ("pyreqwest", 1024 * 1024),
     "blocking-aiohttp": ("aiohttp", 1024 * 1024),
+    "handover-native": ("native", 1024 * 1024),
     "thread-loop": ("pyreqwest", 0),
     "event-loop": ("aiohttp", 0),
 }
-THREADED = ["blocking-pyreqwest", "blocking-aiohttp", "thread-loop"]  # the paths with worker threads
+THREADED = ["blocking-pyreqwest", "blocking-aiohttp", "handover-native", "thread-loop"]  # with worker threads
 
 
 @pytest.fixture
@@ -96,12 +99,14 @@ async def test_large_bodies_are_stored_verified_by_every_path(
     assert_mirrored(large_tree, mirror, files)
     messages = [r.getMessage() for r in caplog.records]
     refetched = sum(REFETCH_LOG in m for m in messages)
+    handed = sum(HANDOVER_LOG in m for m in messages)
     pumped = sum(PUMP_LOG in m for m in messages)
-    assert (refetched, pumped) == {
-        "blocking-pyreqwest": (len(files), len(files)),
-        "blocking-aiohttp": (len(files), len(files)),
-        "thread-loop": (0, len(files)),
-        "event-loop": (0, 0),
+    assert (refetched, handed, pumped) == {
+        "blocking-pyreqwest": (len(files), 0, len(files)),
+        "blocking-aiohttp": (len(files), 0, len(files)),
+        "handover-native": (0, len(files), len(files)),
+        "thread-loop": (0, 0, len(files)),
+        "event-loop": (0, 0, 0),
     }[path]
     # The blocking path sends each zip's GET twice (the first response is released unread); the sidecars once.
     gets = 2 if path.startswith("blocking") else 1

@@ -6,14 +6,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from binance_archive.backends import Body
 from binance_archive.common.urls import redact
 from binance_archive.errors import RetryableError, VerificationError
-
-if TYPE_CHECKING:
-    from binance_archive.transports.http.blocking import BlockingGet
 
 __all__ = ["WHOLE_UP_TO", "BodySettings", "HttpBody", "SpeedGuard", "check_small"]
 
@@ -22,6 +19,13 @@ log = logging.getLogger(__name__)
 WHOLE_UP_TO = 1024 * 1024
 """A body of known length up to this size may be read whole, in one go (the engine hashes it on the event loop
 anyway, and holds it whole until its commit); within the time :func:`~.client.read_whole` allows."""
+
+
+class _Interruptible(Protocol):
+    """A read of a body in a worker thread that another thread can stop: the blocking GET (:mod:`.blocking`), or
+    the native client's socket handed over (:mod:`.native.handover`)."""
+
+    def interrupt(self) -> None: ...
 
 
 class BodySettings:
@@ -119,7 +123,7 @@ class HttpBody(Body):
         self._url = url  # unredacted: redact() runs only when a message is built, not for every file
         self.size = size
         self._settings = settings
-        self._blocking_get: BlockingGet | None = None
+        self._blocking_get: _Interruptible | None = None
         self._released = False
         limit = settings.large_body_bytes
         self.blocking = bool(limit) and size is not None and size > limit

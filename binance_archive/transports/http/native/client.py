@@ -4,20 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
+import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urljoin
 
 from binance_archive.common.urls import redact
 from binance_archive.transports.http import errors
 from binance_archive.transports.http.body import BodySettings, HttpBody
 from binance_archive.transports.http.client import Request, read_whole
+from binance_archive.transports.http.native import handover
 from binance_archive.transports.http.native.connection import Connection, Lost, Origin
 from binance_archive.transports.http.native.targets import Target, Targets
 from binance_archive.transports.http.native.wire import ResponseHead, WireError
 from binance_archive.transports.http.tls import ssl_context
 
 __all__ = ["NativeClient"]
+
+log = logging.getLogger(__name__)
 
 _MAX_REDIRECTS = 10  # as the other clients
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -236,6 +242,34 @@ class _NativeBody(HttpBody):
                 yield piece
         self._exchange.finish()
         guard.finish(self.size)
+
+    def blocking_chunks(self) -> Iterator[bytes | memoryview]:
+        """In the engine's worker thread: over plain HTTP, the rest of the body from this connection's own socket,
+        handed over (see :mod:`.handover`); over TLS, or a body without a Content-Length, from a GET sent again."""
+        connection = self._connection
+        head = connection.response
+        if not handover.POSSIBLE or connection.origin[0] != "http" or self.size is None or head is None or head.chunked:
+            return super().blocking_chunks()
+        take: concurrent.futures.Future[tuple[socket.socket | None, list[bytes], int]] = concurrent.futures.Future()
+        url, exchange = self._url, self._exchange
+
+        def detach() -> None:  # on the event loop's thread
+            if take.set_running_or_notify_cancel():
+                try:
+                    take.set_result(connection.detach())
+                except WireError as exc:
+                    take.set_exception(_body_error(exc, url, None))
+                except Exception as exc:
+                    take.set_exception(exc)
+            exchange.finish()  # the connection is closed: its place is free
+
+        log.debug("%s: read on from the connection's own socket in a worker thread", redact(url))
+        reader = handover.HandedOver(url, take)
+        self._blocking_get = reader
+        if self._released:  # released (the download cancelled) before this thread got here
+            reader.interrupt()
+        connection.loop.call_soon_threadsafe(detach)
+        return reader.chunks(self._settings.guard(url), self._settings.read_timeout, self.size)
 
 
 class _Request(Request):

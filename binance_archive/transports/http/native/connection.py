@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -235,6 +237,33 @@ class Connection(asyncio.Protocol):
     def buffered(self) -> int:
         """Bytes of the body received and not yet taken."""
         return self._buffered
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def detach(self) -> tuple[socket.socket | None, list[bytes], int]:
+        """Give up the connection to a thread that reads the rest of a body of known length from its socket (see
+        :mod:`.handover`): a duplicate of its socket (None where the body is whole already), the body's
+        bytes received and not yet taken, and the bytes still to come. On the event loop's thread; the
+        connection is closed here (the duplicate keeps the TCP connection open). A connection the server closed
+        early gives no socket (the reader finds the body short); an answer that broke HTTP/1.1 raises its error."""
+        if isinstance(self._error, WireError):
+            raise self._error
+        assert self._chunked is None, "a body of known length"
+        assert self._left >= 0, "a body of known length"
+        pieces = list(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        left, sock = self._left, None
+        if left and self._error is None and not self.closed:
+            if not self._paused:  # nothing more for this protocol: the rest is the thread's to receive
+                self._paused = True
+                self._transport.pause_reading()
+            sock = socket.socket(fileno=os.dup(self._transport.get_extra_info("socket").fileno()))
+        self._done = True  # as far as this protocol goes: its close is not a broken answer
+        self.close()
+        return sock, pieces, left
 
     def close(self) -> None:
         if not self.closed:

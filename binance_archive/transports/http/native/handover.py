@@ -1,0 +1,108 @@
+"""A large body read on in a worker thread from the native client's own connection, handed over, not fetched again.
+
+Every HTTP client sends the GET of a large body again from the engine's worker thread (:mod:`..blocking`), where one
+``recv`` a megabyte is cheaper than chunks handed across the event loop. That second GET costs a new connection and
+a round trip: nothing on loopback, two round trips for a user far from the bucket. The native client owns its
+plain-HTTP sockets, so it can do without it: the socket whose answer's head has come is handed to the thread (a
+duplicate of its descriptor; the event loop's transport is closed), with the body's bytes already received, and the
+thread reads the rest with ``recv_into``. Over TLS the session's state lives in the event loop's transport, so a
+large body over HTTPS is fetched again as with the other clients.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from binance_archive.common.urls import redact
+from binance_archive.errors import RetryableError
+from binance_archive.transports.http.errors import broke_off, reason, timed_out
+
+if TYPE_CHECKING:
+    from binance_archive.transports.http.body import SpeedGuard
+
+__all__ = ["POSSIBLE", "READ_SIZE", "HandedOver"]
+
+READ_SIZE = 1024 * 1024  # as the blocking GET's reads (see blocking.py)
+POSSIBLE = os.name == "posix"  # a socket's descriptor is duplicated with os.dup, which Windows' sockets refuse
+
+
+class HandedOver:
+    """The rest of one body on a socket handed over by the event loop: :meth:`chunks` blocks, for a worker thread.
+
+    ``take`` runs on the worker thread and returns what the event loop handed over (see :meth:`Connection.detach
+    <.connection.Connection.detach>`): the socket, the body's bytes received so far, and the bytes still to come.
+    :meth:`interrupt` may be called from any other thread (as :meth:`BlockingGet.interrupt
+    <..blocking.BlockingGet.interrupt>`): a read under way fails at once, and none starts after.
+    """
+
+    def __init__(self, url: str, take: concurrent.futures.Future[tuple[socket.socket | None, list[bytes], int]]):
+        self._url = url
+        self._take = take
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._interrupted = False
+
+    def chunks(self, guard: SpeedGuard, read_timeout: float, size: int) -> Iterator[bytes | memoryview]:
+        """The body's ``size`` bytes, those received on the loop first, then up to a megabyte a ``recv``; each
+        counted by ``guard``. A view of the buffer is valid until the next chunk is asked for."""
+        try:
+            sock, received, left = self._take.result()
+        except concurrent.futures.CancelledError:  # interrupted before the loop handed the socket over
+            raise RetryableError(f"the GET of {redact(self._url)} was stopped") from None
+        with self._lock:
+            if sock is not None and self._interrupted:
+                sock.close()
+                sock = None
+            self._socket = sock
+        try:
+            for piece in received:
+                guard.count(len(piece))
+                yield piece
+            if sock is not None and left:
+                yield from self._rest(sock, left, guard, read_timeout)
+            if self._interrupted and guard.received < size:
+                raise RetryableError(f"the GET of {redact(self._url)} was stopped after {guard.received} bytes")
+            guard.finish(size)  # a body the server ended early: truncated, and retried
+        finally:
+            self._close()
+
+    def _rest(self, sock: socket.socket, left: int, guard: SpeedGuard, read_timeout: float) -> Iterator[memoryview]:
+        """Up to ``left`` bytes from ``sock``, until the server closes the connection."""
+        buffer = memoryview(bytearray(min(READ_SIZE, left)))
+        sock.settimeout(read_timeout)  # the descriptor is non-blocking (the loop's): the timeout polls before a recv
+        while left:
+            try:
+                count = sock.recv_into(buffer, min(left, len(buffer)))
+            except TimeoutError:
+                raise timed_out(self._url, received=guard.received) from None
+            except OSError as exc:
+                if self._interrupted:
+                    return
+                raise broke_off(self._url, reason(exc), received=guard.received) from None
+            if not count:
+                return
+            left -= count
+            guard.count(count)
+            yield buffer[:count]
+
+    def interrupt(self) -> None:
+        """Stop the read from another thread."""
+        with self._lock:
+            self._interrupted = True
+            sock = self._socket
+        self._take.cancel()  # a hand-over the loop has not begun is not made (the request's exit closes the socket)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # not connected any more
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _close(self) -> None:
+        with self._lock:
+            sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
