@@ -35,7 +35,7 @@ POSSIBLE = os.name == "posix"  # a socket's descriptor is duplicated with os.dup
 class HandedOver:
     """The rest of one body on a socket handed over by the event loop: :meth:`chunks` blocks, for a worker thread.
 
-    ``take`` runs on the worker thread and returns what the event loop handed over (see :meth:`Connection.detach
+    ``take`` is the future the event loop fulfils with what it hands over (see :meth:`Connection.detach
     <.connection.Connection.detach>`): the socket, the body's bytes received so far, and the bytes still to come.
     :meth:`interrupt` may be called from any other thread (as :meth:`BlockingGet.interrupt
     <..blocking.BlockingGet.interrupt>`): a read under way fails at once, and none starts after.
