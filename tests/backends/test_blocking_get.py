@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from binance_archive.errors import ConfigurationError, FileMissingError, Retryab
 from binance_archive.testing import FakeArchiveServer, key_path, write_file
 from binance_archive.transports.http import HttpTransport
 
+from ..support.reading import ThreadRead
 from ..support.tls import make_certificate, tls_front
 
 CLIENTS = ["aiohttp", "pyreqwest"]  # the native client sends the GET again over TLS only: see the last test
@@ -117,30 +116,18 @@ async def test_leaving_the_request_stops_a_blocked_read_at_once(tree: Path, clie
         FakeArchiveServer(tree, shutdown_timeout=0.5) as server,
         HttpTransport(base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=30.0) as transport,
     ):
-        first_chunk = threading.Event()
-        outcome: list[BaseException | None] = []
-
-        def read(chunks: Iterator[bytes]) -> None:
-            try:
-                for _ in chunks:
-                    first_chunk.set()
-                outcome.append(None)
-            except BaseException as exc:
-                outcome.append(exc)
-
         async with transport.get(FILE.key) as body:
             server.faults.stall_keys = {FILE.key}  # part of the body, then 20 s of nothing
             server.faults.stall_seconds = 20
-            reader = threading.Thread(target=read, args=(body.blocking_chunks(),))
-            reader.start()
-            assert await asyncio.to_thread(first_chunk.wait, 10), "the second GET sent part of its body"
+            read = ThreadRead(body.blocking_chunks())
+            assert await asyncio.to_thread(read.started.wait, 10), "the second GET sent part of its body"
             await asyncio.sleep(0.2)  # the reader is now blocked on the stalled socket
             left = time.monotonic()
-        await asyncio.to_thread(reader.join, 10)
+        await asyncio.to_thread(read.thread.join, 10)
         took = time.monotonic() - left
-    assert not reader.is_alive() and took < 3, f"the read went on for {took:.1f} s after the request was left"
-    assert len(outcome) == 1 and isinstance(outcome[0], RetryableError), outcome
-    assert "stopped" in str(outcome[0])
+    assert not read.thread.is_alive() and took < 3, f"the read went on for {took:.1f} s after the request was left"
+    assert len(read.outcome) == 1 and isinstance(read.outcome[0], RetryableError), read.outcome
+    assert "stopped" in str(read.outcome[0])
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from binance_archive.transports.http import HttpTransport
 from binance_archive.transports.http.native import connection, handover
 
 from ..reliability.support import wait_until
+from ..support.reading import ThreadRead
 
 FILE = ArchiveFile(Market.SPOT, DataType.TRADES, "BTCUSDT", Period.DAILY, dt.date(2024, 1, 1))
 BIG = 3 * connection.PAUSE_AT  # the loop pauses its socket at PAUSE_AT: the rest waits there for the thread
@@ -122,32 +122,20 @@ async def test_leaving_the_request_stops_a_read_blocked_on_the_socket_at_once(
     async with FakeArchiveServer(tree, shutdown_timeout=0.5) as server:
         server.faults.stall_keys = {FILE.key}  # half the body, then 20 s of nothing
         server.faults.stall_seconds = 20
-        outcome: list[BaseException | None] = []
-        reading = threading.Event()
-
-        def read(chunks: Iterator[bytes]) -> None:
-            try:
-                for _ in chunks:
-                    reading.set()
-                outcome.append(None)
-            except BaseException as exc:
-                outcome.append(exc)
-
         async with HttpTransport(
             base_url=server.base_url, client="native", large_body_bytes=1, read_timeout=30.0
         ) as transport:
             async with transport.get(FILE.key) as body:
-                reader = threading.Thread(target=read, args=(body.blocking_chunks(),))
-                reader.start()
-                assert await asyncio.to_thread(reading.wait, 10), "part of the body came"
+                read = ThreadRead(body.blocking_chunks())
+                assert await asyncio.to_thread(read.started.wait, 10), "part of the body came"
                 await asyncio.sleep(0.3)  # the reader is now blocked on the stalled socket
                 left = time.monotonic()
-            await asyncio.to_thread(reader.join, 10)
+            await asyncio.to_thread(read.thread.join, 10)
             took = time.monotonic() - left
     assert socket_bytes, "the reader was reading from the socket handed over"
-    assert not reader.is_alive() and took < 3, f"the read went on for {took:.1f} s after the request was left"
-    assert len(outcome) == 1 and isinstance(outcome[0], RetryableError), outcome
-    assert "stopped" in str(outcome[0])
+    assert not read.thread.is_alive() and took < 3, f"the read went on for {took:.1f} s after the request was left"
+    assert len(read.outcome) == 1 and isinstance(read.outcome[0], RetryableError), read.outcome
+    assert "stopped" in str(read.outcome[0])
 
 
 async def test_a_request_left_before_the_hand_over_reads_nothing(tmp_path: Path) -> None:
@@ -162,3 +150,21 @@ async def test_a_request_left_before_the_hand_over_reads_nothing(tmp_path: Path)
                 await _read_in_thread(body)
         async with transport.get(FILE.key) as body:  # the client goes on
             assert await _read_in_thread(body) == key_path(tree, FILE.key).read_bytes()
+
+
+async def test_a_loop_that_does_not_hand_the_socket_over_fails_the_read_after_a_read_timeout(tmp_path: Path) -> None:
+    """The worker thread asks the event loop for the socket; a loop that is stuck (or stopped: an interrupted
+    process) must not hold the thread, and the interpreter's exit that joins it, forever."""
+    tree = _tree(tmp_path, BIG)
+    async with (
+        FakeArchiveServer(tree) as server,
+        HttpTransport(base_url=server.base_url, client="native", large_body_bytes=1, read_timeout=0.3) as transport,
+    ):
+        async with transport.get(FILE.key) as body:
+            read = ThreadRead(body.blocking_chunks())
+            time.sleep(1.0)  # noqa: ASYNC251 (on purpose: the loop stuck, so the hand-over cannot run meanwhile)
+            await asyncio.to_thread(read.thread.join, 10)
+        async with transport.get(FILE.key) as body:  # the client goes on
+            assert await _read_in_thread(body) == key_path(tree, FILE.key).read_bytes()
+    assert len(read.outcome) == 1 and isinstance(read.outcome[0], RetryableError), read.outcome
+    assert "did not hand" in str(read.outcome[0])

@@ -52,9 +52,19 @@ class HandedOver:
         """The body's ``size`` bytes, those received on the loop first, then up to a megabyte a ``recv``; each
         counted by ``guard``. A view of the buffer is valid until the next chunk is asked for."""
         try:
-            sock, received, left = self._take.result()
+            # Bounded: a loop that stopped (its process interrupted) would otherwise hold this thread, and the
+            # interpreter's exit that joins it, forever.
+            sock, received, left = self._take.result(timeout=read_timeout)
         except concurrent.futures.CancelledError:  # interrupted before the loop handed the socket over
             raise RetryableError(f"the GET of {redact(self._url)} was stopped") from None
+        except TimeoutError:
+            if not self._take.cancel():  # handed over just now, after all: nobody will read that socket
+                late = self._take.result()[0]
+                if late is not None:
+                    late.close()
+            raise RetryableError(
+                f"the event loop did not hand {redact(self._url)}'s connection over within {read_timeout:g} s"
+            ) from None
         with self._lock:
             if sock is not None and self._interrupted:
                 sock.close()
