@@ -28,7 +28,8 @@ from binance_archive.transports.http import HttpTransport
 from ..support.reading import ThreadRead
 from ..support.tls import make_certificate, tls_front
 
-CLIENTS = ["aiohttp", "pyreqwest"]  # the native client sends the GET again over TLS only: see the last test
+CLIENTS = ["aiohttp", "pyreqwest"]  # the native client sends the GET again over TLS only: see the last tests
+NEAR = 60.0  # refetch_within: the GET is sent again however long a loaded machine took to answer the first one
 FILE = ArchiveFile(Market.SPOT, DataType.TRADES, "BTCUSDT", Period.DAILY, dt.date(2024, 1, 1))
 MEMBER = 300_000  # bytes of the zipped CSV: incompressible, so the zip is about as large
 
@@ -55,7 +56,9 @@ async def test_a_large_body_is_fetched_again_whole_by_a_second_get(tree: Path, c
     size = len(_zip(tree))
     async with FakeArchiveServer(tree) as server:
         async with (
-            HttpTransport(base_url=server.base_url, client=client, large_body_bytes=size - 1) as transport,
+            HttpTransport(
+                base_url=server.base_url, client=client, large_body_bytes=size - 1, refetch_within=NEAR
+            ) as transport,
             transport.get(FILE.key) as body,
         ):
             assert body.size == size
@@ -89,7 +92,12 @@ async def test_a_failure_of_the_second_get_is_the_librarys_error(
     async with FakeArchiveServer(tree, shutdown_timeout=0.5) as server:
         async with (
             HttpTransport(
-                base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=0.4, min_speed=100_000
+                base_url=server.base_url,
+                client=client,
+                large_body_bytes=1,
+                read_timeout=0.4,
+                min_speed=100_000,
+                refetch_within=NEAR,
             ) as transport,
             transport.get(FILE.key) as body,
         ):
@@ -114,7 +122,9 @@ async def test_a_failure_of_the_second_get_is_the_librarys_error(
 async def test_leaving_the_request_stops_a_blocked_read_at_once(tree: Path, client: str) -> None:
     async with (
         FakeArchiveServer(tree, shutdown_timeout=0.5) as server,
-        HttpTransport(base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=30.0) as transport,
+        HttpTransport(
+            base_url=server.base_url, client=client, large_body_bytes=1, read_timeout=30.0, refetch_within=NEAR
+        ) as transport,
     ):
         async with transport.get(FILE.key) as body:
             server.faults.stall_keys = {FILE.key}  # part of the body, then 20 s of nothing
@@ -153,7 +163,7 @@ async def test_the_second_get_follows_redirects_and_keeps_credentials_to_their_o
         async with TestServer(app("home", redirect_to=None)) as home:
             base = f"http://user:pw@127.0.0.1:{home.port}"
             async with (
-                HttpTransport(base_url=base, client=client, large_body_bytes=1) as transport,
+                HttpTransport(base_url=base, client=client, large_body_bytes=1, refetch_within=NEAR) as transport,
                 transport.get("moved.zip") as body,
             ):
                 assert await _read_again(body) == data
@@ -163,7 +173,7 @@ async def test_the_second_get_follows_redirects_and_keeps_credentials_to_their_o
             seen["home"].clear()
             base = f"http://user:pw@127.0.0.1:{home.port}"
             async with (
-                HttpTransport(base_url=base, client=client, large_body_bytes=1) as transport,
+                HttpTransport(base_url=base, client=client, large_body_bytes=1, refetch_within=NEAR) as transport,
                 transport.get("moved.zip") as body,
             ):
                 assert await _read_again(body) == data
@@ -195,7 +205,7 @@ async def test_a_second_answer_without_a_length_is_read_whole(tree: Path, client
     async with TestServer(application) as server:
         base = f"http://127.0.0.1:{server.port}"
         async with (
-            HttpTransport(base_url=base, client=client, large_body_bytes=1) as transport,
+            HttpTransport(base_url=base, client=client, large_body_bytes=1, refetch_within=NEAR) as transport,
             transport.get("file.zip") as body,
         ):
             assert await _read_again(body) == data
@@ -216,9 +226,41 @@ async def test_the_native_client_fetches_a_large_body_again_over_tls(tree: Path,
     async with FakeArchiveServer(tree) as server, tls_front(server.port, cert, key) as port:
         async with (
             HttpTransport(
-                base_url=f"https://127.0.0.1:{port}", client="native", ca_bundle=cert, large_body_bytes=size - 1
+                base_url=f"https://127.0.0.1:{port}",
+                client="native",
+                ca_bundle=cert,
+                large_body_bytes=size - 1,
+                refetch_within=NEAR,
             ) as transport,
             transport.get(FILE.key) as body,
         ):
             assert await _read_again(body) == _zip(tree)
         assert server.stats.by_key[FILE.key] == 2, "the first response is released unread, and the GET sent again"
+
+
+@pytest.mark.parametrize("client", [*CLIENTS, "native-tls"])
+async def test_a_large_body_from_a_far_server_is_read_from_its_first_answer(
+    tree: Path, tmp_path: Path, client: str
+) -> None:
+    """Far from the server (the first answer slower than ``refetch_within``) a second GET would cost a connection, a
+    TLS handshake and a request: the first answer is read instead. Near it, the GET is sent again."""
+    cert, key, _ = make_certificate(tmp_path, host="127.0.0.1")
+    data = _zip(tree)
+    async with FakeArchiveServer(tree, latency=0.2) as server, tls_front(server.port, cert, key) as port:
+        base = f"https://127.0.0.1:{port}" if client == "native-tls" else server.base_url
+        options = {"client": client.removesuffix("-tls"), "ca_bundle": cert, "large_body_bytes": 1}
+        far = HttpTransport(base_url=base, refetch_within=0.1, **options)  # type: ignore[arg-type]
+        async with far, far.get(FILE.key) as body:
+            assert not body.blocking, "answered in 0.2 s, beyond refetch_within: read, not fetched again"
+            assert b"".join([chunk async for chunk in body.chunks()]) == data
+        assert server.stats.by_key[FILE.key] == 1
+        near = HttpTransport(base_url=base, refetch_within=1.0, **options)  # type: ignore[arg-type]
+        async with near, near.get(FILE.key) as body:
+            assert await _read_again(body) == data
+        assert server.stats.by_key[FILE.key] == 3, "within refetch_within: the GET sent again"
+
+
+@pytest.mark.parametrize("value", [-0.1, "soon", True])
+def test_refetch_within_must_be_seconds(value: object) -> None:
+    with pytest.raises(ConfigurationError, match="refetch_within must be a number of seconds"):
+        HttpTransport(refetch_within=value)  # type: ignore[arg-type]

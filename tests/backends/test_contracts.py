@@ -54,7 +54,9 @@ class TestHttpTransportBlockingGet(TransportContract):
     @pytest.fixture
     async def transport(self, contract_archive: ContractArchive) -> AsyncIterator[Transport]:
         async with FakeArchiveServer(contract_archive.root, page_size=2) as server:
-            yield HttpTransport(base_url=server.base_url, listing_url=server.listing_url, large_body_bytes=1)
+            yield HttpTransport(
+                base_url=server.base_url, listing_url=server.listing_url, large_body_bytes=1, refetch_within=60.0
+            )
 
 
 class TestMirrorTransport(TransportContract):

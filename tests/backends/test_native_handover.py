@@ -168,3 +168,17 @@ async def test_a_loop_that_does_not_hand_the_socket_over_fails_the_read_after_a_
             assert await _read_in_thread(body) == key_path(tree, FILE.key).read_bytes()
     assert len(read.outcome) == 1 and isinstance(read.outcome[0], RetryableError), read.outcome
     assert "did not hand" in str(read.outcome[0])
+
+
+async def test_a_far_servers_large_body_is_handed_over_all_the_same(tmp_path: Path, socket_bytes: list[int]) -> None:
+    """``refetch_within`` keeps the other clients from a second GET to a far server; the hand-over sends none, so
+    the native client hands the socket over however slowly the first answer came."""
+    tree = _tree(tmp_path, BIG)
+    async with (
+        FakeArchiveServer(tree, latency=0.2) as server,
+        HttpTransport(base_url=server.base_url, client="native", large_body_bytes=1, refetch_within=0.01) as transport,
+    ):
+        async with transport.get(FILE.key) as body:
+            assert await _read_in_thread(body) == key_path(tree, FILE.key).read_bytes()
+        assert server.stats.by_key[FILE.key] == 1
+    assert socket_bytes, "read on from the socket handed over"

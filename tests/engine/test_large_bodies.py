@@ -76,6 +76,7 @@ def _archive(
         transport_options={
             "client": client,
             "large_body_bytes": large_body_bytes,
+            "refetch_within": 60.0,  # fetched again however slowly a loaded machine answers (see the last test)
             "read_timeout": 2.0,
             **transport_options,
         },
@@ -195,3 +196,29 @@ async def test_a_large_body_that_stalls_or_drips_is_given_up_in_time(
     assert took < 10, f"{took:.1f} s: the {fault} was waited out instead of given up"
     assert not key_path(mirror, victim.key).exists() and not key_path(mirror, victim.checksum_key).exists()
     assert_mirrored(large_tree, mirror, files[1:])
+
+
+@pytest.mark.parametrize(("client", "pumped"), [("pyreqwest", True), ("aiohttp", False)])
+async def test_a_far_servers_large_bodies_are_read_from_their_first_answers(
+    large_tree: Path, mirror: Path, client: str, pumped: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answers slower than ``refetch_within``: no GET is sent twice; pyreqwest's bodies are still read in the worker
+    thread (on its own loop), aiohttp's in batches from the engine's loop."""
+    caplog.set_level(logging.DEBUG, logger="binance_archive")
+    async with FakeArchiveServer(large_tree, faults=Faults(latency=0.1)) as server:
+        archive = Archive(
+            mirror,
+            base_url=server.base_url,
+            transport_options={"client": client, "large_body_bytes": 1024 * 1024, "refetch_within": 0.05},
+            retry=FAST_RETRY,
+            entry_points=False,
+        )
+        report = await archive.download(LARGE, today=TODAY)
+        by_key = dict(server.stats.by_key)
+    files = planned(LARGE)
+    assert report.downloaded == len(files) and not report.failures
+    assert_mirrored(large_tree, mirror, files)
+    assert by_key == {**{f.key: 1 for f in files}, **{f.checksum_key: 1 for f in files}}
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any(REFETCH_LOG in m for m in messages)
+    assert sum(PUMP_LOG in m for m in messages) == (len(files) if pumped else 0)

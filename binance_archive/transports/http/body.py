@@ -38,6 +38,7 @@ class BodySettings:
         "large_body_bytes",
         "min_speed",
         "read_timeout",
+        "refetch_within",
         "user_agent",
         "verify_ssl",
     )
@@ -52,6 +53,7 @@ class BodySettings:
         verify_ssl: bool,
         user_agent: str,
         ca_pem: str | None = None,
+        refetch_within: float = 0.02,
     ) -> None:
         self.min_speed = min_speed
         self.read_timeout = read_timeout  # also the speed guard's window
@@ -60,6 +62,7 @@ class BodySettings:
         self.verify_ssl = verify_ssl
         self.user_agent = user_agent
         self.ca_pem = ca_pem  # the ca_bundle option's certificates (PEM), trusted beside the default store
+        self.refetch_within = refetch_within  # seconds: a first answer slower than this is read, not fetched again
 
     def guard(self, url: str) -> SpeedGuard:
         return SpeedGuard(url, min_speed=self.min_speed, window=self.read_timeout)
@@ -127,6 +130,13 @@ class HttpBody(Body):
         self._released = False
         limit = settings.large_body_bytes
         self.blocking = bool(limit) and size is not None and size > limit
+
+    def answered_slowly(self) -> None:
+        """The first answer's head took longer than ``refetch_within``: the server is far, and a second GET would
+        cost more in round trips (a connection, a TLS handshake, a request) than the CPU its blocking read saves.
+        The body is then read from this answer (in a worker thread where the client allows it, else in batches
+        from the loop)."""
+        self.blocking = False
 
     def blocking_chunks(self) -> Iterator[bytes | memoryview]:
         from binance_archive.transports.http.blocking import BlockingGet  # http.client: ~10 ms to import

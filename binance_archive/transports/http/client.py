@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -74,6 +75,7 @@ class Request:
     async def __aenter__(self) -> Any:
         task = asyncio.current_task()
         requested = task.cancelling() if task is not None else 0
+        sent = time.monotonic()
         try:
             self._context = self._send()
             response = await self._context.__aenter__()
@@ -93,8 +95,10 @@ class Request:
             await context.__aexit__(None, None, None)
             raise status_error(status, self._url, self._what, retry_after)
         if self._body is not None:
-            self._made = self._wrap(response, self._body)
-            return self._made
+            made = self._made = self._wrap(response, self._body)
+            if made.blocking and time.monotonic() - sent > self._body.refetch_within:
+                made.answered_slowly()
+            return made
         return response
 
     async def __aexit__(

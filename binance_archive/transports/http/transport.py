@@ -85,10 +85,15 @@ class HttpTransport(Transport):
             ``native`` (HTTP/1.1 on asyncio's own connections, the least CPU per file; see :mod:`.native`),
             ``aiohttp``, or ``pyreqwest`` (Rust's reqwest, its work and TLS on a thread of its own;
             ``pip install 'binance-archive[fast]'``). All behave alike; docs/performance.md compares them.
-        large_body_bytes: a file whose response says it is larger than this (8 MiB by default) is fetched again
-            on a blocking connection of its own in a worker thread, when the storage can write from one (the
-            local file system): one more request, and a large body received for less CPU (see
-            docs/performance.md). 0 turns it off.
+        large_body_bytes: a file whose response says it is larger than this (8 MiB by default) is received in a
+            worker thread, when the storage can write from one (the local file system): over plain HTTP the native
+            client hands the connection's own socket to the thread; otherwise the GET is sent again on a blocking
+            connection of the thread's own, where ``refetch_within`` allows (one more request, and a large body
+            received for less CPU; see docs/performance.md). 0 turns it off.
+        refetch_within: seconds (0.02 by default) within which a large file's first answer must have come for its
+            GET to be sent again: from a server farther away, the round trips of a second GET (a connection, a TLS
+            handshake, a request) cost more than the CPU its blocking read saves, so the first answer is read.
+            0: never sent again.
     """
 
     name: ClassVar[str] = "http"
@@ -114,6 +119,7 @@ class HttpTransport(Transport):
         user_agent: str | None = None,
         client: str = "auto",
         large_body_bytes: int = 8 * 1024 * 1024,
+        refetch_within: float = 0.02,
     ) -> None:
         # Options win; the environment gives what they leave out (workers and containers set it once for all).
         self.base_url = _configured_url(base_url, BASE_URL_ENV, DEFAULT_BASE_URL, "base URL")
@@ -145,6 +151,7 @@ class HttpTransport(Transport):
             verify_ssl=flag(verify_ssl, "verify_ssl"),
             user_agent=user_agent or f"binance-archive/{__version__}",
             ca_pem=load_ca_bundle(ca_bundle, verify_ssl=verify_ssl),
+            refetch_within=non_negative(refetch_within, "refetch_within", "seconds"),
         )
         self._client: Client | None = None
         self._opened = False

@@ -243,13 +243,28 @@ class _NativeBody(HttpBody):
         self._exchange.finish()
         guard.finish(self.size)
 
+    @property
+    def _hands_over(self) -> bool:
+        """Whether the worker thread reads on from this connection's own socket: over plain HTTP, with a length."""
+        head = self._connection.response
+        return (
+            handover.POSSIBLE
+            and self._connection.origin[0] == "http"
+            and self.size is not None
+            and not (head is None or head.chunked)
+        )
+
+    def answered_slowly(self) -> None:
+        if not self._hands_over:  # handed over, the body costs no second round trip however far the server is
+            super().answered_slowly()
+
     def blocking_chunks(self) -> Iterator[bytes | memoryview]:
         """In the engine's worker thread: over plain HTTP, the rest of the body from this connection's own socket,
         handed over (see :mod:`.handover`); over TLS, or a body without a Content-Length, from a GET sent again."""
-        connection = self._connection
-        head = connection.response
-        if not handover.POSSIBLE or connection.origin[0] != "http" or self.size is None or head is None or head.chunked:
+        size = self.size
+        if size is None or not self._hands_over:
             return super().blocking_chunks()
+        connection = self._connection
         take: concurrent.futures.Future[tuple[socket.socket | None, list[bytes], int]] = concurrent.futures.Future()
         url, exchange = self._url, self._exchange
 
@@ -269,7 +284,7 @@ class _NativeBody(HttpBody):
         if self._released:  # released (the download cancelled) before this thread got here
             reader.interrupt()
         connection.loop.call_soon_threadsafe(detach)
-        return reader.chunks(self._settings.guard(url), self._settings.read_timeout, self.size)
+        return reader.chunks(self._settings.guard(url), self._settings.read_timeout, size)
 
 
 class _Request(Request):
