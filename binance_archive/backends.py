@@ -77,9 +77,10 @@ class Body(abc.ABC):
 
     blocking: bool = False
     """Whether :meth:`blocking_chunks` may be called instead of :meth:`chunks`, in a worker thread. The HTTP
-    transport says so of a large body: it then sends the GET again from that thread, on a blocking connection of
-    its own, which receives a large body for less CPU than an async client hands it over (see
-    docs/performance.md). The engine uses it only for a writer that :attr:`Writer.writes_in_thread`."""
+    transport says so of a large body: that thread then receives it with blocking reads, for less CPU than an async
+    client hands it over (see docs/performance.md), on the connection's own socket (the native client over plain
+    HTTP) or by the GET sent again on a blocking connection (a near server's). The engine uses it only for a
+    writer that :attr:`Writer.writes_in_thread`."""
 
     _own_loop: OwnLoop | None = None
 

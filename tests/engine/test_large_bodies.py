@@ -1,10 +1,10 @@
 """Large bodies: received, hashed and written in a worker thread when the client and the storage allow it.
 
-Three paths, which must store the same verified bytes and survive a body cut short, a corrupt body, a stall, a
+Four paths, which must store the same verified bytes and survive a body cut short, a corrupt body, a stall, a
 drip and a cancelled download without leaving anything under a final name:
 
 - ``blocking``: a body over the HTTP transport's ``large_body_bytes`` is fetched again on a blocking connection
-  in the worker thread (aiohttp, pyreqwest);
+  in the worker thread (aiohttp, pyreqwest), from a server that answered within ``refetch_within``;
 - ``handover``: the native client hands its own socket (plain HTTP) to the worker thread, which reads the rest;
 - ``thread-loop``: pyreqwest's bodies may be read on another thread's event loop, so the worker thread reads
   the first response there;
