@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """HTTP/1.1 against HTTP/2 for the HTTP transport's pyreqwest client, over the harness's nginx with HTTPS.
 
-    python benchmarks/http2.py --latencies 0,50,200 --runs 5
+    python benchmarks/http2.py --latencies 0,50,200 --runs 5 [--scheme https-far]
 
 A bare client, not the library: the small dataset's zips and sidecars (``--files``, default 400), ``--in-flight``
 files at once (default 80, the transport's default), zip and sidecar fetched together, SHA-256 of every body,
 nothing stored. pyreqwest as the transport builds it (HTTP/1.1) against the same with ``http2(True)``, each run a
-process of its own, the two alternated. Prints each run and the medians; see docs/performance.md.
+process of its own, the two alternated. ``--scheme https-far`` delays every TLS handshake as long as a request (a
+real link's round trip for each new connection). Prints each run and the medians; see docs/performance.md.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=400, help="zips of the small dataset (default 400)")
     parser.add_argument("--in-flight", type=int, default=80, help="files at once (default 80)")
     parser.add_argument("--cache", default="~/.cache/binance-archive-bench", help="the harness's cache")
+    parser.add_argument(
+        "--scheme", choices=("https", "https-far"), default="https", help="https-far: every handshake delayed too"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import datasets
@@ -103,7 +107,7 @@ def main() -> None:
         for latency in latencies:
             for rep in range(args.runs):
                 for http2 in (0, 1) if rep % 2 == 0 else (1, 0):
-                    argv = [sys.executable, __file__, "--child", site.base_url(latency, "https"), str(site.ca_file)]
+                    argv = [sys.executable, __file__, "--child", site.base_url(latency, args.scheme), str(site.ca_file)]
                     argv += [str(keyfile), str(http2), str(args.in_flight)]
                     done = subprocess.run(argv, capture_output=True, text=True, check=True)
                     run = json.loads(done.stdout.splitlines()[-1])

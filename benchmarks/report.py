@@ -36,7 +36,7 @@ VERIFIES = {
     "floor": "yes",
 }
 ORDER = CONTENDERS  # the tables list the contenders in the harness's order
-WORKLOAD_ORDER = ("small", "https", "https-h1", "disk", "slow-disk", "large", "scale", "resume")
+WORKLOAD_ORDER = ("small", "https", "https-h1", "https-far", "disk", "slow-disk", "large", "scale", "resume")
 SHORT = {
     "http": "binance_archive (HTTP)",
     "http-native": "binance_archive (HTTP, native)",
@@ -287,6 +287,7 @@ def markdown(results: dict[str, Any]) -> str:
         "small": "Small files",
         "https": "Small files over HTTPS (TLS 1.3, HTTP/2 offered by ALPN)",
         "https-h1": "Small files over HTTPS (TLS 1.3, HTTP/1.1 only)",
+        "https-far": "Small files over HTTPS far away (HTTP/2 offered; every TLS handshake delayed as a request is)",
         "disk": "Small files to this machine's disk (a fresh folder per run)",
         "slow-disk": "Small files to this machine's disk (one folder, the previous run's files deleted just before)",
         "large": "Large files",

@@ -57,6 +57,7 @@ WORKLOADS = {
     "small": Workload("small", "http", "fresh"),
     "https": Workload("small", "https", "fresh"),
     "https-h1": Workload("small", "https1", "fresh"),
+    "https-far": Workload("small", "https-far", "fresh"),
     "disk": Workload("small", "http", "disk"),
     "slow-disk": Workload("small", "http", "emptied"),
     "large": Workload("large", "http", "fresh"),
@@ -254,7 +255,7 @@ class Harness:
             "contender": contender,
             "rep": rep,
             "files": len(files),
-            "scheme": spec.scheme.rstrip("1"),
+            "scheme": "https" if spec.scheme.startswith("https") else "http",
             "where": spec.where,
             **result,
             "requests": requests,
@@ -587,7 +588,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workloads",
         default=",".join(DEFAULT_WORKLOADS),
         help=f"comma-separated subset of {','.join(WORKLOADS)} (default {','.join(DEFAULT_WORKLOADS)}; https-h1, "
-        "the HTTPS workload with HTTP/1.1 only, is left out unless named)",
+        "the HTTPS workload with HTTP/1.1 only, and https-far, with every TLS handshake delayed as long as a "
+        "request, are left out unless named)",
     )
     parser.add_argument(
         "--contenders",

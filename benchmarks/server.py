@@ -4,9 +4,11 @@ when nginx cannot be had, the project's own :class:`~binance_archive.testing.Fak
 Both serve one tree whose first level is the bucket (``TREE/BUCKET/data/...``) on one port per latency (none, or
 the injected one), path-style, so every object is reachable as ``http://127.0.0.1:PORT/data/KEY`` (the HTTP
 transport, curl, the sequential client) and as ``s3://BUCKET/data/KEY`` through
-``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). nginx also serves HTTPS, two more ports per latency, with a
+``--endpoint-url http://127.0.0.1:PORT`` (s5cmd). nginx also serves HTTPS, three more ports per latency, with a
 certificate for 127.0.0.1 signed by a CA made for the run (:func:`make_certificates`; every client is told to
-trust the CA): scheme ``https`` offers HTTP/2 by ALPN beside HTTP/1.1, ``https1`` HTTP/1.1 only. nginx answers
+trust the CA): scheme ``https`` offers HTTP/2 by ALPN beside HTTP/1.1, ``https1`` HTTP/1.1 only, and
+``https-far`` is ``https`` with every TLS handshake delayed by the latency too (a real link's round trip for each
+new connection, which the per-request delay leaves out; no session is resumed there). nginx answers
 the bucket's listing only as far as a run's symbol check asks it (the folders of folders); the fake server
 answers every listing. Each counts
 the requests it answered, by method, status and protocol, and the CPU time it spent, so every run can report
@@ -34,7 +36,7 @@ from xml.sax.saxutils import escape
 MODULE_DIRS = ("/usr/lib/nginx/modules", "/usr/share/nginx/modules")
 LUA_MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
 APT_PACKAGES = ("nginx-light", "libnginx-mod-http-lua")
-SCHEMES = ("http", "https", "https1")
+SCHEMES = ("http", "https", "https1", "https-far")
 """Plain HTTP; HTTPS offering HTTP/2 and HTTP/1.1 by ALPN; HTTPS offering HTTP/1.1 only (to compare the two)."""
 _TICKS = os.sysconf("SC_CLK_TCK")
 _S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -163,7 +165,7 @@ class NginxServer:
         return self.certificates["ca"]
 
     def _log(self, latency: float, scheme: str = "http") -> Path:
-        suffix = {"http": "", "https": "-tls", "https1": "-tls-h1"}[scheme]
+        suffix = {"http": "", "https": "-tls", "https1": "-tls-h1", "https-far": "-tls-far"}[scheme]
         return self.dir / f"access-{int(latency * 1000)}ms{suffix}.log"
 
     def config(self) -> str:
@@ -178,13 +180,23 @@ class NginxServer:
             delay = f"        access_by_lua_block {{ ngx.sleep({latency}) }}\n" if latency > 0 else ""
             # nginx 1.22 takes http2 on the listen line (1.25 moved it to "http2 on;"); ALPN then offers h2 and
             # http/1.1 and each client picks. Session tickets and a session cache, as a CDN's front would have.
-            http2 = " http2" if scheme == "https" else ""  # https1: the same TLS, ALPN offering HTTP/1.1 only
+            http2 = " http2" if scheme != "https1" else ""  # https1: the same TLS, ALPN offering HTTP/1.1 only
+            # https-far: each handshake waits the latency before the certificate goes out. The certificate's
+            # callback is the one that may sleep here (a yield in the ClientHello's fails the handshake with this
+            # nginx and OpenSSL), and a resumed session skips it: so sessions are not resumed there, and every
+            # new connection pays the delay (a TLS 1.3 resumption costs a round trip on a real link too).
+            hello = (
+                f"        ssl_certificate_by_lua_block {{ ngx.sleep({latency}) }}\n        ssl_session_tickets off;\n"
+                if scheme == "https-far" and latency > 0
+                else ""
+            )
             tls = (
                 f"        listen 127.0.0.1:{port} ssl{http2} backlog=4096;\n"
+                f"{hello}"
                 f"        ssl_certificate {self.certificates.get('cert')};\n"
                 f"        ssl_certificate_key {self.certificates.get('key')};\n"
                 "        ssl_protocols TLSv1.2 TLSv1.3;\n"
-                "        ssl_session_cache shared:bench:10m;\n"
+                f"        ssl_session_cache {'off' if hello else 'shared:bench:10m'};\n"
                 "        http2_max_concurrent_streams 256;\n"
                 if scheme != "http"
                 else f"        listen 127.0.0.1:{port} backlog=4096;\n"
@@ -302,7 +314,7 @@ class NginxServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def base_url(self, latency: float, scheme: str = "http") -> str:
-        return f"{scheme.rstrip('1')}://127.0.0.1:{self.ports[(latency, scheme)]}"
+        return f"{'https' if scheme.startswith('https') else 'http'}://127.0.0.1:{self.ports[(latency, scheme)]}"
 
     def _pids(self) -> list[int]:
         assert self.proc is not None

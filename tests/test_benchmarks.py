@@ -126,7 +126,7 @@ def test_the_harness_refuses_an_unknown_workload_naming_the_valid_ones(
     with pytest.raises(SystemExit):
         run.parse_args(["--workloads", "small,tiny"])
     err = capsys.readouterr().err
-    assert "'tiny'" in err and "small,https,https-h1,disk,slow-disk" in err
+    assert "'tiny'" in err and "small,https,https-h1,https-far,disk,slow-disk" in err
     args = run.parse_args(["--quick", "--workloads", "small"])
     assert args.latencies == [0.0, 0.05, 0.2]
 
@@ -241,5 +241,24 @@ def test_the_benchmark_nginx_answers_the_listing_of_folders_and_refuses_what_it_
         assert listed("") == ["data/"]
         assert (listings / f"{hashlib.md5(b'data/spot/daily/klines/BTCUSDT/1m/').hexdigest()}.files").exists()
         assert "location = /bucket" in nginx.config() and "NotImplemented" in nginx.config()
+    finally:
+        shutil.rmtree(nginx.dir, ignore_errors=True)
+
+
+def test_nginx_delays_every_handshake_of_the_far_https_ports_only(tmp_path: Path) -> None:
+    """``https-far``: each TLS handshake waits the latency (sessions not resumed, so none skips it); the other
+    ports delay requests only. Every port differs (nginx refuses a configuration listening twice on one)."""
+    import shutil
+
+    server = _bench("server")
+    nginx = server.NginxServer(tmp_path / "tree", "bucket", [0.0, 0.2], binary="true", modules=[])
+    try:
+        config = nginx.config()
+        assert config.count("ssl_certificate_by_lua_block { ngx.sleep(0.2) }") == 1
+        assert "ngx.sleep(0.0)" not in config  # no delay at all on the 0 ms ports, handshake or request
+        assert config.count("ssl_session_cache off;") == 1 and config.count("ssl_session_tickets off;") == 1
+        assert len(set(nginx.ports.values())) == len(nginx.ports) == 2 * len(server.SCHEMES)
+        assert nginx.base_url(0.2, "https-far").startswith("https://127.0.0.1:")
+        assert nginx.base_url(0.2, "https1").startswith("https://") and nginx.base_url(0.2).startswith("http://")
     finally:
         shutil.rmtree(nginx.dir, ignore_errors=True)
