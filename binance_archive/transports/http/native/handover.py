@@ -59,9 +59,10 @@ class HandedOver:
             raise RetryableError(f"the GET of {redact(self._url)} was stopped") from None
         except TimeoutError:
             if not self._take.cancel():  # handed over just now, after all: nobody will read that socket
-                late = self._take.result()[0]
-                if late is not None:
-                    late.close()
+                with contextlib.suppress(Exception):  # or the hand-over failed: nothing to close
+                    late = self._take.result()[0]
+                    if late is not None:
+                        late.close()
             raise RetryableError(
                 f"the event loop did not hand {redact(self._url)}'s connection over within {read_timeout:g} s"
             ) from None
