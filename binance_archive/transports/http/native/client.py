@@ -89,11 +89,8 @@ class NativeClient:
         else:
             self._idle.setdefault(connection.origin, []).append(connection)
 
-    async def _connection(self, origin: Origin, url: str) -> tuple[Connection, bool]:
-        """A connection to ``origin``: an idle one (and True), or a new one."""
-        idle = self._idle.get(origin)
-        if idle:
-            return idle.pop(), True
+    async def _new_connection(self, origin: Origin, url: str) -> Connection:
+        """A new connection to ``origin`` (the caller found no idle one)."""
         if len(self._open) >= self._limit:  # room for the new one: an idle connection to another origin goes
             for connections in self._idle.values():
                 if connections:
@@ -123,7 +120,7 @@ class NativeClient:
         if self._closed:
             connection.close()
             raise errors.request_failed(url, "the client was closed")
-        return connection, False
+        return connection
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -150,7 +147,7 @@ class NativeClient:
             if idle:  # the usual case, without a coroutine: a kept-alive connection
                 connection, reused = idle.pop(), True
             else:
-                connection, reused = await self._connection(target.origin, url)
+                connection, reused = await self._new_connection(target.origin, url), False
             try:
                 connection.send(target.request)
                 return connection, await connection.head(self._settings.read_timeout)
