@@ -21,11 +21,8 @@ timeouts, speed guard and errors.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +37,7 @@ from binance_archive.transports.http.errors import (
     timed_out,
     tls_error,
 )
+from binance_archive.transports.http.stoppable import StoppableSocket
 from binance_archive.transports.http.tls import ssl_context
 
 if TYPE_CHECKING:
@@ -62,9 +60,7 @@ class BlockingGet:
     def __init__(self, url: str, settings: BodySettings) -> None:
         self._url = url
         self._settings = settings
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._interrupted = False
+        self._stop = StoppableSocket()
 
     def chunks(self, guard: SpeedGuard) -> Iterator[memoryview]:
         """The body's bytes, up to a megabyte at a time, each counted by ``guard`` (which gives up a body that
@@ -75,14 +71,7 @@ class BlockingGet:
 
     def interrupt(self) -> None:
         """Stop the GET from another thread: a read under way fails at once, and none starts after."""
-        with self._lock:
-            self._interrupted = True
-            sock = self._socket
-        if sock is not None:
-            # socket.socket's shutdown even for a TLS socket: SSLSocket.shutdown would drop the TLS state that
-            # the reading thread is using. The reader closes the connection itself.
-            with contextlib.suppress(OSError):  # not connected any more
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        self._stop.stop()
 
     def _body(
         self,
@@ -102,7 +91,7 @@ class BlockingGet:
                     break
                 guard.count(count)
                 yield buffer[:count]
-            if self._interrupted:
+            if self._stop.stopped:
                 raise RetryableError(f"the GET of {redact(self._url)} was stopped after {guard.received} bytes")
             guard.finish(length)
         finally:
@@ -144,8 +133,7 @@ class BlockingGet:
         raise TransportError(f"{redact(self._url)} redirected more than {_MAX_REDIRECTS} times")
 
     def _close(self, connection: http.client.HTTPConnection) -> None:
-        with self._lock:
-            self._socket = None
+        self._stop.let_go()
         connection.close()
 
     def _headers(self, url: str) -> list[tuple[str, str]]:
@@ -172,11 +160,7 @@ class BlockingGet:
             raise self._error(exc, url, body=False, received=0) from None
         assert connection.sock is not None
         connection.sock.settimeout(settings.read_timeout)
-        with self._lock:
-            interrupted = self._interrupted
-            if not interrupted:
-                self._socket = connection.sock
-        if interrupted:
+        if not self._stop.hold(connection.sock):
             connection.close()
             raise RetryableError(f"the GET of {redact(url)} was stopped")
         return connection
@@ -185,7 +169,7 @@ class BlockingGet:
         """The library's error for a failure of the socket or of http.client (anything else as it is)."""
         if isinstance(exc, RetryableError | TransportError):
             return exc
-        if self._interrupted and isinstance(exc, OSError | http.client.HTTPException | ValueError):
+        if self._stop.stopped and isinstance(exc, OSError | http.client.HTTPException | ValueError):
             return RetryableError(f"the GET of {redact(url)} was stopped after {received} bytes")
         if isinstance(exc, TimeoutError):
             return timed_out(url, received=received) if body else timed_out(url)

@@ -12,13 +12,17 @@ from binance_archive.backends import Body
 from binance_archive.common.urls import redact
 from binance_archive.errors import RetryableError, VerificationError
 
-__all__ = ["WHOLE_UP_TO", "BodySettings", "HttpBody", "SpeedGuard", "check_small"]
+__all__ = ["REFETCH_WITHIN", "WHOLE_UP_TO", "BodySettings", "HttpBody", "SpeedGuard", "check_small"]
 
 log = logging.getLogger(__name__)
 
 WHOLE_UP_TO = 1024 * 1024
 """A body of known length up to this size may be read whole, in one go (the engine hashes it on the event loop
 anyway, and holds it whole until its commit); within the time :func:`~.client.read_whole` allows."""
+
+REFETCH_WITHIN = 0.02
+"""The transport's default ``refetch_within``: seconds within which a large body's first answer must have come for
+its GET to be sent again (a server on the same machine, network or region; see :meth:`HttpBody.answered_slowly`)."""
 
 
 class _Interruptible(Protocol):
@@ -53,7 +57,7 @@ class BodySettings:
         verify_ssl: bool,
         user_agent: str,
         ca_pem: str | None = None,
-        refetch_within: float = 0.02,
+        refetch_within: float = REFETCH_WITHIN,
     ) -> None:
         self.min_speed = min_speed
         self.read_timeout = read_timeout  # also the speed guard's window
@@ -143,10 +147,15 @@ class HttpBody(Body):
 
         log.debug("%s: fetched again on a blocking connection", redact(self._url))
         get = BlockingGet(self._url, self._settings)
-        self._blocking_get = get
-        if self._released:  # released (the download cancelled) before this thread got here
-            get.interrupt()
+        self._read_in_thread_by(get)
         return get.chunks(self._settings.guard(self._url))
+
+    def _read_in_thread_by(self, reader: _Interruptible) -> None:
+        """``reader`` reads this body in the worker thread: :meth:`release` stops it, at once where the request was
+        released (the download cancelled) before this thread got here."""
+        self._blocking_get = reader
+        if self._released:
+            reader.interrupt()
 
     def stop_reading(self) -> None:
         self.release()

@@ -97,7 +97,7 @@ class _ReqwestBody(HttpBody):
     async def chunks(self) -> AsyncIterator[bytes]:
         reader = self._response.body_reader
         if self.size is not None and self.size <= WHOLE_UP_TO and self._owner.whole_reads:
-            yield await self._whole(reader, self.size, self._owner)
+            yield await self._whole(reader, self.size)
             return
         guard = self._settings.guard(self._url)
         while True:
@@ -112,13 +112,13 @@ class _ReqwestBody(HttpBody):
             yield data
         guard.finish(self.size)
 
-    async def _whole(self, reader: Any, size: int, owner: ReqwestClient) -> bytes:
+    async def _whole(self, reader: Any, size: int) -> bytes:
         """A small body of known length in one read: pyreqwest hands each chunk from its thread to the event loop,
         and a 60 KB zip came in 4 chunks at 50 ms (a wake-up of the loop each); in one read it is one.
 
         One read shows no progress until it ends, so the speed guard, which gives up a body that drips after one
         read timeout, cannot watch it. So the first body not whole within a read timeout turns these reads off for
-        the rest of the run (``owner.whole_reads``): later bodies are read chunk by chunk under the guard. That
+        the rest of the run (the client's ``whole_reads``): later bodies are read chunk by chunk under the guard. That
         body itself must be whole within the time :func:`~.client.read_whole` gives a sidecar (the read timeout
         plus its size at ``min_speed``), else it is given up as one that drips.
         """
@@ -130,7 +130,7 @@ class _ReqwestBody(HttpBody):
         settings = self._settings
         watch = None
         if settings.min_speed:
-            watch = asyncio.get_running_loop().call_later(settings.read_timeout, _slow_link, owner, self._url)
+            watch = asyncio.get_running_loop().call_later(settings.read_timeout, _slow_link, self._owner, self._url)
         try:
             return await read_whole(self._url, size, size, whole, None, settings)
         except BaseException as exc:  # pyreqwest's errors translated (too slow, or short: the library's already)

@@ -21,7 +21,7 @@ from binance_archive.core.files import url_for_key
 from binance_archive.core.listing import ListingPage
 from binance_archive.errors import ConfigurationError, TransportError
 from binance_archive.hookspecs import hookimpl
-from binance_archive.transports.http.body import BodySettings, HttpBody
+from binance_archive.transports.http.body import REFETCH_WITHIN, BodySettings, HttpBody
 from binance_archive.transports.http.client import Client
 from binance_archive.transports.http.listing import MAX_LISTING_BYTES, listing_pages
 from binance_archive.transports.http.tls import load_ca_bundle
@@ -119,7 +119,7 @@ class HttpTransport(Transport):
         user_agent: str | None = None,
         client: str = "auto",
         large_body_bytes: int = 8 * 1024 * 1024,
-        refetch_within: float = 0.02,
+        refetch_within: float = REFETCH_WITHIN,
     ) -> None:
         # Options win; the environment gives what they leave out (workers and containers set it once for all).
         self.base_url = _configured_url(base_url, BASE_URL_ENV, DEFAULT_BASE_URL, "base URL")

@@ -277,9 +277,7 @@ class _NativeBody(HttpBody):
 
         log.debug("%s: read on from the connection's own socket in a worker thread", redact(url))
         reader = handover.HandedOver(url, take)
-        self._blocking_get = reader
-        if self._released:  # released (the download cancelled) before this thread got here
-            reader.interrupt()
+        self._read_in_thread_by(reader)
         connection.loop.call_soon_threadsafe(detach)
         return reader.chunks(self._settings.guard(url), self._settings.read_timeout, size)
 

@@ -15,13 +15,13 @@ import concurrent.futures
 import contextlib
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from binance_archive.common.urls import redact
 from binance_archive.errors import RetryableError
 from binance_archive.transports.http.errors import broke_off, reason, timed_out
+from binance_archive.transports.http.stoppable import StoppableSocket
 
 if TYPE_CHECKING:
     from binance_archive.transports.http.body import SpeedGuard
@@ -44,9 +44,7 @@ class HandedOver:
     def __init__(self, url: str, take: concurrent.futures.Future[tuple[socket.socket | None, list[bytes], int]]):
         self._url = url
         self._take = take
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._interrupted = False
+        self._stop = StoppableSocket()
 
     def chunks(self, guard: SpeedGuard, read_timeout: float, size: int) -> Iterator[bytes | memoryview]:
         """The body's ``size`` bytes, those received on the loop first, then up to a megabyte a ``recv``; each
@@ -66,18 +64,16 @@ class HandedOver:
             raise RetryableError(
                 f"the event loop did not hand {redact(self._url)}'s connection over within {read_timeout:g} s"
             ) from None
-        with self._lock:
-            if sock is not None and self._interrupted:
-                sock.close()
-                sock = None
-            self._socket = sock
+        if sock is not None and not self._stop.hold(sock):  # stopped meanwhile: nothing more is read
+            sock.close()
+            sock = None
         try:
             for piece in received:
                 guard.count(len(piece))
                 yield piece
             if sock is not None and left:
                 yield from self._rest(sock, left, guard, read_timeout)
-            if self._interrupted and guard.received < size:
+            if self._stop.stopped and guard.received < size:
                 raise RetryableError(f"the GET of {redact(self._url)} was stopped after {guard.received} bytes")
             guard.finish(size)  # a body the server ended early: truncated, and retried
         finally:
@@ -93,7 +89,7 @@ class HandedOver:
             except TimeoutError:
                 raise timed_out(self._url, received=guard.received) from None
             except OSError as exc:
-                if self._interrupted:
+                if self._stop.stopped:
                     return
                 raise broke_off(self._url, reason(exc), received=guard.received) from None
             if not count:
@@ -104,16 +100,10 @@ class HandedOver:
 
     def interrupt(self) -> None:
         """Stop the read from another thread."""
-        with self._lock:
-            self._interrupted = True
-            sock = self._socket
+        self._stop.stop()
         self._take.cancel()  # a hand-over the loop has not begun is not made (the request's exit closes the socket)
-        if sock is not None:
-            with contextlib.suppress(OSError):  # not connected any more
-                sock.shutdown(socket.SHUT_RDWR)
 
     def _close(self) -> None:
-        with self._lock:
-            sock, self._socket = self._socket, None
+        sock = self._stop.let_go()
         if sock is not None:
             sock.close()
